@@ -1,0 +1,5 @@
+//! Command-line definitions and dispatch.
+
+pub fn main() -> i32 {
+    0
+}

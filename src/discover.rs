@@ -1,0 +1,193 @@
+//! Discovery: test roots (directories or single files) become test cases.
+//! Every executable regular file is a test; hidden entries are skipped;
+//! directories are walked in sorted order so the plan is stable.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// One test: an executable file found under a root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestCase {
+    /// Path relative to the root it was found under, `/`-separated
+    /// (invalid UTF-8 shown with replacement characters).
+    pub name: String,
+    /// The directory part of the name, or the root's own name for
+    /// top-level files.
+    pub suite: String,
+    /// Absolute path of the executable.
+    pub path: PathBuf,
+    /// Absolute path of the directory holding it: its working directory.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("test path {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("test path {0} is neither a directory nor an executable file")]
+    NotATest(PathBuf),
+}
+
+/// Discovers the tests under each root, in root order then sorted path order.
+pub fn discover(roots: &[PathBuf]) -> Result<Vec<TestCase>, DiscoverError> {
+    let mut tests = Vec::new();
+    for root in roots {
+        let absolute = absolute(root)?;
+        let meta = fs::metadata(&absolute).map_err(|source| DiscoverError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let root_name = display_name(&absolute);
+            walk(&absolute, &absolute, &root_name, &mut tests)?;
+        } else if is_executable_file(&meta) {
+            let dir = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
+            tests.push(TestCase {
+                name: display_name(&absolute),
+                suite: display_name(&dir),
+                path: absolute.clone(),
+                dir,
+            });
+        } else {
+            return Err(DiscoverError::NotATest(root.clone()));
+        }
+    }
+    Ok(tests)
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    root_name: &str,
+    tests: &mut Vec<TestCase>,
+) -> Result<(), DiscoverError> {
+    let io_error = |source| DiscoverError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(io_error)?
+        .collect::<Result<_, _>>()
+        .map_err(io_error)?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(io_error)?;
+        if file_type.is_dir() {
+            walk(root, &path, root_name, tests)?;
+            continue;
+        }
+        // Symlinks to executables count; symlinked directories are not
+        // followed (no loops, no escaping the root).
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if !is_executable_file(&meta) {
+            continue;
+        }
+        let relative = path.strip_prefix(root).expect("walked under root");
+        let name = relative_name(relative);
+        let suite = match relative.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => relative_name(parent),
+            _ => root_name.to_string(),
+        };
+        tests.push(TestCase {
+            name,
+            suite,
+            path: path.clone(),
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+fn is_executable_file(meta: &fs::Metadata) -> bool {
+    meta.is_file() && meta.permissions().mode() & 0o111 != 0
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, DiscoverError> {
+    std::path::absolute(path).map_err(|source| DiscoverError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `a/b/c` from a relative path, whatever the platform separator.
+fn relative_name(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn touch(path: &Path, mode: u32) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn finds_executables_sorted_and_skips_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tests");
+        touch(&root.join("b.sh"), 0o755);
+        touch(&root.join("a.sh"), 0o755);
+        touch(&root.join("data.txt"), 0o644);
+        touch(&root.join(".hidden.sh"), 0o755);
+        touch(&root.join(".git/hook.sh"), 0o755);
+        touch(&root.join("net/echo.sh"), 0o700);
+        touch(&root.join("net/deep/x"), 0o755);
+
+        let tests = discover(std::slice::from_ref(&root)).unwrap();
+        let names: Vec<_> = tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a.sh", "b.sh", "net/deep/x", "net/echo.sh"]);
+        let suites: Vec<_> = tests.iter().map(|t| t.suite.as_str()).collect();
+        assert_eq!(suites, ["tests", "tests", "net/deep", "net"]);
+        assert_eq!(tests[3].dir, root.join("net"));
+        assert_eq!(tests[3].path, root.join("net/echo.sh"));
+    }
+
+    #[test]
+    fn a_single_file_is_one_test() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("suite/one.sh");
+        touch(&file, 0o755);
+        let tests = discover(std::slice::from_ref(&file)).unwrap();
+        assert_eq!(tests.len(), 1);
+        assert_eq!(tests[0].name, "one.sh");
+        assert_eq!(tests[0].suite, "suite");
+    }
+
+    #[test]
+    fn missing_or_non_executable_roots_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = discover(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        let data = dir.path().join("data.txt");
+        touch(&data, 0o644);
+        assert!(matches!(
+            discover(&[data]).unwrap_err(),
+            DiscoverError::NotATest(_)
+        ));
+    }
+}

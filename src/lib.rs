@@ -1,0 +1,24 @@
+//! isotest: an integration-test runner that gives every test its own
+//! throwaway Linux container.
+//!
+//! The flow, one way, plain data at every step:
+//!
+//! ```text
+//! argv ──► cli ──► discover ──► select ──► plan (Vec<TestCase>)
+//!                                              │
+//!          report ◄── events ◄── run (scheduler, N job slots)
+//!  (terminal, junit)                           │ one job per test
+//!                                              ▼
+//!                        sandbox: SandboxSpec ──► Outcome
+//! ```
+//!
+//! `sandbox` is the container engine and knows nothing about tests or
+//! reports; every `unsafe` block and raw syscall of the crate lives there.
+
+pub mod cli;
+pub mod discover;
+pub mod duration;
+pub mod report;
+pub mod run;
+pub mod sandbox;
+pub mod select;

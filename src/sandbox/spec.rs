@@ -1,0 +1,101 @@
+//! What the sandbox is asked to run (`SandboxSpec`) and what it says happened
+//! (`Outcome`). Both cross a pipe between the runner and the single-threaded
+//! helper process as JSON, so paths and arguments are raw bytes: test names
+//! and arguments need not be UTF-8.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use super::capture::CapturedOutput;
+
+/// Everything needed to run one command in one fresh container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// The command; `argv[0]` is a path, or a name searched in the
+    /// container's `PATH` when it has no `/`.
+    pub argv: Vec<Vec<u8>>,
+    /// The complete environment of the command (nothing is inherited).
+    pub env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Working directory inside the container.
+    pub cwd: Vec<u8>,
+    pub hostname: String,
+    /// Host directories made visible read-only at the same path even where
+    /// the container mounts something fresh over them (e.g. a test under /tmp).
+    pub visible_host_dirs: Vec<Vec<u8>>,
+    /// After this long the command gets SIGTERM; `None` waits for ever.
+    pub timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL when the container is stopped.
+    pub grace: Duration,
+}
+
+/// How a sandboxed command ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ending {
+    /// The command exited with this code.
+    Exited(i32),
+    /// The command was killed by a signal the sandbox did not send.
+    Signaled(i32),
+    /// The timeout expired and the sandbox stopped the command.
+    TimedOut,
+    /// The runner asked the sandbox to stop (e.g. Ctrl-C).
+    Stopped,
+    /// The container could not be set up, or the command not started.
+    SetupFailed(SetupFailure),
+}
+
+/// A setup step that failed, with the errno when it came from a syscall.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupFailure {
+    /// The step, with the path it worked on: `mount overlay at /…/root`.
+    pub step: String,
+    /// errno name and text, e.g. `EPERM: Operation not permitted`.
+    pub cause: String,
+    /// A hint on what to do, when we know one.
+    pub hint: Option<String>,
+    /// True when the host itself cannot create containers (not the test's
+    /// fault): no permission for namespaces or mounts.
+    pub host_unsupported: bool,
+}
+
+impl std::fmt::Display for SetupFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.cause)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Resource usage from `wait4` on the container's init, which reaps every
+/// process of the container: totals for the whole container.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rusage {
+    pub user_usec: u64,
+    pub system_usec: u64,
+    /// Largest resident set of any single process, in bytes.
+    pub max_rss_bytes: u64,
+}
+
+/// What the helper reports back for one container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub ending: Ending,
+    /// From the command's start to its end (or to the kill).
+    pub wall: Duration,
+    /// Processes still alive in the container when the command ended; they
+    /// were killed with the PID namespace.
+    pub leaked_processes: u32,
+    pub rusage: Option<Rusage>,
+}
+
+/// A finished container run: the helper's report plus captured output.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub ending: Ending,
+    pub wall: Duration,
+    pub leaked_processes: u32,
+    pub rusage: Option<Rusage>,
+    pub stdout: CapturedOutput,
+    pub stderr: CapturedOutput,
+}
