@@ -4,6 +4,9 @@
 pub mod junit;
 pub mod terminal;
 
+pub use junit::JunitReporter;
+pub use terminal::TerminalReporter;
+
 use crate::run::Event;
 
 /// A consumer of run events.

@@ -1,0 +1,392 @@
+//! The terminal reporter: one nextest-like line per finished test, then the
+//! captured output of the tests that did not pass and a summary.
+
+use std::ffi::OsStr;
+use std::io::Write;
+
+use super::{ReportError, Reporter};
+use crate::duration::format_seconds;
+use crate::run::{Event, RunSummary, Status, TestResult};
+
+const GREEN: &str = "\x1b[32m";
+const BOLD_RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[33m";
+const RESET: &str = "\x1b[0m";
+
+/// Writes progress and results for people, coloured or not.
+pub struct TerminalReporter {
+    writer: Box<dyn Write + Send>,
+    color: bool,
+}
+
+/// Whether to colour output: only on a terminal, and never when `NO_COLOR`
+/// is set to a non-empty value (<https://no-color.org>).
+pub fn color_wanted(is_tty: bool) -> bool {
+    color_allowed(is_tty, std::env::var_os("NO_COLOR").as_deref())
+}
+
+fn color_allowed(is_tty: bool, no_color: Option<&OsStr>) -> bool {
+    match no_color {
+        Some(value) if !value.is_empty() => false,
+        _ => is_tty,
+    }
+}
+
+impl TerminalReporter {
+    pub fn new(writer: Box<dyn Write + Send>, color: bool) -> Self {
+        TerminalReporter { writer, color }
+    }
+
+    /// `    FAIL [   0.210s] db/migrate.sh (exit 1)`
+    fn status_line(&self, result: &TestResult) -> String {
+        let status = result.status;
+        let color = match status {
+            Status::Pass => GREEN,
+            Status::NotRun => YELLOW,
+            Status::Fail | Status::Signal | Status::Timeout | Status::Error => BOLD_RED,
+        };
+        let label = self.paint(&format!("{:>8}", status.label()), color);
+        let mut line = format!(
+            "{label} [{:>9}] {}",
+            format_seconds(result.duration),
+            result.test.name
+        );
+        let leaked = match result.leaked_processes {
+            0 => None,
+            1 => Some("1 leaked process".to_string()),
+            n => Some(format!("{n} leaked processes")),
+        };
+        let details: Vec<&str> = result
+            .message
+            .as_deref()
+            .into_iter()
+            .chain(leaked.as_deref())
+            .collect();
+        if !details.is_empty() {
+            line.push_str(&format!(" ({})", details.join(", ")));
+        }
+        line.push('\n');
+        line
+    }
+
+    fn paint(&self, text: &str, color: &str) -> String {
+        if self.color {
+            format!("{color}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn run_finished(&self, summary: &RunSummary) -> String {
+        let attention: Vec<&TestResult> = summary
+            .results
+            .iter()
+            .filter(|r| needs_attention(r.status))
+            .collect();
+        let mut out = String::new();
+        for result in &attention {
+            for (stream, captured) in [("STDOUT", &result.stdout), ("STDERR", &result.stderr)] {
+                if captured.is_empty() {
+                    continue;
+                }
+                out.push_str(&format!("--- {stream}: {} ---\n", result.test.name));
+                out.push_str(&captured.to_string_lossy());
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
+        out.push_str("------------\n");
+        out.push_str(&summary_line(summary));
+        for result in &attention {
+            out.push_str(&self.status_line(result));
+        }
+        out
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), ReportError> {
+        self.writer
+            .write_all(text.as_bytes())
+            .and_then(|()| self.writer.flush())
+            .map_err(|source| ReportError::Write {
+                path: "<terminal>".to_string(),
+                source,
+            })
+    }
+}
+
+impl Reporter for TerminalReporter {
+    fn handle(&mut self, event: &Event) -> Result<(), ReportError> {
+        let text = match event {
+            Event::RunStarted {
+                test_count, jobs, ..
+            } => format!(
+                "    Starting {} (jobs: {jobs})\n",
+                plural(*test_count, "test")
+            ),
+            Event::TestStarted { .. } => return Ok(()),
+            Event::TestFinished(result) => self.status_line(result),
+            Event::RunFinished(summary) => self.run_finished(summary),
+        };
+        self.write(&text)
+    }
+}
+
+/// Tests whose output and status are repeated at the end. Tests that never
+/// ran are left out: after Ctrl-C they could be most of the plan.
+fn needs_attention(status: Status) -> bool {
+    !matches!(status, Status::Pass | Status::NotRun)
+}
+
+/// `     Summary [   1.234s] 12 tests run: 10 passed, 1 failed, 1 timed out`
+fn summary_line(summary: &RunSummary) -> String {
+    let counts: Vec<String> = Status::ALL
+        .into_iter()
+        .filter_map(|status| match summary.count(status) {
+            0 => None,
+            n => Some(format!("{n} {}", count_word(status))),
+        })
+        .collect();
+    let mut line = format!(
+        "     Summary [{:>9}] {} run",
+        format_seconds(summary.duration),
+        plural(summary.results.len(), "test")
+    );
+    if !counts.is_empty() {
+        line.push_str(&format!(": {}", counts.join(", ")));
+    }
+    if summary.interrupted {
+        line.push_str(" (interrupted)");
+    }
+    line.push('\n');
+    line
+}
+
+fn count_word(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "passed",
+        Status::Fail => "failed",
+        Status::Signal => "signalled",
+        Status::Timeout => "timed out",
+        Status::Error => "errored",
+        Status::NotRun => "not run",
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::TestCase;
+    use crate::sandbox::CapturedOutput;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime};
+
+    #[derive(Clone, Default)]
+    struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for SharedBuffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl SharedBuffer {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn result(name: &str, status: Status, millis: u64, message: Option<&str>) -> TestResult {
+        TestResult {
+            test: TestCase {
+                name: name.to_string(),
+                suite: "suite".to_string(),
+                path: format!("/t/{name}").into(),
+                dir: "/t".into(),
+            },
+            status,
+            exit_code: None,
+            signal: None,
+            message: message.map(str::to_string),
+            setup_failure: None,
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(millis),
+            leaked_processes: 0,
+            rusage: None,
+            stdout: CapturedOutput::default(),
+            stderr: CapturedOutput::default(),
+        }
+    }
+
+    fn output(text: &[u8]) -> CapturedOutput {
+        CapturedOutput {
+            head: text.to_vec(),
+            ..CapturedOutput::default()
+        }
+    }
+
+    fn render(events: &[Event], color: bool) -> String {
+        let buffer = SharedBuffer::default();
+        let mut reporter = TerminalReporter::new(Box::new(buffer.clone()), color);
+        for event in events {
+            reporter.handle(event).unwrap();
+        }
+        buffer.text()
+    }
+
+    fn finished(result: TestResult) -> Event {
+        Event::TestFinished(Box::new(result))
+    }
+
+    #[test]
+    fn one_line_per_finished_test() {
+        let mut leaky = result("leaky.sh", Status::Pass, 1, None);
+        leaky.leaked_processes = 2;
+        let mut leaky_fail = result("db/migrate.sh", Status::Fail, 210, Some("exit 1"));
+        leaky_fail.leaked_processes = 1;
+        let events = [
+            Event::RunStarted {
+                test_count: 12,
+                jobs: 2,
+                started_at: SystemTime::UNIX_EPOCH,
+            },
+            Event::TestStarted {
+                name: "net/echo.sh".to_string(),
+            },
+            finished(result("net/echo.sh", Status::Pass, 12, None)),
+            finished(leaky),
+            finished(leaky_fail),
+            finished(result("crash.sh", Status::Signal, 50, Some("SIGSEGV"))),
+            finished(result(
+                "slow.sh",
+                Status::Timeout,
+                5001,
+                Some("timed out after 5.000s"),
+            )),
+            finished(result("x.sh", Status::Error, 3, Some("mount proc: EPERM"))),
+            finished(result("later.sh", Status::NotRun, 0, None)),
+        ];
+        assert_eq!(
+            render(&events, false),
+            "    Starting 12 tests (jobs: 2)\n\
+             \x20   PASS [   0.012s] net/echo.sh\n\
+             \x20   PASS [   0.001s] leaky.sh (2 leaked processes)\n\
+             \x20   FAIL [   0.210s] db/migrate.sh (exit 1, 1 leaked process)\n\
+             \x20 SIGNAL [   0.050s] crash.sh (SIGSEGV)\n\
+             \x20TIMEOUT [   5.001s] slow.sh (timed out after 5.000s)\n\
+             \x20  ERROR [   0.003s] x.sh (mount proc: EPERM)\n\
+             \x20NOT-RUN [   0.000s] later.sh\n"
+        );
+    }
+
+    #[test]
+    fn colours_only_the_status() {
+        let events = [
+            finished(result("ok.sh", Status::Pass, 1, None)),
+            finished(result("bad.sh", Status::Fail, 1, Some("exit 1"))),
+            finished(result("later.sh", Status::NotRun, 0, None)),
+        ];
+        assert_eq!(
+            render(&events, true),
+            "\x1b[32m    PASS\x1b[0m [   0.001s] ok.sh\n\
+             \x1b[1;31m    FAIL\x1b[0m [   0.001s] bad.sh (exit 1)\n\
+             \x1b[33m NOT-RUN\x1b[0m [   0.000s] later.sh\n"
+        );
+    }
+
+    #[test]
+    fn run_finished_shows_output_summary_and_failures() {
+        let mut failed = result("db/migrate.sh", Status::Fail, 210, Some("exit 1"));
+        failed.stdout = output(b"migrating\nbad \xff byte");
+        failed.stderr = output(b"error: no table\n");
+        let mut timed_out = result(
+            "slow.sh",
+            Status::Timeout,
+            5001,
+            Some("timed out after 5.000s"),
+        );
+        timed_out.stderr = output(b"still waiting\n");
+        let mut passed = result("ok.sh", Status::Pass, 12, None);
+        passed.stdout = output(b"not shown\n");
+        let mut not_run = result("later.sh", Status::NotRun, 0, None);
+        not_run.stdout = output(b"not shown either\n");
+        let summary = RunSummary {
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(1234),
+            results: vec![passed.clone(), failed, passed, timed_out, not_run],
+            interrupted: true,
+        };
+        assert_eq!(
+            render(&[Event::RunFinished(summary)], false),
+            "--- STDOUT: db/migrate.sh ---\n\
+             migrating\n\
+             bad \u{fffd} byte\n\
+             --- STDERR: db/migrate.sh ---\n\
+             error: no table\n\
+             --- STDERR: slow.sh ---\n\
+             still waiting\n\
+             ------------\n\
+             \x20    Summary [   1.234s] 5 tests run: 2 passed, 1 failed, 1 timed out, 1 not run (interrupted)\n\
+             \x20   FAIL [   0.210s] db/migrate.sh (exit 1)\n\
+             \x20TIMEOUT [   5.001s] slow.sh (timed out after 5.000s)\n"
+        );
+    }
+
+    #[test]
+    fn summary_of_a_clean_or_empty_run() {
+        let summary = |results| RunSummary {
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            results,
+            interrupted: false,
+        };
+        let one = summary(vec![result("ok.sh", Status::Pass, 1, None)]);
+        assert_eq!(
+            summary_line(&one),
+            "     Summary [   0.000s] 1 test run: 1 passed\n"
+        );
+        assert_eq!(
+            summary_line(&summary(Vec::new())),
+            "     Summary [   0.000s] 0 tests run\n"
+        );
+    }
+
+    #[test]
+    fn colour_needs_a_tty_and_no_no_color() {
+        assert!(color_allowed(true, None));
+        assert!(color_allowed(true, Some(OsStr::new(""))));
+        assert!(!color_allowed(true, Some(OsStr::new("1"))));
+        assert!(!color_allowed(false, None));
+    }
+
+    #[test]
+    fn write_errors_name_the_terminal() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut reporter = TerminalReporter::new(Box::new(Broken), false);
+        let event = finished(result("ok.sh", Status::Pass, 1, None));
+        let err = reporter.handle(&event).unwrap_err();
+        assert!(
+            err.to_string().starts_with("write report <terminal>: "),
+            "{err}"
+        );
+    }
+}

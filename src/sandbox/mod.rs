@@ -1,8 +1,24 @@
 //! The container engine. It knows nothing about tests, reports or the CLI:
-//! it takes a `SandboxSpec` and returns an `Outcome`.
+//! it takes a `SandboxSpec` and returns an `Outcome`. Every `unsafe` block
+//! and raw syscall of the crate lives here.
+//!
+//! - `spawn`: the runner's side (start the helper, capture output);
+//! - `supervisor`: the single-threaded helper (PID namespace, timeout);
+//! - `init`: PID 1 inside the container;
+//! - `rootfs`, `net`: what init sets up;
+//! - `mountinfo`, `capture`, `step`: parsing, bounded output, error naming.
 
 mod capture;
+mod init;
+pub mod mountinfo;
+mod net;
+mod rootfs;
+mod spawn;
 mod spec;
+mod step;
+mod supervisor;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
+pub use spawn::{run, OutputMode, StopRequest, HELPER_SUBCOMMAND};
 pub use spec::{Ending, Outcome, Report, Rusage, SandboxSpec, SetupFailure};
+pub use supervisor::helper_main;

@@ -19,6 +19,8 @@ pub struct SandboxSpec {
     /// Working directory inside the container.
     pub cwd: Vec<u8>,
     pub hostname: String,
+    /// Created as an empty directory before the command starts (its HOME).
+    pub home: Vec<u8>,
     /// Host directories made visible read-only at the same path even where
     /// the container mounts something fresh over them (e.g. a test under /tmp).
     pub visible_host_dirs: Vec<Vec<u8>>,

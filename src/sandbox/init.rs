@@ -1,0 +1,279 @@
+//! PID 1 of the container. It finishes the container's setup from inside
+//! (mount, network, UTS and IPC namespaces, root filesystem, hostname,
+//! loopback), starts the command, reaps every orphan, forwards SIGTERM,
+//! SIGINT and SIGHUP to the command's process group, and when the command
+//! exits reports how, counts what it left running, and exits itself, which
+//! kills the rest of the PID namespace.
+//!
+//! It runs in a forked child of the single-threaded helper, so allocating
+//! and everything else is allowed here.
+
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{chdir, execve, fork, pipe2, setsid, sethostname, ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+
+use super::spec::{SandboxSpec, SetupFailure};
+use super::step::{failure, Step};
+use super::{net, rootfs};
+
+/// Signals init handles through its signalfd; the helper blocks them before
+/// forking so none is lost in between.
+pub(super) fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(signal);
+    }
+    set
+}
+
+/// What init tells the helper, one JSON line per message.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) enum InitMessage {
+    /// The command has started; the timeout runs from here.
+    Started,
+    Finished {
+        exit: CommandExit,
+        wall_nanos: u64,
+        leaked_processes: u32,
+    },
+    SetupFailed(SetupFailure),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(super) enum CommandExit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// The body of PID 1; never returns.
+pub(super) fn run(spec: &SandboxSpec, report: OwnedFd, lifeline: OwnedFd) -> ! {
+    let mut report = File::from(report);
+    let code = match supervise_command(spec, &mut report, lifeline) {
+        Ok(code) => code,
+        Err(failure) => {
+            send(&mut report, &InitMessage::SetupFailed(failure));
+            1
+        }
+    };
+    // SAFETY: _exit skips atexit handlers and stdio flushing, which belong
+    // to the helper this process was forked from.
+    unsafe { libc::_exit(code) }
+}
+
+fn supervise_command(
+    spec: &SandboxSpec,
+    report: &mut File,
+    lifeline: OwnedFd,
+) -> Result<i32, SetupFailure> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set parent-death signal".into())?;
+    if helper_is_gone(&lifeline) {
+        // The helper died before the death signal was armed.
+        unsafe { libc::_exit(1) }
+    }
+    drop(lifeline);
+    unshare(
+        CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC,
+    )
+    .step(|| "unshare(CLONE_NEWNS|CLONE_NEWNET|CLONE_NEWUTS|CLONE_NEWIPC)".into())?;
+    rootfs::enter_new_root(spec)?;
+    sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
+    net::bring_up_loopback()?;
+
+    let signals = SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_CLOEXEC)
+        .step(|| "create signalfd".into())?;
+    let command = start_command(spec)?;
+    let started = Instant::now();
+    send(report, &InitMessage::Started);
+
+    let exit = wait_for_command(command, &signals)?;
+    let wall_nanos = started.elapsed().as_nanos() as u64;
+    reap_zombies(None);
+    let leaked_processes = count_other_processes();
+    send(
+        report,
+        &InitMessage::Finished {
+            exit,
+            wall_nanos,
+            leaked_processes,
+        },
+    );
+    Ok(match exit {
+        CommandExit::Code(code) => code,
+        CommandExit::Signal(signal) => 128 + signal,
+    })
+}
+
+/// True when the helper's end of the lifeline pipe is closed.
+fn helper_is_gone(lifeline: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(lifeline.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+fn send(report: &mut File, message: &InitMessage) {
+    let mut line = serde_json::to_vec(message).expect("init messages serialize");
+    line.push(b'\n');
+    // Nobody is left to tell if the helper is gone.
+    let _ = report.write_all(&line);
+}
+
+/// Forks the command. The child reports a failed chdir or exec through a
+/// close-on-exec pipe: EOF without data means exec succeeded.
+fn start_command(spec: &SandboxSpec) -> Result<Pid, SetupFailure> {
+    let (status_read, status_write) =
+        pipe2(nix::fcntl::OFlag::O_CLOEXEC).step(|| "create exec status pipe".into())?;
+    // SAFETY: init is single-threaded, so the child may do anything.
+    match unsafe { fork() }.step(|| "fork the test command".into())? {
+        ForkResult::Child => {
+            drop(status_read);
+            let (step, errno) = exec_command(spec);
+            let mut status = File::from(status_write);
+            let _ = status.write_all(&[step]);
+            let _ = status.write_all(&(errno as i32).to_ne_bytes());
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => {
+            drop(status_write);
+            let mut status = Vec::new();
+            File::from(status_read)
+                .read_to_end(&mut status)
+                .step(|| "read exec status".into())?;
+            if status.len() < 5 {
+                return Ok(child);
+            }
+            let _ = waitpid(child, None);
+            let errno = Errno::from_raw(i32::from_ne_bytes(status[1..5].try_into().unwrap()));
+            let what = match status[0] {
+                STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)),
+                _ => format!("exec {}", lossy(&spec.argv[0])),
+            };
+            Err(failure(what, errno))
+        }
+    }
+}
+
+const STEP_CHDIR: u8 = 0;
+const STEP_EXEC: u8 = 1;
+
+/// In the command's child: a new session, default signal handling, the
+/// working directory, then exec. Returns only on failure.
+fn exec_command(spec: &SandboxSpec) -> (u8, Errno) {
+    let _ = setsid();
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator() {
+        if signal != Signal::SIGKILL && signal != Signal::SIGSTOP {
+            // SAFETY: restoring default dispositions installs no handler.
+            let _ = unsafe { sigaction(signal, &default) };
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if let Err(errno) = chdir(OsStr::from_bytes(&spec.cwd)) {
+        return (STEP_CHDIR, errno);
+    }
+    let argv: Vec<CString> = spec.argv.iter().map(|a| cstring(a)).collect();
+    let env: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(key, value)| cstring(&[key.as_slice(), b"=", value.as_slice()].concat()))
+        .collect();
+    (STEP_EXEC, exec_searching_path(&argv, &env, spec))
+}
+
+/// execvpe: a program name without `/` is looked up in the command's PATH.
+fn exec_searching_path(argv: &[CString], env: &[CString], spec: &SandboxSpec) -> Errno {
+    let program = &spec.argv[0];
+    if program.contains(&b'/') {
+        return execve(&argv[0], argv, env).unwrap_err();
+    }
+    let path = spec
+        .env
+        .iter()
+        .find(|(key, _)| key == b"PATH")
+        .map(|(_, value)| value.as_slice())
+        .unwrap_or(b"/usr/bin:/bin");
+    let mut error = Errno::ENOENT;
+    for dir in path.split(|b| *b == b':').filter(|d| !d.is_empty()) {
+        let candidate = cstring(&[dir, b"/", program.as_slice()].concat());
+        match execve(&candidate, argv, env).unwrap_err() {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            other => error = other,
+        }
+    }
+    error
+}
+
+/// Reaps children and forwards termination signals until the command exits.
+fn wait_for_command(command: Pid, signals: &SignalFd) -> Result<CommandExit, SetupFailure> {
+    loop {
+        let Some(info) = signals.read_signal().step(|| "read signalfd".into())? else {
+            continue;
+        };
+        let signal = Signal::try_from(info.ssi_signo as i32).ok();
+        match signal {
+            Some(Signal::SIGCHLD) => {
+                if let Some(exit) = reap_zombies(Some(command)) {
+                    return Ok(exit);
+                }
+            }
+            Some(forwarded) => {
+                // The command leads its own process group (setsid).
+                let _ = kill(Pid::from_raw(-command.as_raw()), forwarded);
+            }
+            None => {}
+        }
+    }
+}
+
+/// Reaps every exited child; returns how `command` ended if it was among them.
+fn reap_zombies(command: Option<Pid>) -> Option<CommandExit> {
+    let mut command_exit = None;
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if Some(pid) == command => {
+                command_exit = Some(CommandExit::Code(code));
+            }
+            Ok(WaitStatus::Signaled(pid, signal, _)) if Some(pid) == command => {
+                command_exit = Some(CommandExit::Signal(signal as i32));
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return command_exit,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Processes in the container other than init: what the command left.
+fn count_other_processes() -> u32 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != 1)
+        .count() as u32
+}
+
+fn cstring(bytes: &[u8]) -> CString {
+    // Arguments with NUL bytes cannot be passed to exec; cut at the NUL,
+    // as the kernel would read them.
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    CString::new(&bytes[..end]).expect("no NUL before end")
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

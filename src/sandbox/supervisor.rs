@@ -1,0 +1,351 @@
+//! The sandbox helper: a fresh, single-threaded isotest process (re-exec of
+//! /proc/self/exe) that supervises one container. It reads its
+//! `SandboxSpec` from stdin, creates the PID namespace and forks the
+//! container's init into it, enforces the timeout (SIGTERM, grace, SIGKILL),
+//! honours stop requests from the runner, and writes a `Report` to fd 3.
+//!
+//! Doing this in a fresh process, never in a forked child of the
+//! multi-threaded runner, is what makes allocation and locks safe here.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{fork, getppid, pipe2, ForkResult, Pid};
+
+use super::init::{self, CommandExit, InitMessage};
+use super::spec::{Ending, Report, Rusage, SandboxSpec, SetupFailure};
+use super::step::Step;
+
+/// The fd on which the helper writes its report.
+pub(super) const REPORT_FD: i32 = 3;
+
+/// Entry point of the hidden helper subcommand. `runner` is the pid of the
+/// process that started us, to detect that it died before we armed
+/// PDEATHSIG.
+pub fn helper_main(runner: i32) -> i32 {
+    // Keep the report pipe out of the container.
+    if fcntl(unsafe_borrow(REPORT_FD), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).is_err() {
+        eprintln!("isotest: the sandbox helper is internal; run `isotest exec` instead");
+        return 2;
+    }
+    // SAFETY: fd 3 was handed to us by the runner for this purpose.
+    let mut report_out = unsafe { File::from_raw_fd(REPORT_FD) };
+    let report = match nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        _ if getppid().as_raw() != runner => return 1,
+        Err(errno) => setup_failed(super::step::failure("set parent-death signal".into(), errno)),
+        Ok(()) => match read_spec() {
+            Ok(spec) => supervise(&spec),
+            Err(failure) => setup_failed(failure),
+        },
+    };
+    let json = serde_json::to_vec(&report).expect("reports serialize");
+    match report_out.write_all(&json) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: only used on fds that stay open for the process lifetime.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Reads the spec from stdin, then puts /dev/null there: the container's
+/// stdin.
+fn read_spec() -> Result<SandboxSpec, SetupFailure> {
+    let mut json = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut json)
+        .step(|| "read sandbox spec from the runner".into())?;
+    let spec = serde_json::from_slice(&json).map_err(|e| SetupFailure {
+        step: "parse sandbox spec".into(),
+        cause: e.to_string(),
+        hint: Some("the runner and helper binaries differ; reinstall isotest".into()),
+        host_unsupported: false,
+    })?;
+    let null = File::open("/dev/null").step(|| "open /dev/null".into())?;
+    nix::unistd::dup2_stdin(&null).step(|| "put /dev/null on stdin".into())?;
+    Ok(spec)
+}
+
+fn setup_failed(failure: SetupFailure) -> Report {
+    Report {
+        ending: Ending::SetupFailed(failure),
+        wall: Duration::ZERO,
+        leaked_processes: 0,
+        rusage: None,
+    }
+}
+
+/// Why the helper is stopping the container, if it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Timeout,
+    Runner,
+}
+
+struct Stopping {
+    reason: StopReason,
+    kill_at: Instant,
+    killed: bool,
+}
+
+fn supervise(spec: &SandboxSpec) -> Report {
+    match start_and_watch(spec) {
+        Ok(report) => report,
+        Err(failure) => setup_failed(failure),
+    }
+}
+
+fn start_and_watch(spec: &SandboxSpec) -> Result<Report, SetupFailure> {
+    let mut blocked = init::handled_signals();
+    blocked.thread_block().step(|| "block signals".into())?;
+    blocked.remove(Signal::SIGCHLD);
+    let stop_signals =
+        SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC).step(|| "create signalfd".into())?;
+    let (messages_read, messages_write) =
+        pipe2(OFlag::O_CLOEXEC).step(|| "create init report pipe".into())?;
+    let (lifeline_read, lifeline_write) =
+        pipe2(OFlag::O_CLOEXEC).step(|| "create lifeline pipe".into())?;
+    unshare(CloneFlags::CLONE_NEWPID).step(|| "unshare(CLONE_NEWPID)".into())?;
+    // SAFETY: the helper is single-threaded; the child may do anything.
+    let init_pid = match unsafe { fork() }.step(|| "fork the container init".into())? {
+        ForkResult::Child => {
+            drop((messages_read, lifeline_write, stop_signals));
+            init::run(spec, messages_write, lifeline_read)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((messages_write, lifeline_read));
+    let watched = watch(spec, init_pid, &messages_read, &stop_signals, lifeline_write);
+    let rusage = wait_for_init(init_pid);
+    let (ending, wall, leaked_processes) = watched?;
+    Ok(Report {
+        ending,
+        wall,
+        leaked_processes,
+        rusage,
+    })
+}
+
+/// Follows init's messages, stop requests and the timeout until init exits.
+fn watch(
+    spec: &SandboxSpec,
+    init_pid: Pid,
+    messages: &OwnedFd,
+    stop_signals: &SignalFd,
+    _lifeline: OwnedFd,
+) -> Result<(Ending, Duration, u32), SetupFailure> {
+    let init_exited = pidfd_open(init_pid).step(|| "pidfd_open(container init)".into())?;
+    let mut inbox = Inbox::default();
+    let mut started: Option<Instant> = None;
+    let mut stopping: Option<Stopping> = None;
+    let mut killed_processes = 0;
+    let mut messages_open = true;
+
+    loop {
+        let now = Instant::now();
+        let deadline = match (&stopping, started, spec.timeout) {
+            (Some(s), _, _) if !s.killed => Some(s.kill_at),
+            (None, Some(start), Some(timeout)) => Some(start + timeout),
+            _ => None,
+        };
+        if deadline.is_some_and(|d| d <= now) {
+            match &mut stopping {
+                None => stopping = Some(begin_stop(init_pid, StopReason::Timeout, spec.grace)),
+                Some(s) => {
+                    killed_processes = count_descendants(init_pid);
+                    let _ = kill(init_pid, Signal::SIGKILL);
+                    s.killed = true;
+                }
+            }
+            continue;
+        }
+        let timeout = match deadline {
+            Some(d) => PollTimeout::try_from(d - now).unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
+        let mut fds = vec![
+            PollFd::new(init_exited.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop_signals.as_fd(), PollFlags::POLLIN),
+        ];
+        if messages_open {
+            fds.push(PollFd::new(messages.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) | Ok(0) => continue,
+            Err(errno) => return Err(super::step::failure("poll".into(), errno)),
+            Ok(_) => {}
+        }
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        let init_done = ready(&fds[0]);
+        let stop_requested = ready(&fds[1]);
+        let messages_ready = messages_open && ready(&fds[2]);
+        drop(fds);
+        if messages_ready {
+            messages_open = inbox.read_from(messages);
+            if started.is_none() && inbox.started {
+                started = Some(Instant::now());
+            }
+        }
+        if stop_requested {
+            let _ = stop_signals.read_signal();
+            match &mut stopping {
+                None => stopping = Some(begin_stop(init_pid, StopReason::Runner, spec.grace)),
+                // A second request skips the grace period.
+                Some(s) => s.kill_at = Instant::now(),
+            }
+        }
+        if init_done {
+            while inbox.read_from(messages) {}
+            break;
+        }
+    }
+
+    let wall = started.map(|s| s.elapsed()).unwrap_or_default();
+    let outcome = match (stopping.map(|s| s.reason), inbox.finished, inbox.failure) {
+        (_, _, Some(failure)) => (Ending::SetupFailed(failure), Duration::ZERO, 0),
+        (Some(StopReason::Timeout), finished, None) => {
+            (Ending::TimedOut, wall, leaked(finished, killed_processes))
+        }
+        (Some(StopReason::Runner), finished, None) => {
+            (Ending::Stopped, wall, leaked(finished, killed_processes))
+        }
+        (None, Some((exit, wall_nanos, leaked)), None) => {
+            let ending = match exit {
+                CommandExit::Code(code) => Ending::Exited(code),
+                CommandExit::Signal(signal) => Ending::Signaled(signal),
+            };
+            (ending, Duration::from_nanos(wall_nanos), leaked)
+        }
+        (None, None, None) => (
+            Ending::SetupFailed(SetupFailure {
+                step: "container init".into(),
+                cause: "exited before reporting how the command ended".into(),
+                hint: None,
+                host_unsupported: false,
+            }),
+            wall,
+            0,
+        ),
+    };
+    Ok(outcome)
+}
+
+/// Leftover processes: as init counted them when the command ended, else
+/// the processes killed with the container, less the command itself.
+fn leaked(finished: Option<(CommandExit, u64, u32)>, killed_processes: u32) -> u32 {
+    match finished {
+        Some((_, _, leaked)) => leaked,
+        None => killed_processes.saturating_sub(1),
+    }
+}
+
+fn begin_stop(init_pid: Pid, reason: StopReason, grace: Duration) -> Stopping {
+    // init forwards SIGTERM to the command's process group.
+    let _ = kill(init_pid, Signal::SIGTERM);
+    Stopping {
+        reason,
+        kill_at: Instant::now() + grace,
+        killed: false,
+    }
+}
+
+/// Messages from init, parsed as complete lines arrive.
+#[derive(Default)]
+struct Inbox {
+    buffer: Vec<u8>,
+    started: bool,
+    finished: Option<(CommandExit, u64, u32)>,
+    failure: Option<SetupFailure>,
+}
+
+impl Inbox {
+    /// Reads what is available; false at EOF.
+    fn read_from(&mut self, fd: &OwnedFd) -> bool {
+        let mut chunk = [0u8; 4096];
+        let n = match nix::unistd::read(fd, &mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        self.buffer.extend_from_slice(&chunk[..n]);
+        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buffer.drain(..=end).collect();
+            match serde_json::from_slice(&line) {
+                Ok(InitMessage::Started) => self.started = true,
+                Ok(InitMessage::Finished {
+                    exit,
+                    wall_nanos,
+                    leaked_processes,
+                }) => self.finished = Some((exit, wall_nanos, leaked_processes)),
+                Ok(InitMessage::SetupFailed(failure)) => self.failure = Some(failure),
+                Err(_) => {}
+            }
+        }
+        true
+    }
+}
+
+/// Reaps init; its rusage covers every process of the container, since
+/// init reaped them all (wait4 reports the child and its waited-for
+/// descendants).
+fn wait_for_init(init_pid: Pid) -> Option<Rusage> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled in by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = loop {
+        let r = unsafe { libc::wait4(init_pid.as_raw(), &mut status, libc::__WALL, &mut usage) };
+        if r >= 0 || Errno::last() != Errno::EINTR {
+            break r;
+        }
+    };
+    (reaped == init_pid.as_raw()).then(|| Rusage {
+        user_usec: timeval_usec(usage.ru_utime),
+        system_usec: timeval_usec(usage.ru_stime),
+        max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+    })
+}
+
+fn timeval_usec(tv: libc::timeval) -> u64 {
+    tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64
+}
+
+fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open returns a new fd we own, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fd is a freshly opened descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Counts the processes under `pid` through /proc/PID/task/TID/children.
+fn count_descendants(pid: Pid) -> u32 {
+    let mut count = 0;
+    let mut pending = vec![pid.as_raw()];
+    while let Some(pid) = pending.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.filter_map(Result::ok) {
+            let path = task.path().join("children");
+            let Ok(children) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                count += 1;
+                pending.push(child);
+            }
+        }
+    }
+    count
+}
