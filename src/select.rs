@@ -32,7 +32,10 @@ impl Filter {
     }
 
     pub fn apply(&self, tests: Vec<TestCase>) -> Vec<TestCase> {
-        tests.into_iter().filter(|t| self.matches(&t.name)).collect()
+        tests
+            .into_iter()
+            .filter(|t| self.matches(&t.name))
+            .collect()
     }
 }
 

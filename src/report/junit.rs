@@ -351,7 +351,7 @@ mod tests {
             started_at: at(1_700_000_000),
             duration: Duration::from_millis(6000),
             results: vec![passed, failed, signalled, timed_out, errored, not_run],
-            interrupted: true,
+            interrupted_by: Some(2),
         }
     }
 

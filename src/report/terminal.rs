@@ -155,7 +155,7 @@ fn summary_line(summary: &RunSummary) -> String {
     if !counts.is_empty() {
         line.push_str(&format!(": {}", counts.join(", ")));
     }
-    if summary.interrupted {
+    if summary.interrupted() {
         line.push_str(" (interrupted)");
     }
     line.push('\n');
@@ -325,7 +325,7 @@ mod tests {
             started_at: SystemTime::UNIX_EPOCH,
             duration: Duration::from_millis(1234),
             results: vec![passed.clone(), failed, passed, timed_out, not_run],
-            interrupted: true,
+            interrupted_by: Some(2),
         };
         assert_eq!(
             render(&[Event::RunFinished(summary)], false),
@@ -349,7 +349,7 @@ mod tests {
             started_at: SystemTime::UNIX_EPOCH,
             duration: Duration::ZERO,
             results,
-            interrupted: false,
+            interrupted_by: None,
         };
         let one = summary(vec![result("ok.sh", Status::Pass, 1, None)]);
         assert_eq!(

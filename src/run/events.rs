@@ -25,13 +25,26 @@ pub struct RunSummary {
     pub duration: Duration,
     /// Every test of the plan, finished or not, in plan order.
     pub results: Vec<TestResult>,
-    /// True when the run was cut short (Ctrl-C, SIGTERM).
-    pub interrupted: bool,
+    /// The signal that cut the run short (SIGINT, SIGTERM), if one did.
+    pub interrupted_by: Option<i32>,
 }
 
 impl RunSummary {
     pub fn count(&self, status: Status) -> usize {
         self.results.iter().filter(|r| r.status == status).count()
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.interrupted_by.is_some()
+    }
+
+    /// The first setup failure that shows this host cannot create
+    /// containers at all.
+    pub fn host_failure(&self) -> Option<&crate::sandbox::SetupFailure> {
+        self.results
+            .iter()
+            .filter_map(|r| r.setup_failure.as_ref())
+            .find(|f| f.host_unsupported)
     }
 
     pub fn all_passed(&self) -> bool {

@@ -1,7 +1,241 @@
-//! The scheduler: runs the plan with N job slots and emits events.
+//! The scheduler: runs the plan with N job slots, one container per test,
+//! and emits events in the order things happen. Reporters run on the
+//! calling thread; workers only run containers.
 
+mod environment;
 mod events;
 mod result;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use environment::{test_environment, EnvSettings, HOME};
 pub use events::{Event, RunSummary};
 pub use result::{Status, TestResult};
+
+use crate::discover::TestCase;
+use crate::duration::format_seconds;
+use crate::sandbox::{
+    self, interrupt, CapturedOutput, Ending, Outcome, OutputMode, SandboxSpec, StopRequest,
+};
+
+/// How the plan is run.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    pub jobs: usize,
+    pub timeout: Option<Duration>,
+    pub grace: Duration,
+    pub env: EnvSettings,
+    pub output: OutputMode,
+}
+
+/// The container's hostname.
+pub const HOSTNAME: &str = "isotest";
+
+/// Runs every test of `plan` and returns the summary; `on_event` sees
+/// every event (the same summary arrives last as RunFinished).
+pub fn run(
+    plan: Vec<TestCase>,
+    settings: &RunSettings,
+    on_event: &mut dyn FnMut(&Event),
+) -> RunSummary {
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let jobs = settings.jobs.clamp(1, plan.len().max(1));
+    on_event(&Event::RunStarted {
+        test_count: plan.len(),
+        jobs,
+        started_at,
+    });
+
+    let stop = StopRequest::new();
+    let next = AtomicUsize::new(0);
+    let host_broken = AtomicBool::new(false);
+    let mut results: Vec<Option<TestResult>> = vec![None; plan.len()];
+    let mut interrupted_by = None;
+
+    std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::channel::<Message>();
+        for _ in 0..jobs {
+            let sender = sender.clone();
+            let (plan, next, stop, host_broken) = (&plan, &next, &stop, &host_broken);
+            scope.spawn(move || loop {
+                if stop.is_requested() || host_broken.load(Ordering::SeqCst) {
+                    return;
+                }
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                let Some(test) = plan.get(index) else { return };
+                let _ = sender.send(Message::Started(index));
+                let result = run_test(test, settings, stop);
+                if result
+                    .setup_failure
+                    .as_ref()
+                    .is_some_and(|f| f.host_unsupported)
+                {
+                    host_broken.store(true, Ordering::SeqCst);
+                }
+                let _ = sender.send(Message::Finished(index, Box::new(result)));
+            });
+        }
+        drop(sender);
+        let mut interrupts_seen = 0;
+        loop {
+            match receiver.recv_timeout(Duration::from_millis(50)) {
+                Ok(Message::Started(index)) => on_event(&Event::TestStarted {
+                    name: plan[index].name.clone(),
+                }),
+                Ok(Message::Finished(index, result)) => {
+                    on_event(&Event::TestFinished(result.clone()));
+                    results[index] = Some(*result);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            let (count, signal) = interrupt::received();
+            if count > interrupts_seen {
+                interrupts_seen = count;
+                interrupted_by = Some(signal);
+                if count == 1 {
+                    stop.stop_gracefully();
+                } else {
+                    stop.stop_now();
+                }
+            }
+        }
+    });
+
+    let host_failure = host_broken.load(Ordering::SeqCst);
+    let results: Vec<TestResult> = results
+        .into_iter()
+        .zip(plan)
+        .map(|(result, test)| {
+            result.unwrap_or_else(|| {
+                let reason = if host_failure {
+                    "not run: this host cannot create containers"
+                } else {
+                    "not run: the run was interrupted"
+                };
+                not_run(test, started_at, reason)
+            })
+        })
+        .collect();
+    let summary = RunSummary {
+        started_at,
+        duration: clock.elapsed(),
+        results,
+        interrupted_by,
+    };
+    on_event(&Event::RunFinished(summary.clone()));
+    summary
+}
+
+enum Message {
+    Started(usize),
+    Finished(usize, Box<TestResult>),
+}
+
+/// One test, one container.
+fn run_test(test: &TestCase, settings: &RunSettings, stop: &StopRequest) -> TestResult {
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let spec = SandboxSpec {
+        argv: vec![test.path.as_os_str().as_encoded_bytes().to_vec()],
+        env: test_environment(&test.name, &settings.env),
+        cwd: test.dir.as_os_str().as_encoded_bytes().to_vec(),
+        hostname: HOSTNAME.to_string(),
+        home: HOME.as_bytes().to_vec(),
+        visible_host_dirs: vec![test.dir.as_os_str().as_encoded_bytes().to_vec()],
+        timeout: settings.timeout,
+        grace: settings.grace,
+    };
+    let outcome = sandbox::run(&spec, settings.output, stop);
+    let duration = if outcome.wall.is_zero() {
+        clock.elapsed()
+    } else {
+        outcome.wall
+    };
+    result_from_outcome(
+        test.clone(),
+        outcome,
+        started_at,
+        duration,
+        settings.timeout,
+    )
+}
+
+/// Classifies a container's outcome as a test status.
+pub fn result_from_outcome(
+    test: TestCase,
+    outcome: Outcome,
+    started_at: SystemTime,
+    duration: Duration,
+    timeout: Option<Duration>,
+) -> TestResult {
+    let mut result = TestResult {
+        test,
+        status: Status::Pass,
+        exit_code: None,
+        signal: None,
+        message: None,
+        setup_failure: None,
+        started_at,
+        duration,
+        leaked_processes: outcome.leaked_processes,
+        rusage: outcome.rusage,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+    };
+    match outcome.ending {
+        Ending::Exited(0) => result.exit_code = Some(0),
+        Ending::Exited(code) => {
+            result.status = Status::Fail;
+            result.exit_code = Some(code);
+            result.message = Some(format!("exit {code}"));
+        }
+        Ending::Signaled(signal) => {
+            result.status = Status::Signal;
+            result.signal = Some(signal);
+            result.message = Some(format!("killed by {}", signal_name(signal)));
+        }
+        Ending::TimedOut => {
+            result.status = Status::Timeout;
+            let limit = timeout.map(format_seconds).unwrap_or_default();
+            result.message = Some(format!("timed out after {limit}"));
+        }
+        Ending::Stopped => {
+            result.status = Status::NotRun;
+            result.message = Some("stopped: the run was interrupted".into());
+        }
+        Ending::SetupFailed(failure) => {
+            result.status = Status::Error;
+            result.message = Some(failure.to_string());
+            result.setup_failure = Some(failure);
+        }
+    }
+    result
+}
+
+fn not_run(test: TestCase, started_at: SystemTime, reason: &str) -> TestResult {
+    TestResult {
+        test,
+        status: Status::NotRun,
+        exit_code: None,
+        signal: None,
+        message: Some(reason.to_string()),
+        setup_failure: None,
+        started_at,
+        duration: Duration::ZERO,
+        leaked_processes: 0,
+        rusage: None,
+        stdout: CapturedOutput::default(),
+        stderr: CapturedOutput::default(),
+    }
+}
+
+/// `SIGSEGV`, or `signal 40` for signals without a name.
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signal}"))
+}

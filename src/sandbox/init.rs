@@ -13,15 +13,17 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{
+    kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
+};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{chdir, execve, fork, pipe2, setsid, sethostname, ForkResult, Pid};
+use nix::unistd::{chdir, execve, fork, pipe2, sethostname, setsid, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
 use super::spec::{SandboxSpec, SetupFailure};
@@ -32,7 +34,12 @@ use super::{net, rootfs};
 /// forking so none is lost in between.
 pub(super) fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for signal in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
         set.add(signal);
     }
     set
@@ -100,10 +107,9 @@ fn supervise_command(
     let started = Instant::now();
     send(report, &InitMessage::Started);
 
-    let exit = wait_for_command(command, &signals)?;
+    let (exit, forwarded_signal) = wait_for_command(command, &signals)?;
     let wall_nanos = started.elapsed().as_nanos() as u64;
-    reap_zombies(None);
-    let leaked_processes = count_other_processes();
+    let leaked_processes = count_leftovers(forwarded_signal);
     send(
         report,
         &InitMessage::Finished {
@@ -217,26 +223,45 @@ fn exec_searching_path(argv: &[CString], env: &[CString], spec: &SandboxSpec) ->
 }
 
 /// Reaps children and forwards termination signals until the command exits.
-fn wait_for_command(command: Pid, signals: &SignalFd) -> Result<CommandExit, SetupFailure> {
+/// Also says whether a signal was forwarded (the command is being stopped).
+fn wait_for_command(command: Pid, signals: &SignalFd) -> Result<(CommandExit, bool), SetupFailure> {
+    let mut forwarded_signal = false;
     loop {
         let Some(info) = signals.read_signal().step(|| "read signalfd".into())? else {
             continue;
         };
-        let signal = Signal::try_from(info.ssi_signo as i32).ok();
-        match signal {
+        match Signal::try_from(info.ssi_signo as i32).ok() {
             Some(Signal::SIGCHLD) => {
                 if let Some(exit) = reap_zombies(Some(command)) {
-                    return Ok(exit);
+                    return Ok((exit, forwarded_signal));
                 }
             }
             Some(forwarded) => {
                 // The command leads its own process group (setsid).
                 let _ = kill(Pid::from_raw(-command.as_raw()), forwarded);
+                forwarded_signal = true;
             }
             None => {}
         }
     }
 }
+
+/// Processes the command left running. When it was being stopped, the rest
+/// of its group got the same signal: give them a moment to finish dying so
+/// they are not counted as left behind.
+fn count_leftovers(forwarded_signal: bool) -> u32 {
+    let settle_until = Instant::now() + SETTLE_TIME;
+    loop {
+        reap_zombies(None);
+        let count = count_live_processes();
+        if count == 0 || !forwarded_signal || Instant::now() >= settle_until {
+            return count;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+const SETTLE_TIME: Duration = Duration::from_millis(100);
 
 /// Reaps every exited child; returns how `command` ended if it was among them.
 fn reap_zombies(command: Option<Pid>) -> Option<CommandExit> {
@@ -255,16 +280,27 @@ fn reap_zombies(command: Option<Pid>) -> Option<CommandExit> {
     }
 }
 
-/// Processes in the container other than init: what the command left.
-fn count_other_processes() -> u32 {
+/// Processes in the container other than init that are not zombies.
+fn count_live_processes() -> u32 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != 1)
+        .filter(|pid| *pid != 1 && !is_zombie(*pid))
         .count() as u32
+}
+
+/// The state field of /proc/PID/stat follows the `)` that ends the name.
+fn is_zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true; // gone already
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('Z') | Some('X'))
 }
 
 fn cstring(bytes: &[u8]) -> CString {

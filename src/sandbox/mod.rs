@@ -10,6 +10,7 @@
 
 mod capture;
 mod init;
+pub mod interrupt;
 pub mod mountinfo;
 mod net;
 mod rootfs;

@@ -81,11 +81,13 @@ fn unescape(field: &str) -> PathBuf {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|digits| {
-            bytes[i] == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d))
-        });
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|digits| bytes[i] == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d)));
         if let Some(digits) = octal {
-            let value = digits.iter().fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+            let value = digits
+                .iter()
+                .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
             out.push(value as u8);
             i += 4;
             continue;

@@ -60,8 +60,14 @@ const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// Builds the container's root and pivots into it. Must run in a fresh
 /// mount namespace (and, for /proc, inside the container's PID namespace).
 pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .step(|| "make / recursively private".into())?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .step(|| "make / recursively private".into())?;
     let host_mounts = mountinfo::read_own().map_err(|cause| SetupFailure {
         step: "read host mounts".into(),
         cause,
@@ -140,7 +146,11 @@ fn expose_host_submounts(host_mounts: &[Mount]) -> Result<Vec<PathBuf>, SetupFai
         .iter()
         .filter(|m| m.mount_point != Path::new("/"))
         .filter(|m| !PSEUDO_FS.contains(&m.fs_type.as_str()))
-        .filter(|m| !REPLACED_DIRS.iter().any(|dir| m.mount_point.starts_with(dir)))
+        .filter(|m| {
+            !REPLACED_DIRS
+                .iter()
+                .any(|dir| m.mount_point.starts_with(dir))
+        })
         .collect();
     wanted.sort_by_key(|m| m.mount_point.components().count());
     let mut exposed = Vec::new();
@@ -158,8 +168,14 @@ fn expose_host_submounts(host_mounts: &[Mount]) -> Result<Vec<PathBuf>, SetupFai
 }
 
 fn bind_read_only(source: &Path, target: &Path, like: &Mount) -> Result<(), SetupFailure> {
-    mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .step(|| format!("bind {} at {}", source.display(), target.display()))?;
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .step(|| format!("bind {} at {}", source.display(), target.display()))?;
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     for (option, flag) in [
         ("nosuid", MsFlags::MS_NOSUID),
@@ -195,8 +211,14 @@ fn bind_host_dir(dir: &Path) -> Result<(), SetupFailure> {
     let target = in_new_root(dir);
     fs::create_dir_all(&target).step(|| format!("create mount point {}", target.display()))?;
     let source = in_old_root(dir);
-    mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .step(|| format!("bind {} at {}", source.display(), target.display()))?;
+    mount(
+        Some(&source),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .step(|| format!("bind {} at {}", source.display(), target.display()))?;
     mount(
         None::<&str>,
         &target,
@@ -213,7 +235,12 @@ fn mount_proc() -> Result<(), SetupFailure> {
 
 /// /dev: a tmpfs with only harmless devices, a private devpts and a /dev/shm.
 fn mount_dev() -> Result<(), SetupFailure> {
-    mount_fs("tmpfs", "/dev", MsFlags::MS_NOEXEC, Some("mode=0755,size=1m"))?;
+    mount_fs(
+        "tmpfs",
+        "/dev",
+        MsFlags::MS_NOEXEC,
+        Some("mode=0755,size=1m"),
+    )?;
     let dev = in_new_root(Path::new("/dev"));
     for name in DEVICES {
         let target = dev.join(name);
@@ -224,8 +251,14 @@ fn mount_dev() -> Result<(), SetupFailure> {
             .open(&target)
             .step(|| format!("create {}", target.display()))?;
         let source = in_old_root(&Path::new("/dev").join(name));
-        mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .step(|| format!("bind {} at {}", source.display(), target.display()))?;
+        mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .step(|| format!("bind {} at {}", source.display(), target.display()))?;
     }
     for dir in ["pts", "shm"] {
         let path = dev.join(dir);
@@ -313,7 +346,11 @@ mod tests {
         let exposed = vec![PathBuf::from("/home")];
         assert!(is_visible(Path::new("/work/tests"), &host, &exposed));
         assert!(is_visible(Path::new("/home/me/tests"), &host, &exposed));
-        assert!(!is_visible(Path::new("/mnt/private/tests"), &host, &exposed));
+        assert!(!is_visible(
+            Path::new("/mnt/private/tests"),
+            &host,
+            &exposed
+        ));
     }
 
     #[test]
@@ -325,7 +362,10 @@ mod tests {
 
     #[test]
     fn new_and_old_root_paths() {
-        assert_eq!(in_new_root(Path::new("/dev/null")), Path::new("/newroot/dev/null"));
+        assert_eq!(
+            in_new_root(Path::new("/dev/null")),
+            Path::new("/newroot/dev/null")
+        );
         assert_eq!(in_old_root(Path::new("/")), Path::new("/oldroot"));
     }
 }

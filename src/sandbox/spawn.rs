@@ -171,9 +171,15 @@ fn collect(
         }
         let mut fds: Vec<PollFd> = streams
             .iter()
-            .filter_map(|s| s.fd.as_ref().map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)))
+            .filter_map(|s| {
+                s.fd.as_ref()
+                    .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            })
             .collect();
-        match poll(&mut fds, PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(0) | Err(Errno::EINTR) => continue,
             Err(_) => break,
             Ok(_) => {}
@@ -268,7 +274,8 @@ impl Stream {
 fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
     // SAFETY: a borrowed fd stays open for the call; File is not closed
     // because it is forgotten.
-    let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd.as_raw_fd()) });
+    let mut file =
+        std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd.as_raw_fd()) });
     loop {
         match file.read(buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

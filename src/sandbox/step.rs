@@ -71,7 +71,9 @@ mod tests {
     #[test]
     fn names_step_and_errno() {
         let result: nix::Result<()> = Err(Errno::EINVAL);
-        let failure = result.step(|| "mount overlay at /newroot".into()).unwrap_err();
+        let failure = result
+            .step(|| "mount overlay at /newroot".into())
+            .unwrap_err();
         assert_eq!(failure.step, "mount overlay at /newroot");
         assert_eq!(failure.cause, "EINVAL: Invalid argument");
         assert!(!failure.host_unsupported);

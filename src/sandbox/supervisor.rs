@@ -32,7 +32,12 @@ pub(super) const REPORT_FD: i32 = 3;
 /// PDEATHSIG.
 pub fn helper_main(runner: i32) -> i32 {
     // Keep the report pipe out of the container.
-    if fcntl(unsafe_borrow(REPORT_FD), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).is_err() {
+    if fcntl(
+        unsafe_borrow(REPORT_FD),
+        FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC),
+    )
+    .is_err()
+    {
         eprintln!("isotest: the sandbox helper is internal; run `isotest exec` instead");
         return 2;
     }
@@ -40,7 +45,10 @@ pub fn helper_main(runner: i32) -> i32 {
     let mut report_out = unsafe { File::from_raw_fd(REPORT_FD) };
     let report = match nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
         _ if getppid().as_raw() != runner => return 1,
-        Err(errno) => setup_failed(super::step::failure("set parent-death signal".into(), errno)),
+        Err(errno) => setup_failed(super::step::failure(
+            "set parent-death signal".into(),
+            errno,
+        )),
         Ok(()) => match read_spec() {
             Ok(spec) => supervise(&spec),
             Err(failure) => setup_failed(failure),
@@ -125,7 +133,13 @@ fn start_and_watch(spec: &SandboxSpec) -> Result<Report, SetupFailure> {
         ForkResult::Parent { child } => child,
     };
     drop((messages_write, lifeline_read));
-    let watched = watch(spec, init_pid, &messages_read, &stop_signals, lifeline_write);
+    let watched = watch(
+        spec,
+        init_pid,
+        &messages_read,
+        &stop_signals,
+        lifeline_write,
+    );
     let rusage = wait_for_init(init_pid);
     let (ending, wall, leaked_processes) = watched?;
     Ok(Report {
