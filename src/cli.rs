@@ -12,8 +12,11 @@ use crate::discover::{discover, TestCase};
 use crate::duration::{format_seconds, parse_duration};
 use crate::report::{terminal::color_wanted, JunitReporter, Reporter, TerminalReporter};
 use crate::run::{self, EnvSettings, RunSettings, RunSummary};
-use crate::sandbox::{self, interrupt, Ending, OutputMode, SandboxSpec, StopRequest};
+use crate::sandbox::{
+    self, interrupt, Ending, Limits, OutputMode, Sandbox, SandboxSpec, StopRequest,
+};
 use crate::select::Filter;
+use crate::size::parse_size;
 
 /// Exit codes (README "Exit codes").
 pub mod exit {
@@ -90,11 +93,47 @@ struct ContainerArgs {
 }
 
 #[derive(Args, Debug)]
+struct LimitArgs {
+    /// Hard memory limit per test (e.g. 256M, 1G); swap is not used.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// CPU bandwidth per test, in CPUs (e.g. 0.5, 2).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    cpus: Option<f64>,
+    /// Most processes a test may have at once (0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pids: u64,
+    /// Create test cgroups under this cgroup path (e.g. /isotest.slice)
+    /// instead of isotest's own cgroup.
+    #[arg(long, value_name = "PATH")]
+    cgroup_parent: Option<PathBuf>,
+    /// Exit with 96 instead of running tests without limits when this host's
+    /// cgroups cannot be used.
+    #[arg(long)]
+    require_limits: bool,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            memory_bytes: self.memory,
+            cpus: self.cpus,
+            pids: (self.pids > 0).then_some(self.pids),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
 struct RunArgs {
     #[command(flatten)]
     select: SelectArgs,
     #[command(flatten)]
     container: ContainerArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print a table of every test's resource usage at the end.
+    #[arg(long)]
+    show_usage: bool,
     /// Tests to run at once [default: number of CPUs].
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
@@ -111,6 +150,8 @@ struct RunArgs {
 struct ExecArgs {
     #[command(flatten)]
     container: ContainerArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -203,6 +244,7 @@ fn run_command(args: RunArgs) -> i32 {
         timeout: effective_timeout(args.container.timeout, Some(DEFAULT_TIMEOUT)),
         grace: args.container.grace,
         env: EnvSettings::new(&args.container.pass_env, args.container.env),
+        limits: args.limits.limits(),
         output: if args.no_capture {
             OutputMode::Inherit
         } else {
@@ -211,19 +253,24 @@ fn run_command(args: RunArgs) -> i32 {
             }
         },
     };
+    let sandbox = match prepare_sandbox(&args.limits) {
+        Ok(sandbox) => sandbox,
+        Err(code) => return code,
+    };
     if let Err(errno) = interrupt::install() {
         return fail(format!("install Ctrl-C handler: {errno}"), exit::BAD_USAGE);
     }
 
     let stdout = std::io::stdout();
     let color = color_wanted(stdout.is_terminal());
-    let mut reporters: Vec<Box<dyn Reporter>> =
-        vec![Box::new(TerminalReporter::new(Box::new(stdout), color))];
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(
+        TerminalReporter::new(Box::new(stdout), color).with_usage_table(args.show_usage),
+    )];
     if let Some(path) = args.junit {
         reporters.push(Box::new(JunitReporter::new(path)));
     }
     let mut report_failed = false;
-    let summary = run::run(plan, &settings, &mut |event| {
+    let summary = run::run(plan, &settings, &sandbox, &mut |event| {
         for reporter in reporters.iter_mut() {
             if let Err(error) = reporter.handle(event) {
                 report_failed = true;
@@ -232,6 +279,31 @@ fn run_command(args: RunArgs) -> i32 {
         }
     });
     run_exit_code(&summary, report_failed)
+}
+
+/// Sets up the sandbox, telling the user once what the host's cgroups
+/// allow; with --require-limits, no cgroups is the exit code 96.
+fn prepare_sandbox(args: &LimitArgs) -> Result<Sandbox, i32> {
+    let (sandbox, notes) = Sandbox::new(args.cgroup_parent.as_deref());
+    for notice in notes.notices {
+        eprintln!("isotest: note: {notice}");
+    }
+    if let Some(unavailable) = sandbox.cgroups_unavailable() {
+        if args.require_limits {
+            return Err(fail(
+                format!(
+                    "--require-limits: cgroups cannot be used here ({} layout): {}",
+                    unavailable.layout, unavailable.reason
+                ),
+                exit::HOST_UNSUPPORTED,
+            ));
+        }
+        eprintln!(
+            "isotest: warning: tests run without cgroup limits or usage figures: {}",
+            unavailable.reason
+        );
+    }
+    Ok(sandbox)
 }
 
 /// A timeout of 0 means none.
@@ -284,6 +356,11 @@ fn exec_command(args: ExecArgs) -> i32 {
         visible_host_dirs: vec![cwd_bytes],
         timeout: effective_timeout(args.container.timeout, None),
         grace: args.container.grace,
+        limits: args.limits.limits(),
+    };
+    let sandbox = match prepare_sandbox(&args.limits) {
+        Ok(sandbox) => sandbox,
+        Err(code) => return code,
     };
     if let Err(errno) = interrupt::install() {
         return fail(format!("install Ctrl-C handler: {errno}"), exit::BAD_USAGE);
@@ -292,7 +369,7 @@ fn exec_command(args: ExecArgs) -> i32 {
     let done = std::sync::atomic::AtomicBool::new(false);
     let outcome = std::thread::scope(|scope| {
         scope.spawn(|| forward_interrupts(&stop, &done));
-        let outcome = sandbox::run(&spec, OutputMode::Inherit, &stop);
+        let outcome = sandbox.run(&spec, OutputMode::Inherit, &stop);
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         outcome
     });
@@ -331,6 +408,13 @@ fn forward_interrupts(stop: &StopRequest, done: &std::sync::atomic::AtomicBool) 
             _ => stop.stop_now(),
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cpus) if cpus.is_finite() && cpus >= 0.01 && cpus <= 4096.0 => Ok(cpus),
+        _ => Err(format!("`{text}` is not a CPU count between 0.01 and 4096 (e.g. 0.5, 2)")),
     }
 }
 

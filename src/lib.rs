@@ -22,3 +22,4 @@ pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod select;
+pub mod size;

@@ -7,6 +7,9 @@ use std::io::Write;
 use super::{ReportError, Reporter};
 use crate::duration::format_seconds;
 use crate::run::{Event, RunSummary, Status, TestResult};
+use crate::sandbox::Usage;
+use crate::size::format_size;
+use std::time::Duration;
 
 const GREEN: &str = "\x1b[32m";
 const BOLD_RED: &str = "\x1b[1;31m";
@@ -17,6 +20,7 @@ const RESET: &str = "\x1b[0m";
 pub struct TerminalReporter {
     writer: Box<dyn Write + Send>,
     color: bool,
+    usage_table: bool,
 }
 
 /// Whether to colour output: only on a terminal, and never when `NO_COLOR`
@@ -34,7 +38,17 @@ fn color_allowed(is_tty: bool, no_color: Option<&OsStr>) -> bool {
 
 impl TerminalReporter {
     pub fn new(writer: Box<dyn Write + Send>, color: bool) -> Self {
-        TerminalReporter { writer, color }
+        TerminalReporter {
+            writer,
+            color,
+            usage_table: false,
+        }
+    }
+
+    /// Also print every test's resource usage in a table at the end.
+    pub fn with_usage_table(mut self, enabled: bool) -> Self {
+        self.usage_table = enabled;
+        self
     }
 
     /// `    FAIL [   0.210s] db/migrate.sh (exit 1)`
@@ -43,7 +57,9 @@ impl TerminalReporter {
         let color = match status {
             Status::Pass => GREEN,
             Status::NotRun => YELLOW,
-            Status::Fail | Status::Signal | Status::Timeout | Status::Error => BOLD_RED,
+            Status::Fail | Status::Signal | Status::Oom | Status::Timeout | Status::Error => {
+                BOLD_RED
+            }
         };
         let label = self.paint(&format!("{:>8}", status.label()), color);
         let mut line = format!(
@@ -64,6 +80,9 @@ impl TerminalReporter {
             .collect();
         if !details.is_empty() {
             line.push_str(&format!(" ({})", details.join(", ")));
+        }
+        if let Some(usage) = usage_brief(result) {
+            line.push_str(&format!(" [{usage}]"));
         }
         line.push('\n');
         line
@@ -97,6 +116,9 @@ impl TerminalReporter {
             }
         }
         out.push_str("------------\n");
+        if self.usage_table {
+            out.push_str(&usage_table(summary));
+        }
         out.push_str(&summary_line(summary));
         for result in &attention {
             out.push_str(&self.status_line(result));
@@ -167,10 +189,56 @@ fn count_word(status: Status) -> &'static str {
         Status::Pass => "passed",
         Status::Fail => "failed",
         Status::Signal => "signalled",
+        Status::Oom => "OOM-killed",
         Status::Timeout => "timed out",
         Status::Error => "errored",
         Status::NotRun => "not run",
     }
+}
+
+/// `peak 12.3 MiB, cpu 0.120s` from the cgroup figures that exist.
+fn usage_brief(result: &TestResult) -> Option<String> {
+    let usage = result.usage?;
+    let mut parts = Vec::new();
+    if let Some(peak) = usage.memory_peak_bytes {
+        parts.push(format!("peak {}", format_size(peak)));
+    }
+    if let Some(cpu) = cpu_usec(&usage) {
+        parts.push(format!("cpu {}", format_seconds(Duration::from_micros(cpu))));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn cpu_usec(usage: &Usage) -> Option<u64> {
+    Some(usage.cpu_user_usec? + usage.cpu_system_usec?)
+}
+
+/// Every test's usage, `-` where a figure is not available.
+fn usage_table(summary: &RunSummary) -> String {
+    let mut out = format!(
+        "{:>8} {:>10} {:>10} {:>10} {:>12} {:>6} {:>4}  {}\n",
+        "STATUS", "WALL", "CPU USER", "CPU SYS", "PEAK MEM", "PIDS", "OOM", "TEST"
+    );
+    let dash = || "-".to_string();
+    for result in &summary.results {
+        let usage = result.usage.unwrap_or_default();
+        let seconds = |usec: Option<u64>| {
+            usec.map(|u| format_seconds(Duration::from_micros(u)))
+                .unwrap_or_else(dash)
+        };
+        out.push_str(&format!(
+            "{:>8} {:>10} {:>10} {:>10} {:>12} {:>6} {:>4}  {}\n",
+            result.status.label(),
+            format_seconds(result.duration),
+            seconds(usage.cpu_user_usec),
+            seconds(usage.cpu_system_usec),
+            usage.memory_peak_bytes.map(format_size).unwrap_or_else(dash),
+            usage.pids_peak.map(|p| p.to_string()).unwrap_or_else(dash),
+            usage.oom_kills.map(|p| p.to_string()).unwrap_or_else(dash),
+            result.test.name
+        ));
+    }
+    out
 }
 
 fn plural(count: usize, noun: &str) -> String {
@@ -224,6 +292,8 @@ mod tests {
             duration: Duration::from_millis(millis),
             leaked_processes: 0,
             rusage: None,
+            usage: None,
+            limits: Default::default(),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
         }

@@ -10,12 +10,22 @@ pub enum Event {
         test_count: usize,
         jobs: usize,
         started_at: SystemTime,
+        host: HostFacts,
     },
     TestStarted {
         name: String,
     },
     TestFinished(Box<TestResult>),
     RunFinished(RunSummary),
+}
+
+/// What the host offered this run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFacts {
+    /// `v1`, `v2`, `hybrid` or `none`.
+    pub cgroup_layout: String,
+    /// False when tests ran without cgroup limits and accounting.
+    pub cgroups_in_use: bool,
 }
 
 /// The whole run, once it is over.
@@ -25,6 +35,7 @@ pub struct RunSummary {
     pub duration: Duration,
     /// Every test of the plan, finished or not, in plan order.
     pub results: Vec<TestResult>,
+    pub host: HostFacts,
     /// The signal that cut the run short (SIGINT, SIGTERM), if one did.
     pub interrupted_by: Option<i32>,
 }

@@ -11,14 +11,16 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use environment::{test_environment, EnvSettings, HOME};
-pub use events::{Event, RunSummary};
+pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Status, TestResult};
 
 use crate::discover::TestCase;
 use crate::duration::format_seconds;
 use crate::sandbox::{
-    self, interrupt, CapturedOutput, Ending, Outcome, OutputMode, SandboxSpec, StopRequest,
+    interrupt, CapturedOutput, Ending, Limits, Outcome, OutputMode, Sandbox, SandboxSpec,
+    StopRequest,
 };
+use crate::size::format_size;
 
 /// How the plan is run.
 #[derive(Clone, Debug)]
@@ -28,6 +30,7 @@ pub struct RunSettings {
     pub grace: Duration,
     pub env: EnvSettings,
     pub output: OutputMode,
+    pub limits: Limits,
 }
 
 /// The container's hostname.
@@ -38,15 +41,21 @@ pub const HOSTNAME: &str = "isotest";
 pub fn run(
     plan: Vec<TestCase>,
     settings: &RunSettings,
+    sandbox: &Sandbox,
     on_event: &mut dyn FnMut(&Event),
 ) -> RunSummary {
     let started_at = SystemTime::now();
+    let host = HostFacts {
+        cgroup_layout: sandbox.cgroup_layout().to_string(),
+        cgroups_in_use: sandbox.cgroups_unavailable().is_none(),
+    };
     let clock = Instant::now();
     let jobs = settings.jobs.clamp(1, plan.len().max(1));
     on_event(&Event::RunStarted {
         test_count: plan.len(),
         jobs,
         started_at,
+        host: host.clone(),
     });
 
     let stop = StopRequest::new();
@@ -67,7 +76,7 @@ pub fn run(
                 let index = next.fetch_add(1, Ordering::SeqCst);
                 let Some(test) = plan.get(index) else { return };
                 let _ = sender.send(Message::Started(index));
-                let result = run_test(test, settings, stop);
+                let result = run_test(test, settings, sandbox, stop);
                 if result
                     .setup_failure
                     .as_ref()
@@ -124,6 +133,7 @@ pub fn run(
         started_at,
         duration: clock.elapsed(),
         results,
+        host,
         interrupted_by,
     };
     on_event(&Event::RunFinished(summary.clone()));
@@ -136,7 +146,12 @@ enum Message {
 }
 
 /// One test, one container.
-fn run_test(test: &TestCase, settings: &RunSettings, stop: &StopRequest) -> TestResult {
+fn run_test(
+    test: &TestCase,
+    settings: &RunSettings,
+    sandbox: &Sandbox,
+    stop: &StopRequest,
+) -> TestResult {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let spec = SandboxSpec {
@@ -148,12 +163,19 @@ fn run_test(test: &TestCase, settings: &RunSettings, stop: &StopRequest) -> Test
         visible_host_dirs: vec![test.dir.as_os_str().as_encoded_bytes().to_vec()],
         timeout: settings.timeout,
         grace: settings.grace,
+        limits: settings.limits,
     };
-    let outcome = sandbox::run(&spec, settings.output, stop);
+    let outcome = sandbox.run(&spec, settings.output, stop);
     let duration = if outcome.wall.is_zero() {
         clock.elapsed()
     } else {
         outcome.wall
+    };
+    // Limits are only in force where cgroups were used.
+    let limits = if outcome.usage.is_some() {
+        settings.limits
+    } else {
+        Limits::default()
     };
     result_from_outcome(
         test.clone(),
@@ -161,6 +183,7 @@ fn run_test(test: &TestCase, settings: &RunSettings, stop: &StopRequest) -> Test
         started_at,
         duration,
         settings.timeout,
+        limits,
     )
 }
 
@@ -171,6 +194,7 @@ pub fn result_from_outcome(
     started_at: SystemTime,
     duration: Duration,
     timeout: Option<Duration>,
+    limits: Limits,
 ) -> TestResult {
     let mut result = TestResult {
         test,
@@ -183,6 +207,8 @@ pub fn result_from_outcome(
         duration,
         leaked_processes: outcome.leaked_processes,
         rusage: outcome.rusage,
+        usage: outcome.usage,
+        limits,
         stdout: outcome.stdout,
         stderr: outcome.stderr,
     };
@@ -213,7 +239,39 @@ pub fn result_from_outcome(
             result.setup_failure = Some(failure);
         }
     }
+    classify_usage(&mut result);
     result
+}
+
+/// What cgroup accounting adds: an OOM kill makes the status OOM (unless
+/// the test timed out or never started), and hitting pids.max is named in
+/// the message, whatever the status: a test that passed only because its
+/// forks were refused should say so.
+fn classify_usage(result: &mut TestResult) {
+    let Some(usage) = result.usage else { return };
+    let ran = matches!(result.status, Status::Pass | Status::Fail | Status::Signal);
+    if ran && usage.oom_kills.unwrap_or(0) > 0 {
+        result.status = Status::Oom;
+        let peak = usage.memory_peak_bytes.map(format_size);
+        let limit = result.limits.memory_bytes.map(format_size);
+        result.message = Some(match (peak, limit) {
+            (Some(peak), Some(limit)) => format!("peak {peak} of {limit}"),
+            (Some(peak), None) => format!("peak {peak}"),
+            _ => "killed by the OOM killer".to_string(),
+        });
+    }
+    let hits = usage.pids_max_hits.unwrap_or(0);
+    if hits > 0 {
+        let limit = result
+            .limits
+            .pids
+            .map_or(String::new(), |max| format!(" of {max}"));
+        let note = format!("hit the process limit{limit}: {hits} fork(s) refused");
+        result.message = Some(match result.message.take() {
+            Some(message) => format!("{message}; {note}"),
+            None => note,
+        });
+    }
 }
 
 fn not_run(test: TestCase, started_at: SystemTime, reason: &str) -> TestResult {
@@ -228,6 +286,8 @@ fn not_run(test: TestCase, started_at: SystemTime, reason: &str) -> TestResult {
         duration: Duration::ZERO,
         leaked_processes: 0,
         rusage: None,
+        usage: None,
+        limits: Limits::default(),
         stdout: CapturedOutput::default(),
         stderr: CapturedOutput::default(),
     }

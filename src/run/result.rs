@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::discover::TestCase;
-use crate::sandbox::{CapturedOutput, Rusage, SetupFailure};
+use crate::sandbox::{CapturedOutput, Limits, Rusage, SetupFailure, Usage};
 
 /// The status of one finished (or never started) test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,6 +14,8 @@ pub enum Status {
     Fail,
     /// Killed by a signal isotest did not send.
     Signal,
+    /// It, or one of its processes, was killed by the OOM killer.
+    Oom,
     /// Stopped by isotest when its timeout expired.
     Timeout,
     /// Its container could not be set up or the command not started.
@@ -24,10 +26,11 @@ pub enum Status {
 
 impl Status {
     /// Every status, in the order summaries list them.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Pass,
         Status::Fail,
         Status::Signal,
+        Status::Oom,
         Status::Timeout,
         Status::Error,
         Status::NotRun,
@@ -39,6 +42,7 @@ impl Status {
             Status::Pass => "PASS",
             Status::Fail => "FAIL",
             Status::Signal => "SIGNAL",
+            Status::Oom => "OOM",
             Status::Timeout => "TIMEOUT",
             Status::Error => "ERROR",
             Status::NotRun => "NOT-RUN",
@@ -66,7 +70,12 @@ pub struct TestResult {
     pub started_at: SystemTime,
     pub duration: Duration,
     pub leaked_processes: u32,
+    /// wait4 on the container's init: every process of the container.
     pub rusage: Option<Rusage>,
+    /// cgroup accounting; None when the host's cgroups could not be used.
+    pub usage: Option<Usage>,
+    /// The limits the test ran under (when cgroups were in use).
+    pub limits: Limits,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
 }

@@ -11,12 +11,11 @@
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{
     kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
@@ -85,8 +84,8 @@ fn supervise_command(
     lifeline: OwnedFd,
 ) -> Result<i32, SetupFailure> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set parent-death signal".into())?;
-    if helper_is_gone(&lifeline) {
-        // The helper died before the death signal was armed.
+    if !released_by_helper(&lifeline) {
+        // The helper died (before the death signal was armed, perhaps).
         unsafe { libc::_exit(1) }
     }
     drop(lifeline);
@@ -124,10 +123,17 @@ fn supervise_command(
     })
 }
 
-/// True when the helper's end of the lifeline pipe is closed.
-fn helper_is_gone(lifeline: &OwnedFd) -> bool {
-    let mut fds = [PollFd::new(lifeline.as_fd(), PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+/// Waits for the helper's go-ahead (it first moves us into the test's
+/// cgroup); EOF instead means the helper is gone.
+fn released_by_helper(lifeline: &OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(lifeline, &mut byte) {
+            Err(Errno::EINTR) => continue,
+            Ok(1) => return true,
+            _ => return false,
+        }
+    }
 }
 
 fn send(report: &mut File, message: &InitMessage) {

@@ -9,6 +9,7 @@
 //! - `mountinfo`, `capture`, `step`: parsing, bounded output, error naming.
 
 mod capture;
+pub mod cgroup;
 mod init;
 pub mod interrupt;
 pub mod mountinfo;
@@ -20,6 +21,7 @@ mod step;
 mod supervisor;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
-pub use spawn::{run, OutputMode, StopRequest, HELPER_SUBCOMMAND};
-pub use spec::{Ending, Outcome, Report, Rusage, SandboxSpec, SetupFailure};
+pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
+pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest, HELPER_SUBCOMMAND};
+pub use spec::{Ending, HelperRequest, Outcome, Report, Rusage, SandboxSpec, SetupFailure};
 pub use supervisor::helper_main;

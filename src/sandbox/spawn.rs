@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +17,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, Pid};
 
 use super::capture::{BoundedBuffer, CapturedOutput};
-use super::spec::{Ending, Outcome, Report, SandboxSpec, SetupFailure};
+use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
+use super::spec::{Ending, HelperRequest, Outcome, Report, SandboxSpec, SetupFailure};
 use super::supervisor::REPORT_FD;
 
 /// The hidden subcommand that runs the helper.
@@ -65,22 +67,92 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// Slack the helper gets beyond timeout + grace before the runner kills it.
 const HELPER_SLACK: Duration = Duration::from_secs(10);
 
-/// Runs `spec` in a fresh container and waits for it.
-pub fn run(spec: &SandboxSpec, output: OutputMode, stop: &StopRequest) -> Outcome {
-    match start_helper(spec, output) {
-        Ok((child, report)) => collect(child, report, spec, output, stop),
-        Err(failure) => Outcome {
-            ending: Ending::SetupFailed(failure),
-            wall: Duration::ZERO,
-            leaked_processes: 0,
-            rusage: None,
-            stdout: CapturedOutput::default(),
-            stderr: CapturedOutput::default(),
-        },
+/// The container engine for one run: it owns the run's cgroups, if the
+/// host lets us use them.
+pub struct Sandbox {
+    cgroups: Result<Cgroups, Unavailable>,
+}
+
+/// What preparing the sandbox found out, for the user to hear once.
+pub struct SandboxNotes {
+    pub notices: Vec<String>,
+}
+
+impl Sandbox {
+    /// Prepares cgroups under `cgroup_parent` (default: isotest's own
+    /// cgroup); when they cannot be used, tests run without limits.
+    pub fn new(cgroup_parent: Option<&Path>) -> (Sandbox, SandboxNotes) {
+        match Cgroups::setup(cgroup_parent) {
+            Ok(ready) => (
+                Sandbox {
+                    cgroups: Ok(ready.cgroups),
+                },
+                SandboxNotes {
+                    notices: ready.notices,
+                },
+            ),
+            Err(unavailable) => (
+                Sandbox {
+                    cgroups: Err(unavailable),
+                },
+                SandboxNotes { notices: vec![] },
+            ),
+        }
+    }
+
+    /// The host's cgroup layout.
+    pub fn cgroup_layout(&self) -> CgroupLayout {
+        match &self.cgroups {
+            Ok(cgroups) => cgroups.layout(),
+            Err(unavailable) => unavailable.layout,
+        }
+    }
+
+    /// Why limits and usage figures are unavailable, if they are.
+    pub fn cgroups_unavailable(&self) -> Option<&Unavailable> {
+        self.cgroups.as_ref().err()
+    }
+
+    /// Runs `spec` in a fresh container (and cgroup) and waits for it.
+    pub fn run(&self, spec: &SandboxSpec, output: OutputMode, stop: &StopRequest) -> Outcome {
+        let cgroup = match &self.cgroups {
+            Ok(cgroups) => match cgroups.create(&spec.limits) {
+                Ok(group) => Some(group),
+                Err(failure) => return failed_outcome(failure),
+            },
+            Err(_) => None,
+        };
+        let request = HelperRequest {
+            spec: spec.clone(),
+            cgroup_procs: cgroup
+                .iter()
+                .flat_map(|g| g.procs_files())
+                .map(|p| p.into_os_string().into_encoded_bytes())
+                .collect(),
+        };
+        match start_helper(&request, output) {
+            Ok((child, report)) => collect(child, report, spec, output, stop, cgroup),
+            Err(failure) => failed_outcome(failure),
+        }
     }
 }
 
-fn start_helper(spec: &SandboxSpec, output: OutputMode) -> Result<(Child, OwnedFd), SetupFailure> {
+fn failed_outcome(failure: SetupFailure) -> Outcome {
+    Outcome {
+        ending: Ending::SetupFailed(failure),
+        wall: Duration::ZERO,
+        leaked_processes: 0,
+        rusage: None,
+        usage: None,
+        stdout: CapturedOutput::default(),
+        stderr: CapturedOutput::default(),
+    }
+}
+
+fn start_helper(
+    request: &HelperRequest,
+    output: OutputMode,
+) -> Result<(Child, OwnedFd), SetupFailure> {
     let failed = |step: &str, error: std::io::Error| SetupFailure {
         step: step.to_string(),
         cause: error.to_string(),
@@ -124,7 +196,7 @@ fn start_helper(spec: &SandboxSpec, output: OutputMode) -> Result<(Child, OwnedF
         .spawn()
         .map_err(|e| failed("start the sandbox helper (/proc/self/exe)", e))?;
     drop(report_write);
-    let spec_json = serde_json::to_vec(spec).expect("specs serialize");
+    let spec_json = serde_json::to_vec(request).expect("requests serialize");
     let mut stdin = child.stdin.take().expect("stdin is piped");
     // A helper that died early shows in its report (or lack of one).
     let _ = stdin.write_all(&spec_json);
@@ -139,6 +211,7 @@ fn collect(
     spec: &SandboxSpec,
     output: OutputMode,
     stop: &StopRequest,
+    mut cgroup: Option<TestCgroup>,
 ) -> Outcome {
     let limit = match output {
         OutputMode::Capture { limit_per_stream } => limit_per_stream,
@@ -157,6 +230,9 @@ fn collect(
     let mut killed_by_backstop = false;
 
     while streams.iter().any(Stream::is_open) {
+        if let Some(group) = cgroup.as_mut() {
+            group.sample();
+        }
         let level = stop.level();
         if level > stop_level_sent {
             // The helper stops the container; a second SIGTERM skips grace.
@@ -197,6 +273,9 @@ fn collect(
         }
     }
     let status = child.wait();
+    let usage = cgroup.as_ref().map(TestCgroup::usage);
+    // Dropping the group kills anything left in it and removes it.
+    drop(cgroup);
     let [stdout, stderr, report] = streams;
     let report: Option<Report> = serde_json::from_slice(&report.raw).ok();
     let (stdout, stderr) = (stdout.buffer.finish(), stderr.buffer.finish());
@@ -206,6 +285,7 @@ fn collect(
             wall: report.wall,
             leaked_processes: report.leaked_processes,
             rusage: report.rusage,
+            usage,
             stdout,
             stderr,
         },
@@ -230,6 +310,7 @@ fn collect(
                 wall: Duration::ZERO,
                 leaked_processes: 0,
                 rusage: None,
+                usage,
                 stdout,
                 stderr,
             }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::capture::CapturedOutput;
+use super::cgroup::{Limits, Usage};
 
 /// Everything needed to run one command in one fresh container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -28,6 +29,16 @@ pub struct SandboxSpec {
     pub timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL when the container is stopped.
     pub grace: Duration,
+    /// cgroup limits; applied when the host's cgroups can be used.
+    pub limits: Limits,
+}
+
+/// What the runner sends the helper: the spec, and the cgroup.procs files
+/// that put the container's init into its cgroup.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HelperRequest {
+    pub spec: SandboxSpec,
+    pub cgroup_procs: Vec<Vec<u8>>,
 }
 
 /// How a sandboxed command ended.
@@ -98,6 +109,8 @@ pub struct Outcome {
     pub wall: Duration,
     pub leaked_processes: u32,
     pub rusage: Option<Rusage>,
+    /// cgroup accounting; None when tests run without cgroups.
+    pub usage: Option<Usage>,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
 }

@@ -21,7 +21,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{fork, getppid, pipe2, ForkResult, Pid};
 
 use super::init::{self, CommandExit, InitMessage};
-use super::spec::{Ending, Report, Rusage, SandboxSpec, SetupFailure};
+use super::spec::{Ending, HelperRequest, Report, Rusage, SandboxSpec, SetupFailure};
 use super::step::Step;
 
 /// The fd on which the helper writes its report.
@@ -49,8 +49,8 @@ pub fn helper_main(runner: i32) -> i32 {
             "set parent-death signal".into(),
             errno,
         )),
-        Ok(()) => match read_spec() {
-            Ok(spec) => supervise(&spec),
+        Ok(()) => match read_request() {
+            Ok(request) => supervise(&request),
             Err(failure) => setup_failed(failure),
         },
     };
@@ -66,22 +66,22 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
-/// Reads the spec from stdin, then puts /dev/null there: the container's
-/// stdin.
-fn read_spec() -> Result<SandboxSpec, SetupFailure> {
+/// Reads the request from stdin, then puts /dev/null there: the
+/// container's stdin.
+fn read_request() -> Result<HelperRequest, SetupFailure> {
     let mut json = Vec::new();
     std::io::stdin()
         .read_to_end(&mut json)
         .step(|| "read sandbox spec from the runner".into())?;
-    let spec = serde_json::from_slice(&json).map_err(|e| SetupFailure {
-        step: "parse sandbox spec".into(),
+    let request = serde_json::from_slice(&json).map_err(|e| SetupFailure {
+        step: "parse sandbox request".into(),
         cause: e.to_string(),
         hint: Some("the runner and helper binaries differ; reinstall isotest".into()),
         host_unsupported: false,
     })?;
     let null = File::open("/dev/null").step(|| "open /dev/null".into())?;
     nix::unistd::dup2_stdin(&null).step(|| "put /dev/null on stdin".into())?;
-    Ok(spec)
+    Ok(request)
 }
 
 fn setup_failed(failure: SetupFailure) -> Report {
@@ -106,14 +106,15 @@ struct Stopping {
     killed: bool,
 }
 
-fn supervise(spec: &SandboxSpec) -> Report {
-    match start_and_watch(spec) {
+fn supervise(request: &HelperRequest) -> Report {
+    match start_and_watch(request) {
         Ok(report) => report,
         Err(failure) => setup_failed(failure),
     }
 }
 
-fn start_and_watch(spec: &SandboxSpec) -> Result<Report, SetupFailure> {
+fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
+    let spec = &request.spec;
     let mut blocked = init::handled_signals();
     blocked.thread_block().step(|| "block signals".into())?;
     blocked.remove(Signal::SIGCHLD);
@@ -133,6 +134,14 @@ fn start_and_watch(spec: &SandboxSpec) -> Result<Report, SetupFailure> {
         ForkResult::Parent { child } => child,
     };
     drop((messages_write, lifeline_read));
+    if let Err(failure) = join_cgroup(init_pid, &request.cgroup_procs) {
+        let _ = kill(init_pid, Signal::SIGKILL);
+        wait_for_init(init_pid);
+        return Err(failure);
+    }
+    // Init waits for this byte: from here on it and all it starts are in
+    // the test's cgroup.
+    nix::unistd::write(&lifeline_write, b"g").step(|| "start the container init".into())?;
     let watched = watch(
         spec,
         init_pid,
@@ -148,6 +157,17 @@ fn start_and_watch(spec: &SandboxSpec) -> Result<Report, SetupFailure> {
         leaked_processes,
         rusage,
     })
+}
+
+/// Puts init into the test's cgroup (every v1 hierarchy, or the v2 group).
+fn join_cgroup(init_pid: Pid, procs_files: &[Vec<u8>]) -> Result<(), SetupFailure> {
+    use std::os::unix::ffi::OsStrExt;
+    for file in procs_files {
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(file));
+        std::fs::write(path, init_pid.as_raw().to_string())
+            .step(|| format!("move the container into cgroup {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Follows init's messages, stop requests and the timeout until init exits.

@@ -1,0 +1,640 @@
+//! Per-test cgroups: limits (memory, CPU bandwidth, processes) and
+//! accounting (peak memory, CPU time, peak processes, OOM kills) on v1, v2
+//! and hybrid hosts. Our own module rather than cgroups-rs: DESIGN.md says
+//! why.
+//!
+//! One `Cgroups` per run finds the layout, the parent cgroups (nested under
+//! isotest's own, per hierarchy on v1), and removes stale groups a crashed
+//! run left. Each test then gets a `TestCgroup` named
+//! `isotest-<run id>-<n>`, removed again after its test.
+
+mod files;
+pub mod layout;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use self::layout::{Layout, LayoutKind};
+use super::mountinfo;
+use super::spec::SetupFailure;
+use super::step::Step;
+
+pub use layout::LayoutKind as CgroupLayout;
+
+/// Limits for one test; `None` is no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_bytes: Option<u64>,
+    /// CPU bandwidth in CPUs (0.5 = half of one CPU).
+    pub cpus: Option<f64>,
+    pub pids: Option<u64>,
+}
+
+/// What one test used. A figure is `None` when this host cannot measure it
+/// (never zero-filled).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// v1 memory.max_usage_in_bytes; v2 memory.peak, or the largest
+    /// memory.current sampled while the test ran on kernels without it.
+    pub memory_peak_bytes: Option<u64>,
+    /// v1 cpuacct.usage_user; v2 cpu.stat user_usec.
+    pub cpu_user_usec: Option<u64>,
+    /// v1 cpuacct.usage_sys; v2 cpu.stat system_usec.
+    pub cpu_system_usec: Option<u64>,
+    /// pids.peak, or the largest pids.current sampled.
+    pub pids_peak: Option<u64>,
+    /// v1 memory.oom_control oom_kill; v2 memory.events oom_kill.
+    pub oom_kills: Option<u64>,
+    /// Forks refused because pids.max was reached (pids.events max).
+    pub pids_max_hits: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+/// The parent directory of test cgroups for each controller we use.
+#[derive(Clone, Debug, Default)]
+struct Parents {
+    memory: Option<PathBuf>,
+    cpu: Option<PathBuf>,
+    cpuacct: Option<PathBuf>,
+    pids: Option<PathBuf>,
+    freezer: Option<PathBuf>,
+}
+
+impl Parents {
+    /// Each distinct parent once (v1 hierarchies may co-mount controllers).
+    fn distinct(&self) -> Vec<&Path> {
+        let mut dirs: Vec<&Path> = Vec::new();
+        for dir in [&self.memory, &self.cpu, &self.cpuacct, &self.pids, &self.freezer]
+            .into_iter()
+            .flatten()
+        {
+            if !dirs.contains(&dir.as_path()) {
+                dirs.push(dir);
+            }
+        }
+        dirs
+    }
+}
+
+/// Where the runner moved itself on v2 to free its cgroup for controllers.
+#[derive(Debug)]
+struct RunnerLeaf {
+    original: PathBuf,
+    leaf: PathBuf,
+    enabled: Vec<String>,
+}
+
+/// The run's cgroup manager.
+#[derive(Debug)]
+pub struct Cgroups {
+    version: Version,
+    layout: LayoutKind,
+    parents: Parents,
+    run_id: String,
+    counter: AtomicU32,
+    runner_leaf: Option<RunnerLeaf>,
+}
+
+/// Cgroups are ready, with things the user should hear about once.
+pub struct Ready {
+    pub cgroups: Cgroups,
+    pub notices: Vec<String>,
+}
+
+/// Why tests will run without cgroup limits here.
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    pub layout: LayoutKind,
+    pub reason: String,
+}
+
+const PREFIX: &str = "isotest-";
+
+impl Cgroups {
+    /// Finds the layout and prepares the parent cgroups. `parent`, if given,
+    /// is a cgroup path (like `/isotest.slice`) used instead of isotest's
+    /// own cgroup.
+    pub fn setup(parent: Option<&Path>) -> Result<Ready, Unavailable> {
+        let mounts = mountinfo::read_own().map_err(|reason| Unavailable {
+            layout: LayoutKind::None,
+            reason,
+        })?;
+        let proc_cgroup = fs::read_to_string("/proc/self/cgroup").map_err(|e| Unavailable {
+            layout: LayoutKind::None,
+            reason: format!("read /proc/self/cgroup: {e}"),
+        })?;
+        let layout = layout::detect(&mounts, &proc_cgroup).map_err(|reason| Unavailable {
+            layout: LayoutKind::None,
+            reason,
+        })?;
+        let kind = layout.kind();
+        let unavailable = |reason: String| Unavailable { layout: kind, reason };
+        let run_id = format!("{}x{:04x}", std::process::id(), random_u16());
+        let mut notices = Vec::new();
+        let (version, parents, runner_leaf) = if layout.v1_hierarchy("memory").is_some()
+            || layout.v1_hierarchy("pids").is_some()
+        {
+            let parents = v1_parents(&layout, parent);
+            let missing: Vec<&str> = [
+                ("memory", &parents.memory),
+                ("cpu", &parents.cpu),
+                ("cpuacct", &parents.cpuacct),
+                ("pids", &parents.pids),
+            ]
+            .into_iter()
+            .filter(|(_, dir)| dir.is_none())
+            .map(|(name, _)| name)
+            .collect();
+            if !missing.is_empty() {
+                notices.push(format!(
+                    "cgroup v1 controllers not mounted: {}; their limits and figures are unavailable",
+                    missing.join(", ")
+                ));
+            }
+            (Version::V1, parents, None)
+        } else if let Some(tree) = &layout.v2 {
+            let dir = match parent {
+                Some(p) => tree.mount.join(p.strip_prefix("/").unwrap_or(p)),
+                None => tree.mount.join(&tree.own_path),
+            };
+            let (enabled, leaf) = v2_enable_controllers(&dir, parent.is_none(), &run_id)
+                .map_err(unavailable)?;
+            let has = |c: &str| enabled.iter().any(|e| e == c);
+            let missing: Vec<&str> = ["memory", "cpu", "pids"]
+                .into_iter()
+                .filter(|c| !has(c))
+                .collect();
+            if !missing.is_empty() {
+                notices.push(format!(
+                    "cgroup v2 controllers not available in {}: {}; their limits are not applied",
+                    dir.display(),
+                    missing.join(", ")
+                ));
+            }
+            let parents = Parents {
+                memory: has("memory").then(|| dir.clone()),
+                cpu: has("cpu").then(|| dir.clone()),
+                // cpu.stat's usage figures exist without the cpu controller.
+                cpuacct: Some(dir.clone()),
+                pids: has("pids").then(|| dir.clone()),
+                freezer: None,
+            };
+            (Version::V2, parents, leaf)
+        } else {
+            return Err(unavailable(match kind {
+                LayoutKind::None => "no cgroup filesystem is mounted".into(),
+                _ => "no usable cgroup controllers (memory, cpu, pids) are mounted".into(),
+            }));
+        };
+
+        for dir in parents.distinct() {
+            if !dir.is_dir() {
+                return Err(unavailable(format!(
+                    "cgroup parent {} does not exist",
+                    dir.display()
+                )));
+            }
+            if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+                return Err(unavailable(format!(
+                    "no permission to create cgroups in {}",
+                    dir.display()
+                )));
+            }
+        }
+        let removed = remove_stale(&parents);
+        if removed > 0 {
+            notices.push(format!(
+                "removed {removed} stale cgroup(s) left by an earlier isotest run"
+            ));
+        }
+        Ok(Ready {
+            cgroups: Cgroups {
+                version,
+                layout: kind,
+                parents,
+                run_id,
+                counter: AtomicU32::new(0),
+                runner_leaf,
+            },
+            notices,
+        })
+    }
+
+    pub fn layout(&self) -> LayoutKind {
+        self.layout
+    }
+
+    /// Creates the next test's cgroup with `limits` applied.
+    pub fn create(&self, limits: &Limits) -> Result<TestCgroup, SetupFailure> {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let name = format!("{PREFIX}{}-{n}", self.run_id);
+        let in_parent = |dir: &Option<PathBuf>| dir.as_ref().map(|d| d.join(&name));
+        let mut group = TestCgroup {
+            version: self.version,
+            dirs: Vec::new(),
+            memory: in_parent(&self.parents.memory),
+            cpu: in_parent(&self.parents.cpu),
+            cpuacct: in_parent(&self.parents.cpuacct),
+            pids: in_parent(&self.parents.pids),
+            freezer: in_parent(&self.parents.freezer),
+            sampled_memory_peak: None,
+            sampled_pids_peak: None,
+            memory_peak_file: false,
+            pids_peak_file: false,
+        };
+        for parent in self.parents.distinct() {
+            let dir = parent.join(&name);
+            fs::create_dir(&dir).step(|| format!("create cgroup {}", dir.display()))?;
+            group.dirs.push(dir);
+        }
+        // On error `group` is dropped, which removes what was created.
+        group.apply(limits)?;
+        group.memory_peak_file = group.file_exists(&group.memory, group.memory_peak_name());
+        group.pids_peak_file = group.file_exists(&group.pids, "pids.peak");
+        Ok(group)
+    }
+}
+
+impl Drop for Cgroups {
+    /// Gives the runner its original cgroup back on v2 (best effort).
+    fn drop(&mut self) {
+        let Some(leaf) = self.runner_leaf.take() else {
+            return;
+        };
+        let disable: Vec<String> = leaf.enabled.iter().map(|c| format!("-{c}")).collect();
+        let _ = fs::write(leaf.original.join("cgroup.subtree_control"), disable.join(" "));
+        let _ = fs::write(
+            leaf.original.join("cgroup.procs"),
+            std::process::id().to_string(),
+        );
+        let _ = fs::remove_dir(&leaf.leaf);
+    }
+}
+
+fn v1_parents(layout: &Layout, parent: Option<&Path>) -> Parents {
+    let dir = |controller: &str| {
+        layout.v1_hierarchy(controller).map(|h| match parent {
+            Some(p) => h.mount.join(p.strip_prefix("/").unwrap_or(p)),
+            None => h.mount.join(&h.own_path),
+        })
+    };
+    Parents {
+        memory: dir("memory"),
+        cpu: dir("cpu"),
+        cpuacct: dir("cpuacct"),
+        pids: dir("pids"),
+        freezer: dir("freezer"),
+    }
+}
+
+/// Makes memory, cpu and pids available to children of `dir` on v2.
+/// Enabling controllers fails with EBUSY while `dir` itself holds processes
+/// ("no internal processes"), so when `dir` is our own cgroup the runner
+/// first moves into a leaf beside the tests. Returns the controllers
+/// children get, and the leaf if we moved.
+fn v2_enable_controllers(
+    dir: &Path,
+    is_own: bool,
+    run_id: &str,
+) -> Result<(Vec<String>, Option<RunnerLeaf>), String> {
+    let read = |name: &str| {
+        fs::read_to_string(dir.join(name))
+            .map(|t| files::controllers(&t))
+            .map_err(|e| format!("read {}: {e}", dir.join(name).display()))
+    };
+    let available = read("cgroup.controllers")?;
+    let wanted: Vec<String> = ["memory", "cpu", "pids"]
+        .into_iter()
+        .filter(|c| available.iter().any(|a| a == c))
+        .map(str::to_string)
+        .collect();
+    if wanted.is_empty() {
+        return Err(format!(
+            "no controllers are delegated to {} (its cgroup.controllers lists none of memory, cpu, pids)",
+            dir.display()
+        ));
+    }
+    let enabled_now = read("cgroup.subtree_control")?;
+    let to_enable: Vec<String> = wanted
+        .iter()
+        .filter(|c| !enabled_now.contains(c))
+        .cloned()
+        .collect();
+    if to_enable.is_empty() {
+        return Ok((wanted, None));
+    }
+    let control = dir.join("cgroup.subtree_control");
+    let enable = || {
+        let text: Vec<String> = to_enable.iter().map(|c| format!("+{c}")).collect();
+        fs::write(&control, text.join(" "))
+    };
+    let mut leaf = None;
+    if let Err(error) = enable() {
+        if error.raw_os_error() != Some(libc::EBUSY) || !is_own {
+            return Err(format!("enable controllers in {}: {error}", control.display()));
+        }
+        let leaf_dir = dir.join(format!("{PREFIX}{run_id}-runner"));
+        fs::create_dir(&leaf_dir)
+            .and_then(|_| {
+                fs::write(
+                    leaf_dir.join("cgroup.procs"),
+                    std::process::id().to_string(),
+                )
+            })
+            .map_err(|e| format!("move isotest into leaf cgroup {}: {e}", leaf_dir.display()))?;
+        leaf = Some(RunnerLeaf {
+            original: dir.to_path_buf(),
+            leaf: leaf_dir,
+            enabled: to_enable.clone(),
+        });
+        enable().map_err(|e| {
+            format!(
+                "enable controllers in {}: {e} (other processes share isotest's cgroup; \
+                 start isotest in a cgroup of its own, e.g. `systemd-run --scope -p Delegate=yes isotest ...`)",
+                control.display()
+            )
+        })?;
+    }
+    Ok((wanted, leaf))
+}
+
+/// Removes `isotest-*` cgroups whose runner (the pid in the run id) is gone.
+fn remove_stale(parents: &Parents) -> usize {
+    let mut removed = 0;
+    for parent in parents.distinct() {
+        let Ok(entries) = fs::read_dir(parent) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = runner_pid(&name) else {
+                continue;
+            };
+            if kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH) {
+                continue; // its run is still going (or the pid was reused)
+            }
+            let dir = entry.path();
+            for _ in 0..100 {
+                kill_procs(&dir);
+                if fs::remove_dir(&dir).is_ok() {
+                    removed += 1;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    removed
+}
+
+/// The runner pid in `isotest-<pid>x<rand>-<n>`.
+fn runner_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix(PREFIX)?;
+    let (pid, _) = rest.split_once('x')?;
+    pid.parse().ok()
+}
+
+fn random_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (nanos ^ (nanos >> 16)) as u16
+}
+
+/// SIGKILL every process listed in `dir`'s cgroup.procs.
+fn kill_procs(dir: &Path) -> usize {
+    let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) else {
+        return 0;
+    };
+    let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    for pid in &pids {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    pids.len()
+}
+
+/// One test's cgroup (one directory per v1 hierarchy, or one on v2).
+#[derive(Debug)]
+pub struct TestCgroup {
+    version: Version,
+    dirs: Vec<PathBuf>,
+    memory: Option<PathBuf>,
+    cpu: Option<PathBuf>,
+    cpuacct: Option<PathBuf>,
+    pids: Option<PathBuf>,
+    freezer: Option<PathBuf>,
+    sampled_memory_peak: Option<u64>,
+    sampled_pids_peak: Option<u64>,
+    memory_peak_file: bool,
+    pids_peak_file: bool,
+}
+
+impl TestCgroup {
+    /// The files a process's pid is written to, to put it in this group.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    fn apply(&self, limits: &Limits) -> Result<(), SetupFailure> {
+        if let (Some(bytes), Some(dir)) = (limits.memory_bytes, &self.memory) {
+            match self.version {
+                Version::V1 => {
+                    write(dir, "memory.limit_in_bytes", &bytes.to_string())?;
+                    // Swap counts against the same limit: no swapping.
+                    if dir.join("memory.memsw.limit_in_bytes").exists() {
+                        write(dir, "memory.memsw.limit_in_bytes", &bytes.to_string())?;
+                    } else {
+                        write(dir, "memory.swappiness", "0")?;
+                    }
+                }
+                Version::V2 => {
+                    write(dir, "memory.max", &bytes.to_string())?;
+                    if dir.join("memory.swap.max").exists() {
+                        write(dir, "memory.swap.max", "0")?;
+                    }
+                }
+            }
+        }
+        if let (Some(cpus), Some(dir)) = (limits.cpus, &self.cpu) {
+            let period: u64 = 100_000;
+            let quota = ((cpus * period as f64).round() as u64).max(1000);
+            match self.version {
+                Version::V1 => {
+                    write(dir, "cpu.cfs_period_us", &period.to_string())?;
+                    write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+                }
+                Version::V2 => write(dir, "cpu.max", &format!("{quota} {period}"))?,
+            }
+        }
+        if let (Some(pids), Some(dir)) = (limits.pids, &self.pids) {
+            write(dir, "pids.max", &pids.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn memory_peak_name(&self) -> &'static str {
+        match self.version {
+            Version::V1 => "memory.max_usage_in_bytes",
+            Version::V2 => "memory.peak",
+        }
+    }
+
+    fn file_exists(&self, dir: &Option<PathBuf>, name: &str) -> bool {
+        dir.as_ref().is_some_and(|d| d.join(name).exists())
+    }
+
+    /// Samples current usage, for peaks the kernel does not track itself.
+    pub fn sample(&mut self) {
+        if !self.memory_peak_file {
+            let name = match self.version {
+                Version::V1 => "memory.usage_in_bytes",
+                Version::V2 => "memory.current",
+            };
+            if let Some(now) = read_value(&self.memory, name) {
+                self.sampled_memory_peak = self.sampled_memory_peak.max(Some(now));
+            }
+        }
+        if !self.pids_peak_file {
+            if let Some(now) = read_value(&self.pids, "pids.current") {
+                self.sampled_pids_peak = self.sampled_pids_peak.max(Some(now));
+            }
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        let (user, system) = match self.version {
+            Version::V1 => (
+                read_value(&self.cpuacct, "cpuacct.usage_user").map(|ns| ns / 1000),
+                read_value(&self.cpuacct, "cpuacct.usage_sys").map(|ns| ns / 1000),
+            ),
+            Version::V2 => (
+                read_keyed(&self.cpuacct, "cpu.stat", "user_usec"),
+                read_keyed(&self.cpuacct, "cpu.stat", "system_usec"),
+            ),
+        };
+        let oom_kills = match self.version {
+            Version::V1 => read_keyed(&self.memory, "memory.oom_control", "oom_kill"),
+            Version::V2 => read_keyed(&self.memory, "memory.events", "oom_kill"),
+        };
+        let memory_peak_bytes = if self.memory_peak_file {
+            read_value(&self.memory, self.memory_peak_name())
+        } else {
+            self.sampled_memory_peak
+        };
+        let pids_peak = if self.pids_peak_file {
+            read_value(&self.pids, "pids.peak")
+        } else {
+            self.sampled_pids_peak
+        };
+        Usage {
+            memory_peak_bytes,
+            cpu_user_usec: user,
+            cpu_system_usec: system,
+            pids_peak,
+            oom_kills,
+            pids_max_hits: read_keyed(&self.pids, "pids.events", "max"),
+        }
+    }
+
+    fn remove_dirs(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.dirs.is_empty() {
+            self.kill_all();
+            self.dirs.retain(|dir| match fs::remove_dir(dir) {
+                Ok(()) => false,
+                // Busy: processes are still exiting; anything else: give up.
+                Err(e) => e.raw_os_error() == Some(libc::EBUSY),
+            });
+            if self.dirs.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Ends every process of the group so none escapes: cgroup.kill on v2;
+    /// on v1 freeze, kill each listed process, thaw (frozen processes cannot
+    /// fork away from the kill).
+    fn kill_all(&self) {
+        if self.version == Version::V2 {
+            if let Some(dir) = self.dirs.first() {
+                if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+                    return;
+                }
+            }
+        }
+        let frozen = self
+            .freezer
+            .as_ref()
+            .is_some_and(|dir| fs::write(dir.join("freezer.state"), "FROZEN").is_ok());
+        for dir in &self.dirs {
+            kill_procs(dir);
+        }
+        if let (true, Some(dir)) = (frozen, &self.freezer) {
+            let _ = fs::write(dir.join("freezer.state"), "THAWED");
+        }
+    }
+}
+
+impl Drop for TestCgroup {
+    /// Kills whatever is still in the group and removes it.
+    fn drop(&mut self) {
+        self.remove_dirs();
+    }
+}
+
+fn write(dir: &Path, name: &str, value: &str) -> Result<(), SetupFailure> {
+    let path = dir.join(name);
+    fs::write(&path, value).step(|| format!("write {value} to {}", path.display()))
+}
+
+fn read_value(dir: &Option<PathBuf>, name: &str) -> Option<u64> {
+    let text = fs::read_to_string(dir.as_ref()?.join(name)).ok()?;
+    files::parse_value(&text).ok().flatten()
+}
+
+fn read_keyed(dir: &Option<PathBuf>, name: &str, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(dir.as_ref()?.join(name)).ok()?;
+    files::keyed_value(&text, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_pid_from_group_names() {
+        assert_eq!(runner_pid("isotest-1234x9f3a-7"), Some(1234));
+        assert_eq!(runner_pid("isotest-1234x9f3a-runner"), Some(1234));
+        assert_eq!(runner_pid("isotest-abc"), None);
+        assert_eq!(runner_pid("user.slice"), None);
+    }
+
+    #[test]
+    fn distinct_parents_dedupe_co_mounted_hierarchies() {
+        let parents = Parents {
+            memory: Some("/m".into()),
+            cpu: Some("/c".into()),
+            cpuacct: Some("/c".into()),
+            pids: None,
+            freezer: Some("/f".into()),
+        };
+        assert_eq!(
+            parents.distinct(),
+            [Path::new("/m"), Path::new("/c"), Path::new("/f")]
+        );
+    }
+}
