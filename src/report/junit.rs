@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::{ReportError, Reporter};
-use crate::run::{Event, RunSummary, Status, TestResult};
+use crate::run::{signal_name, Event, RunSummary, Status, TestResult};
 
 /// quick-junit deletes every control character but `\n` from the text it is
 /// given, tabs and carriage returns included. They travel through it as
@@ -73,6 +73,10 @@ fn build_report(summary: &RunSummary) -> Report {
                 .extra
                 .insert("timestamp".into(), rfc3339(first).into());
         }
+        suite.add_property(Property::new(
+            "isotest.cgroup_layout",
+            summary.host.cgroup_layout.as_str(),
+        ));
         suite.add_test_cases(results.into_iter().map(test_case));
         report.add_test_suite(suite);
     }
@@ -131,23 +135,47 @@ fn properties(result: &TestResult) -> Vec<Property> {
     if let Some(signal) = result.signal {
         properties.push(("isotest.signal", signal_name(signal)));
     }
-    if let Some(usage) = result.rusage {
+    // cgroup accounting; a figure the host cannot measure is left out.
+    if let Some(usage) = result.usage {
+        let figures = [
+            ("isotest.memory_peak_bytes", usage.memory_peak_bytes),
+            ("isotest.cpu_user_usec", usage.cpu_user_usec),
+            ("isotest.cpu_system_usec", usage.cpu_system_usec),
+            ("isotest.pids_peak", usage.pids_peak),
+            ("isotest.oom_kills", usage.oom_kills),
+            ("isotest.pids_max_hits", usage.pids_max_hits),
+        ];
+        for (name, value) in figures {
+            if let Some(value) = value {
+                properties.push((name, value.to_string()));
+            }
+        }
+    }
+    let limits = &result.limits;
+    if let Some(bytes) = limits.memory_bytes {
+        properties.push(("isotest.limit.memory_bytes", bytes.to_string()));
+    }
+    if let Some(cpus) = limits.cpus {
+        properties.push(("isotest.limit.cpus", cpus.to_string()));
+    }
+    if let Some(pids) = limits.pids {
+        properties.push(("isotest.limit.pids", pids.to_string()));
+    }
+    // wait4 on the container's init, a cross-check of the cgroup figures.
+    if let Some(rusage) = result.rusage {
         properties.extend([
-            ("isotest.cpu_user_usec", usage.user_usec.to_string()),
-            ("isotest.cpu_system_usec", usage.system_usec.to_string()),
-            ("isotest.max_rss_bytes", usage.max_rss_bytes.to_string()),
+            ("isotest.rusage.user_usec", rusage.user_usec.to_string()),
+            ("isotest.rusage.system_usec", rusage.system_usec.to_string()),
+            (
+                "isotest.rusage.max_rss_bytes",
+                rusage.max_rss_bytes.to_string(),
+            ),
         ]);
     }
     properties
         .into_iter()
         .map(|(name, value)| Property::new(name, value))
         .collect()
-}
-
-/// `SIGSEGV`, or the number for signals without a name (real-time ones).
-fn signal_name(signal: i32) -> String {
-    nix::sys::signal::Signal::try_from(signal)
-        .map_or_else(|_| signal.to_string(), |s| s.as_str().to_string())
 }
 
 fn render(report: &Report) -> Result<String, ReportError> {
@@ -275,7 +303,8 @@ fn write_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::discover::TestCase as Test;
-    use crate::sandbox::{CapturedOutput, Rusage};
+    use crate::run::HostFacts;
+    use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
     use std::process::Command;
     use std::time::Duration;
 
@@ -305,6 +334,8 @@ mod tests {
             duration: Duration::from_millis(millis),
             leaked_processes: 0,
             rusage: None,
+            usage: None,
+            limits: Limits::default(),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
         }
@@ -326,6 +357,19 @@ mod tests {
             system_usec: 700,
             max_rss_bytes: 4_194_304,
         });
+        passed.usage = Some(Usage {
+            memory_peak_bytes: Some(3_145_728),
+            cpu_user_usec: Some(1400),
+            cpu_system_usec: Some(650),
+            pids_peak: Some(3),
+            oom_kills: Some(0),
+            pids_max_hits: None,
+        });
+        passed.limits = Limits {
+            memory_bytes: Some(268_435_456),
+            cpus: Some(0.5),
+            pids: Some(1024),
+        };
         passed.stdout = output(b"passing output is not kept\n");
         let mut failed = result("db/migrate.sh", "db", Status::Fail, 1_700_000_005, 210);
         failed.exit_code = Some(1);
@@ -351,6 +395,10 @@ mod tests {
             started_at: at(1_700_000_000),
             duration: Duration::from_millis(6000),
             results: vec![passed, failed, signalled, timed_out, errored, not_run],
+            host: HostFacts {
+                cgroup_layout: "hybrid".into(),
+                cgroups_in_use: true,
+            },
             interrupted_by: Some(2),
         }
     }
@@ -381,12 +429,6 @@ mod tests {
         );
         assert_eq!(rfc3339(at(1_709_251_199)), "2024-02-29T23:59:59.000Z");
         assert_eq!(rfc3339(at(4_102_444_800)), "2100-01-01T00:00:00.000Z");
-    }
-
-    #[test]
-    fn names_signals() {
-        assert_eq!(signal_name(11), "SIGSEGV");
-        assert_eq!(signal_name(40), "40");
     }
 
     #[test]
@@ -567,9 +609,17 @@ mod tests {
                 ("isotest.wall_usec", "12000"),
                 ("isotest.leaked_processes", "0"),
                 ("isotest.exit_code", "0"),
-                ("isotest.cpu_user_usec", "1500"),
-                ("isotest.cpu_system_usec", "700"),
-                ("isotest.max_rss_bytes", "4194304"),
+                ("isotest.memory_peak_bytes", "3145728"),
+                ("isotest.cpu_user_usec", "1400"),
+                ("isotest.cpu_system_usec", "650"),
+                ("isotest.pids_peak", "3"),
+                ("isotest.oom_kills", "0"),
+                ("isotest.limit.memory_bytes", "268435456"),
+                ("isotest.limit.cpus", "0.5"),
+                ("isotest.limit.pids", "1024"),
+                ("isotest.rusage.user_usec", "1500"),
+                ("isotest.rusage.system_usec", "700"),
+                ("isotest.rusage.max_rss_bytes", "4194304"),
             ])
         );
         assert_eq!(

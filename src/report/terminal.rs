@@ -204,7 +204,10 @@ fn usage_brief(result: &TestResult) -> Option<String> {
         parts.push(format!("peak {}", format_size(peak)));
     }
     if let Some(cpu) = cpu_usec(&usage) {
-        parts.push(format!("cpu {}", format_seconds(Duration::from_micros(cpu))));
+        parts.push(format!(
+            "cpu {}",
+            format_seconds(Duration::from_micros(cpu))
+        ));
     }
     (!parts.is_empty()).then(|| parts.join(", "))
 }
@@ -232,7 +235,10 @@ fn usage_table(summary: &RunSummary) -> String {
             format_seconds(result.duration),
             seconds(usage.cpu_user_usec),
             seconds(usage.cpu_system_usec),
-            usage.memory_peak_bytes.map(format_size).unwrap_or_else(dash),
+            usage
+                .memory_peak_bytes
+                .map(format_size)
+                .unwrap_or_else(dash),
             usage.pids_peak.map(|p| p.to_string()).unwrap_or_else(dash),
             usage.oom_kills.map(|p| p.to_string()).unwrap_or_else(dash),
             result.test.name
@@ -253,7 +259,8 @@ fn plural(count: usize, noun: &str) -> String {
 mod tests {
     use super::*;
     use crate::discover::TestCase;
-    use crate::sandbox::CapturedOutput;
+    use crate::run::HostFacts;
+    use crate::sandbox::{CapturedOutput, Usage};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, SystemTime};
 
@@ -299,6 +306,13 @@ mod tests {
         }
     }
 
+    fn host() -> HostFacts {
+        HostFacts {
+            cgroup_layout: "v2".into(),
+            cgroups_in_use: true,
+        }
+    }
+
     fn output(text: &[u8]) -> CapturedOutput {
         CapturedOutput {
             head: text.to_vec(),
@@ -330,6 +344,7 @@ mod tests {
                 test_count: 12,
                 jobs: 2,
                 started_at: SystemTime::UNIX_EPOCH,
+                host: host(),
             },
             Event::TestStarted {
                 name: "net/echo.sh".to_string(),
@@ -395,6 +410,7 @@ mod tests {
             started_at: SystemTime::UNIX_EPOCH,
             duration: Duration::from_millis(1234),
             results: vec![passed.clone(), failed, passed, timed_out, not_run],
+            host: host(),
             interrupted_by: Some(2),
         };
         assert_eq!(
@@ -414,11 +430,54 @@ mod tests {
     }
 
     #[test]
+    fn usage_on_lines_and_in_the_table() {
+        let mut hog = result(
+            "hog.sh",
+            Status::Oom,
+            400,
+            Some("peak 256.0 MiB of 256.0 MiB"),
+        );
+        hog.usage = Some(Usage {
+            memory_peak_bytes: Some(256 << 20),
+            cpu_user_usec: Some(100_000),
+            cpu_system_usec: Some(300_000),
+            pids_peak: Some(2),
+            oom_kills: Some(1),
+            pids_max_hits: Some(0),
+        });
+        let unmeasured = result("plain.sh", Status::Pass, 5, None);
+        let line = render(&[finished(hog.clone())], false);
+        assert_eq!(
+            line,
+            "     OOM [   0.400s] hog.sh (peak 256.0 MiB of 256.0 MiB) [peak 256.0 MiB, cpu 0.400s]\n"
+        );
+        let summary = RunSummary {
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(405),
+            results: vec![hog, unmeasured],
+            host: host(),
+            interrupted_by: None,
+        };
+        let table = usage_table(&summary);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains("PEAK MEM") && lines[0].ends_with("TEST"));
+        assert_eq!(
+            lines[1],
+            "     OOM     0.400s     0.100s     0.300s    256.0 MiB      2    1  hog.sh"
+        );
+        assert_eq!(
+            lines[2],
+            "    PASS     0.005s          -          -            -      -    -  plain.sh"
+        );
+    }
+
+    #[test]
     fn summary_of_a_clean_or_empty_run() {
         let summary = |results| RunSummary {
             started_at: SystemTime::UNIX_EPOCH,
             duration: Duration::ZERO,
             results,
+            host: host(),
             interrupted_by: None,
         };
         let one = summary(vec![result("ok.sh", Status::Pass, 1, None)]);

@@ -299,3 +299,114 @@ pub fn signal_name(signal: i32) -> String {
         .map(|s| s.as_str().to_string())
         .unwrap_or_else(|_| format!("signal {signal}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::{Rusage, Usage};
+
+    fn outcome(ending: Ending, usage: Option<Usage>) -> Outcome {
+        Outcome {
+            ending,
+            wall: Duration::from_millis(10),
+            leaked_processes: 0,
+            rusage: Some(Rusage::default()),
+            usage,
+            stdout: CapturedOutput::default(),
+            stderr: CapturedOutput::default(),
+        }
+    }
+
+    fn classify(ending: Ending, usage: Option<Usage>, limits: Limits) -> TestResult {
+        let test = TestCase {
+            name: "t.sh".into(),
+            suite: "s".into(),
+            path: "/s/t.sh".into(),
+            dir: "/s".into(),
+        };
+        let timeout = Some(Duration::from_secs(5));
+        result_from_outcome(
+            test,
+            outcome(ending, usage),
+            SystemTime::UNIX_EPOCH,
+            Duration::from_millis(10),
+            timeout,
+            limits,
+        )
+    }
+
+    #[test]
+    fn endings_become_statuses() {
+        let none = Limits::default();
+        let pass = classify(Ending::Exited(0), None, none);
+        assert_eq!(
+            (pass.status, pass.exit_code, pass.message),
+            (Status::Pass, Some(0), None)
+        );
+        let fail = classify(Ending::Exited(3), None, none);
+        assert_eq!(fail.status, Status::Fail);
+        assert_eq!(fail.message.as_deref(), Some("exit 3"));
+        let signal = classify(Ending::Signaled(11), None, none);
+        assert_eq!(signal.status, Status::Signal);
+        assert_eq!(signal.message.as_deref(), Some("killed by SIGSEGV"));
+        let timeout = classify(Ending::TimedOut, None, none);
+        assert_eq!(timeout.status, Status::Timeout);
+        assert_eq!(timeout.message.as_deref(), Some("timed out after 5.000s"));
+        assert_eq!(classify(Ending::Stopped, None, none).status, Status::NotRun);
+    }
+
+    #[test]
+    fn oom_kills_make_oom() {
+        let limits = Limits {
+            memory_bytes: Some(256 << 20),
+            ..Limits::default()
+        };
+        let usage = Usage {
+            memory_peak_bytes: Some(256 << 20),
+            oom_kills: Some(1),
+            ..Usage::default()
+        };
+        let killed = classify(Ending::Signaled(9), Some(usage), limits);
+        assert_eq!(killed.status, Status::Oom);
+        assert_eq!(
+            killed.message.as_deref(),
+            Some("peak 256.0 MiB of 256.0 MiB")
+        );
+        // A child was OOM-killed but the test itself exited 0: still OOM.
+        assert_eq!(
+            classify(Ending::Exited(0), Some(usage), limits).status,
+            Status::Oom
+        );
+        // A timeout stays a timeout.
+        assert_eq!(
+            classify(Ending::TimedOut, Some(usage), limits).status,
+            Status::Timeout
+        );
+    }
+
+    #[test]
+    fn pids_limit_hits_are_named() {
+        let limits = Limits {
+            pids: Some(64),
+            ..Limits::default()
+        };
+        let usage = Usage {
+            pids_max_hits: Some(12),
+            ..Usage::default()
+        };
+        let fail = classify(Ending::Exited(1), Some(usage), limits);
+        assert_eq!(
+            fail.message.as_deref(),
+            Some("exit 1; hit the process limit of 64: 12 fork(s) refused")
+        );
+        let pass = classify(Ending::Exited(0), Some(usage), limits);
+        assert_eq!(pass.status, Status::Pass);
+        assert!(pass.message.unwrap().contains("hit the process limit"));
+    }
+
+    #[test]
+    fn names_signals() {
+        assert_eq!(signal_name(11), "SIGSEGV");
+        assert_eq!(signal_name(40), "signal 40");
+    }
+}

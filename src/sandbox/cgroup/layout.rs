@@ -199,7 +199,10 @@ mod tests {
         assert_eq!(memory.own_path, Path::new("process_api/5459a69b"));
         assert_eq!(layout.v1_hierarchy("pids").unwrap().own_path, Path::new(""));
         assert!(layout.v1_hierarchy("systemd").is_none());
-        assert_eq!(layout.v2.unwrap().mount, Path::new("/sys/fs/cgroup/unified"));
+        assert_eq!(
+            layout.v2.unwrap().mount,
+            Path::new("/sys/fs/cgroup/unified")
+        );
     }
 
     #[test]

@@ -76,9 +76,15 @@ impl Parents {
     /// Each distinct parent once (v1 hierarchies may co-mount controllers).
     fn distinct(&self) -> Vec<&Path> {
         let mut dirs: Vec<&Path> = Vec::new();
-        for dir in [&self.memory, &self.cpu, &self.cpuacct, &self.pids, &self.freezer]
-            .into_iter()
-            .flatten()
+        for dir in [
+            &self.memory,
+            &self.cpu,
+            &self.cpuacct,
+            &self.pids,
+            &self.freezer,
+        ]
+        .into_iter()
+        .flatten()
         {
             if !dirs.contains(&dir.as_path()) {
                 dirs.push(dir);
@@ -140,7 +146,10 @@ impl Cgroups {
             reason,
         })?;
         let kind = layout.kind();
-        let unavailable = |reason: String| Unavailable { layout: kind, reason };
+        let unavailable = |reason: String| Unavailable {
+            layout: kind,
+            reason,
+        };
         let run_id = format!("{}x{:04x}", std::process::id(), random_u16());
         let mut notices = Vec::new();
         let (version, parents, runner_leaf) = if layout.v1_hierarchy("memory").is_some()
@@ -169,8 +178,8 @@ impl Cgroups {
                 Some(p) => tree.mount.join(p.strip_prefix("/").unwrap_or(p)),
                 None => tree.mount.join(&tree.own_path),
             };
-            let (enabled, leaf) = v2_enable_controllers(&dir, parent.is_none(), &run_id)
-                .map_err(unavailable)?;
+            let (enabled, leaf) =
+                v2_enable_controllers(&dir, parent.is_none(), &run_id).map_err(unavailable)?;
             let has = |c: &str| enabled.iter().any(|e| e == c);
             let missing: Vec<&str> = ["memory", "cpu", "pids"]
                 .into_iter()
@@ -274,7 +283,10 @@ impl Drop for Cgroups {
             return;
         };
         let disable: Vec<String> = leaf.enabled.iter().map(|c| format!("-{c}")).collect();
-        let _ = fs::write(leaf.original.join("cgroup.subtree_control"), disable.join(" "));
+        let _ = fs::write(
+            leaf.original.join("cgroup.subtree_control"),
+            disable.join(" "),
+        );
         let _ = fs::write(
             leaf.original.join("cgroup.procs"),
             std::process::id().to_string(),
@@ -343,7 +355,10 @@ fn v2_enable_controllers(
     let mut leaf = None;
     if let Err(error) = enable() {
         if error.raw_os_error() != Some(libc::EBUSY) || !is_own {
-            return Err(format!("enable controllers in {}: {error}", control.display()));
+            return Err(format!(
+                "enable controllers in {}: {error}",
+                control.display()
+            ));
         }
         let leaf_dir = dir.join(format!("{PREFIX}{run_id}-runner"));
         fs::create_dir(&leaf_dir)
@@ -419,7 +434,10 @@ fn kill_procs(dir: &Path) -> usize {
     let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) else {
         return 0;
     };
-    let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let pids: Vec<i32> = procs
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
     for pid in &pids {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
     }
