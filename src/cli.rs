@@ -413,7 +413,7 @@ fn forward_interrupts(stop: &StopRequest, done: &std::sync::atomic::AtomicBool) 
 
 fn parse_cpus(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(cpus) if cpus.is_finite() && cpus >= 0.01 && cpus <= 4096.0 => Ok(cpus),
+        Ok(cpus) if (0.01..=4096.0).contains(&cpus) => Ok(cpus),
         _ => Err(format!(
             "`{text}` is not a CPU count between 0.01 and 4096 (e.g. 0.5, 2)"
         )),
