@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -385,33 +384,47 @@ fn v2_enable_controllers(
     Ok((wanted, leaf))
 }
 
-/// Removes `isotest-*` cgroups whose runner (the pid in the run id) is gone.
+/// Removes `isotest-*` cgroups whose runner (the pid in the run id) is gone;
+/// returns how many groups (by name, across hierarchies) it removed.
 fn remove_stale(parents: &Parents) -> usize {
-    let mut removed = 0;
+    let mut removed = std::collections::BTreeSet::new();
     for parent in parents.distinct() {
         let Ok(entries) = fs::read_dir(parent) else {
             continue;
         };
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(pid) = runner_pid(&name) else {
-                continue;
-            };
-            if kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH) {
-                continue; // its run is still going (or the pid was reused)
+            match runner_pid(&name) {
+                Some(pid) if !runner_alive(pid) => {}
+                _ => continue,
             }
             let dir = entry.path();
             for _ in 0..100 {
                 kill_procs(&dir);
                 if fs::remove_dir(&dir).is_ok() {
-                    removed += 1;
+                    removed.insert(name);
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
-    removed
+    removed.len()
+}
+
+/// Whether an isotest runner with this pid still exists: not gone, not a
+/// zombie, and not a reused pid running something else.
+fn runner_alive(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `PID (COMM) STATE ...`; COMM may itself contain parentheses.
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let comm = &stat[open + 1..close];
+    let state = stat[close + 1..].trim_start().chars().next();
+    comm == "isotest" && !matches!(state, Some('Z') | Some('X'))
 }
 
 /// The runner pid in `isotest-<pid>x<rand>-<n>`.
