@@ -1,0 +1,407 @@
+//! Fixture cases: `fixtures/<case>/case.toml` plus the suite it runs. Each
+//! case is one trial: run `isotest run` on the suite with `--junit`, then
+//! check the exit code, the JUnit report (valid, exactly the expected tests,
+//! each as expected), the terminal lines, and the hooks.
+//!
+//! case.toml:
+//!
+//! ```toml
+//! about = "what this case proves"
+//! args = ["-j2", "--timeout", "1s"]   # extra `isotest run` arguments
+//! paths = ["tests"]                   # suite paths, relative to the case (default)
+//! exit_code = 100                     # of `isotest run`
+//!
+//! [env]                               # set in isotest's own environment
+//! NAME = "value"
+//!
+//! [hooks]                             # see hooks.rs
+//! host_sleeper = true
+//!
+//! [tests."dir/name.sh"]               # one table per test: exactly these run
+//! status = "FAIL"                     # PASS, FAIL, SIGNAL, TIMEOUT or ERROR
+//! exit_code = 3                       # isotest.exit_code
+//! signal = "SIGSEGV"                  # isotest.signal
+//! leaked_processes = 0                # isotest.leaked_processes (absent = 0)
+//! min_leaked_processes = 1            # at least this many
+//! message_contains = "exit 3"         # in the failure/error message and the terminal line
+//! output_contains = ["text"]          # in system-out + system-err
+//! max_time = 4.0                      # testcase time, seconds
+//! suite = "dir"                       # default: the directory part, or the root's name
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use libtest_mimic::{Failed, Trial};
+use serde::Deserialize;
+
+use crate::hooks::Hooks;
+use crate::junit::{self, TestCase};
+use crate::support::{self, Finished};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    /// What the case proves; shown when it fails.
+    about: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default = "default_paths")]
+    paths: Vec<String>,
+    exit_code: i32,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    hooks: Hooks,
+    tests: BTreeMap<String, Expected>,
+}
+
+fn default_paths() -> Vec<String> {
+    vec!["tests".to_owned()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expected {
+    status: Status,
+    exit_code: Option<i32>,
+    signal: Option<String>,
+    leaked_processes: Option<u32>,
+    min_leaked_processes: Option<u32>,
+    message_contains: Option<String>,
+    #[serde(default)]
+    output_contains: Vec<String>,
+    max_time: Option<f64>,
+    suite: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+enum Status {
+    Pass,
+    Fail,
+    Signal,
+    Timeout,
+    Error,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Signal => "SIGNAL",
+            Status::Timeout => "TIMEOUT",
+            Status::Error => "ERROR",
+        }
+    }
+
+    /// The element a non-passing test carries in the report.
+    fn verdict_element(self) -> Option<&'static str> {
+        match self {
+            Status::Pass => None,
+            Status::Fail | Status::Signal | Status::Timeout => Some("failure"),
+            Status::Error => Some("error"),
+        }
+    }
+}
+
+/// One trial per directory of fixtures/ (each must hold a case.toml).
+pub fn trials() -> Vec<Trial> {
+    let dir = support::fixtures_dir();
+    let mut cases: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect(),
+        Err(e) => {
+            let message = format!("read {}: {e}", dir.display());
+            return vec![Trial::test("fixtures", move || Err(message.into()))];
+        }
+    };
+    cases.sort();
+    cases
+        .into_iter()
+        .map(|case_dir| {
+            let name = case_dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            Trial::test(format!("fixture::{name}"), move || run_case(&case_dir))
+        })
+        .collect()
+}
+
+fn run_case(case_dir: &Path) -> Result<(), Failed> {
+    support::require_root()?;
+    support::require_xmllint()?;
+    let case_file = case_dir.join("case.toml");
+    let text = std::fs::read_to_string(&case_file)
+        .map_err(|e| format!("read {}: {e}", case_file.display()))?;
+    let case: CaseFile =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", case_file.display()))?;
+    let roots = case
+        .paths
+        .iter()
+        .map(|p| {
+            case_dir
+                .join(p)
+                .canonicalize()
+                .map_err(|e| format!("{p}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if roots.is_empty() {
+        return Err(format!("{}: `paths` is empty", case_file.display()).into());
+    }
+
+    let scratch = tempfile::tempdir().map_err(|e| format!("create a temporary directory: {e}"))?;
+    let junit_path = scratch.path().join("junit.xml");
+    let hostname = support::host_hostname()?;
+    let armed = case.hooks.arm(case_dir)?;
+
+    let mut command = support::isotest();
+    command.arg("run").args(&case.args);
+    for (key, value) in &armed.env {
+        command.arg("--env").arg(format!("{key}={value}"));
+    }
+    command
+        .arg("--junit")
+        .arg(&junit_path)
+        .args(&roots)
+        .envs(&case.env);
+    let finished = support::run(command)?;
+
+    let mut problems = Vec::new();
+    armed.check(&mut problems);
+    match support::host_hostname() {
+        Ok(after) if after == hostname => {}
+        Ok(after) => problems.push(format!(
+            "the host's hostname changed from {hostname:?} to {after:?}"
+        )),
+        Err(e) => problems.push(e),
+    }
+    if finished.code != case.exit_code {
+        problems.push(format!(
+            "`isotest run` exited with {}, expected {}",
+            finished.code, case.exit_code
+        ));
+    }
+    let root_name = roots[0]
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    check_report(
+        &case,
+        &root_name,
+        &junit_path,
+        scratch.path(),
+        &finished,
+        &mut problems,
+    );
+
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\n{} problem(s):\n  - {}\n\nisotest {}",
+            case.about,
+            problems.len(),
+            problems.join("\n  - "),
+            finished.describe()
+        )
+        .into())
+    }
+}
+
+fn check_report(
+    case: &CaseFile,
+    root_name: &str,
+    junit_path: &Path,
+    scratch: &Path,
+    finished: &Finished,
+    problems: &mut Vec<String>,
+) {
+    let xml = match std::fs::read(junit_path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(xml) => xml,
+            Err(e) => return problems.push(format!("the JUnit report is not UTF-8: {e}")),
+        },
+        Err(e) => {
+            return problems.push(format!("no JUnit report at {}: {e}", junit_path.display()))
+        }
+    };
+    if let Err(e) = junit::validate_schema(&xml, scratch) {
+        problems.push(e);
+    }
+    let report = match junit::parse(&xml, problems) {
+        Ok(report) => report,
+        Err(e) => return problems.push(e),
+    };
+
+    let unexpected: Vec<_> = report
+        .keys()
+        .filter(|name| !case.tests.contains_key(*name))
+        .collect();
+    if !unexpected.is_empty() {
+        problems.push(format!(
+            "tests in the report that should not have run: {unexpected:?}"
+        ));
+    }
+    for (name, expected) in &case.tests {
+        match report.get(name) {
+            None => problems.push(format!("{name}: not in the JUnit report")),
+            Some(actual) => check_test(name, expected, actual, root_name, problems),
+        }
+        check_terminal_line(name, expected, &finished.stdout, problems);
+    }
+}
+
+fn check_test(
+    name: &str,
+    expected: &Expected,
+    actual: &TestCase,
+    root_name: &str,
+    problems: &mut Vec<String>,
+) {
+    let mut problem = |what: String| problems.push(format!("{name}: {what}"));
+    let property = |key: &str| actual.properties.get(key).map(String::as_str);
+    let label = expected.status.label();
+
+    if property("isotest.status") != Some(label) {
+        problem(format!(
+            "isotest.status is {:?}, expected {label:?}",
+            property("isotest.status")
+        ));
+    }
+    let verdicts: Vec<_> = actual
+        .verdicts
+        .iter()
+        .filter(|v| v.element != "skipped")
+        .collect();
+    match expected.status.verdict_element() {
+        None if verdicts.is_empty() => {}
+        None => problem(format!("passed, but has a <{}>", verdicts[0].element)),
+        Some(element) => match verdicts.as_slice() {
+            [verdict] if verdict.element == element && verdict.kind.as_deref() == Some(label) => {
+                if let Some(text) = &expected.message_contains {
+                    let message = verdict.message.as_deref().unwrap_or_default();
+                    if !message.contains(text.as_str()) {
+                        problem(format!(
+                            "<{element}> message {message:?} does not contain {text:?}"
+                        ));
+                    }
+                }
+            }
+            _ => problem(format!(
+                "expected one <{element} type=\"{label}\">, found {:?}",
+                verdicts
+                    .iter()
+                    .map(|v| (&v.element, &v.kind))
+                    .collect::<Vec<_>>()
+            )),
+        },
+    }
+    if let Some(code) = expected.exit_code {
+        if property("isotest.exit_code") != Some(code.to_string().as_str()) {
+            problem(format!(
+                "isotest.exit_code is {:?}, expected {code}",
+                property("isotest.exit_code")
+            ));
+        }
+    }
+    if let Some(signal) = &expected.signal {
+        if property("isotest.signal") != Some(signal.as_str()) {
+            problem(format!(
+                "isotest.signal is {:?}, expected {signal:?}",
+                property("isotest.signal")
+            ));
+        }
+    }
+    let leaked = property("isotest.leaked_processes").unwrap_or("0");
+    match leaked.parse::<u32>() {
+        Ok(count) => {
+            if expected.leaked_processes.is_some_and(|want| count != want) {
+                problem(format!(
+                    "{count} leaked processes, expected {:?}",
+                    expected.leaked_processes
+                ));
+            }
+            if expected.min_leaked_processes.is_some_and(|min| count < min) {
+                problem(format!(
+                    "{count} leaked processes, expected at least {:?}",
+                    expected.min_leaked_processes
+                ));
+            }
+        }
+        Err(_) => problem(format!(
+            "isotest.leaked_processes is {leaked:?}, not a count"
+        )),
+    }
+    for text in &expected.output_contains {
+        if !actual.output.contains(text.as_str()) {
+            problem(format!("system-out/system-err does not contain {text:?}"));
+        }
+    }
+    if let Some(max) = expected.max_time {
+        match actual.time {
+            Some(time) if time <= max => {}
+            time => problem(format!("time {time:?}, expected at most {max}s")),
+        }
+    }
+    let suite = expected
+        .suite
+        .clone()
+        .unwrap_or_else(|| match name.rsplit_once('/') {
+            Some((dir, _)) => dir.to_owned(),
+            None => root_name.to_owned(),
+        });
+    if actual.suite != suite {
+        problem(format!("in suite {:?}, expected {suite:?}", actual.suite));
+    }
+}
+
+/// The terminal shows `    FAIL [   0.210s] dir/name.sh (exit 1)`: status
+/// right-aligned in 8 columns, the time, the name, then details (the message
+/// and leaked processes in parentheses, maybe more). No colour: stdout is a
+/// pipe.
+fn check_terminal_line(name: &str, expected: &Expected, stdout: &str, problems: &mut Vec<String>) {
+    let prefix = format!("{:>8} [", expected.status.label());
+    let line = stdout.lines().find(|line| {
+        let Some(rest) = line.strip_prefix(prefix.as_str()) else {
+            return false;
+        };
+        let Some((time, after)) = rest.split_once("] ") else {
+            return false;
+        };
+        let time_ok = time
+            .trim()
+            .strip_suffix('s')
+            .is_some_and(|t| t.parse::<f64>().is_ok());
+        time_ok && (after == name || after.starts_with(&format!("{name} ")))
+    });
+    let Some(line) = line else {
+        return problems.push(format!(
+            "{name}: no terminal line `{prefix}  …s] {name}` in isotest's stdout"
+        ));
+    };
+    if line.contains('\x1b') {
+        problems.push(format!(
+            "{name}: terminal line has colour codes though stdout is not a TTY: {line:?}"
+        ));
+    }
+    if let Some(text) = &expected.message_contains {
+        if !line.contains(text.as_str()) {
+            problems.push(format!(
+                "{name}: terminal line {line:?} does not contain {text:?}"
+            ));
+        }
+    }
+    if expected.min_leaked_processes.is_some_and(|n| n > 0) && !line.contains("leaked process") {
+        problems.push(format!(
+            "{name}: terminal line {line:?} does not mention the leaked processes"
+        ));
+    }
+}
