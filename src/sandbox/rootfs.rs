@@ -5,7 +5,8 @@
 //! 2. a scratch tmpfs becomes the root, the host root stays at /oldroot;
 //! 3. an overlay at /newroot: host `/` read-only below, a tmpfs upper above;
 //! 4. host submounts (a separate /home, ...) re-exposed read-only;
-//! 5. fresh /proc, minimal /dev, read-only /sys, fresh /tmp;
+//! 5. fresh /proc, minimal /dev, read-only /sys, fresh /tmp, and the
+//!    test's own directory overlaid again where a fresh mount hid it;
 //! 6. pivot into /newroot and detach everything else.
 
 use std::ffi::OsStr;
@@ -82,10 +83,10 @@ pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
     mount_dev()?;
     mount_fs("sysfs", "/sys", MsFlags::MS_RDONLY, None)?;
     mount_fs("tmpfs", "/tmp", MsFlags::empty(), Some("mode=1777"))?;
-    for dir in &spec.visible_host_dirs {
+    for (index, dir) in spec.visible_host_dirs.iter().enumerate() {
         let dir = Path::new(OsStr::from_bytes(dir));
         if !is_visible(dir, &host_mounts, &exposed) {
-            bind_host_dir(dir)?;
+            overlay_host_dir(dir, index)?;
         }
     }
     pivot_into_new_root()?;
@@ -206,27 +207,44 @@ fn is_visible(dir: &Path, host_mounts: &[Mount], exposed: &[PathBuf]) -> bool {
 }
 
 /// Makes a host directory that the container would otherwise hide (a test
-/// under /tmp, say) visible read-only at the same path.
-fn bind_host_dir(dir: &Path) -> Result<(), SetupFailure> {
+/// under /tmp, say) visible at the same path, writable the way the rest of
+/// the root is: an overlay whose upper layer lives on the scratch tmpfs, so
+/// writes succeed inside and vanish with the container.
+fn overlay_host_dir(dir: &Path, index: usize) -> Result<(), SetupFailure> {
     let target = in_new_root(dir);
     fs::create_dir_all(&target).step(|| format!("create mount point {}", target.display()))?;
-    let source = in_old_root(dir);
+    let layer = PathBuf::from(format!("/visible-{index}"));
+    for sub in ["upper", "work"] {
+        let path = layer.join(sub);
+        fs::create_dir_all(&path).step(|| format!("create {}", path.display()))?;
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        escape_overlay_path(&in_old_root(dir)),
+        escape_overlay_path(&layer.join("upper")),
+        escape_overlay_path(&layer.join("work")),
+    );
     mount(
-        Some(&source),
+        Some("isotest"),
         &target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
     )
-    .step(|| format!("bind {} at {}", source.display(), target.display()))?;
-    mount(
-        None::<&str>,
-        &target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-        None::<&str>,
-    )
-    .step(|| format!("remount {} read-only", target.display()))
+    .step(|| format!("mount overlay of {} at {}", dir.display(), target.display()))
+}
+
+/// overlayfs splits its options at `,` and lower layers at `:`; a
+/// backslash escapes them.
+fn escape_overlay_path(path: &Path) -> String {
+    let mut escaped = String::new();
+    for c in path.to_string_lossy().chars() {
+        if matches!(c, '\\' | ',' | ':') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn mount_proc() -> Result<(), SetupFailure> {
@@ -358,6 +376,12 @@ mod tests {
         let host = mounts(&["/"]);
         assert!(!is_visible(Path::new("/tmp/clone/tests"), &host, &[]));
         assert!(!is_visible(Path::new("/run/user/1/t"), &host, &[]));
+    }
+
+    #[test]
+    fn overlay_paths_escape_separators() {
+        assert_eq!(escape_overlay_path(Path::new("/tmp/a,b:c")), "/tmp/a\\,b\\:c");
+        assert_eq!(escape_overlay_path(Path::new("/plain dir")), "/plain dir");
     }
 
     #[test]

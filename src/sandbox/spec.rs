@@ -22,8 +22,9 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// Created as an empty directory before the command starts (its HOME).
     pub home: Vec<u8>,
-    /// Host directories made visible read-only at the same path even where
-    /// the container mounts something fresh over them (e.g. a test under /tmp).
+    /// Host directories that must show at the same path even where the
+    /// container mounts something fresh over them (a test under /tmp): they
+    /// get an overlay of their own, writable, with writes vanishing.
     pub visible_host_dirs: Vec<Vec<u8>>,
     /// After this long the command gets SIGTERM; `None` waits for ever.
     pub timeout: Option<Duration>,
