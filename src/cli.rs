@@ -78,7 +78,8 @@ struct SelectArgs {
 #[derive(Args, Debug)]
 struct ContainerArgs {
     /// Stop the command after DURATION (e.g. 500ms, 30s, 5m; 0 = never):
-    /// SIGTERM, then SIGKILL after the grace period.
+    /// SIGTERM, then SIGKILL after the grace period [default: 5m for run,
+    /// none for exec].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL when stopping a command.
