@@ -16,6 +16,7 @@
 //! reports; every `unsafe` block and raw syscall of the crate lives there.
 
 pub mod cli;
+pub mod config;
 pub mod discover;
 pub mod duration;
 pub mod report;

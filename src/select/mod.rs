@@ -1,6 +1,8 @@
 //! Selection: `--include` / `--exclude` globs over test names reduce the
 //! discovered tests to the plan. `*` does not cross `/`; `**` does.
 
+pub mod expression;
+
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::discover::TestCase;

@@ -1,0 +1,242 @@
+//! Per-test settings as layers: built-in defaults, then each isotest.toml
+//! from the root down (its profile section, its matching overrides, its
+//! `[[test]]` table), then command-line flags. A later layer's value
+//! replaces an earlier one; `env` merges by name, `pass_env` and `tags`
+//! add up. Every value remembers where it came from.
+
+use std::time::Duration;
+
+use super::source::{Source, Sourced};
+
+/// The network a test sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// A fresh network namespace with only `lo`.
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// How a test must end to pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    Exit(i32),
+    Signal(i32),
+    Oom,
+    Timeout,
+}
+
+/// One layer. Unset keys are None (or empty) and leave lower layers alone.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// `None` inside means no timeout.
+    pub timeout: Option<Sourced<Option<Duration>>>,
+    pub grace: Option<Sourced<Duration>>,
+    pub memory: Option<Sourced<Option<u64>>>,
+    pub cpus: Option<Sourced<Option<f64>>>,
+    pub pids: Option<Sourced<Option<u64>>>,
+    pub env: Vec<(String, Sourced<String>)>,
+    pub pass_env: Vec<Sourced<String>>,
+    pub network: Option<Sourced<Network>>,
+    pub hostname: Option<Sourced<String>>,
+    pub user: Option<Sourced<String>>,
+    pub group: Option<Sourced<String>>,
+    pub retries: Option<Sourced<u32>>,
+    pub expect: Option<Sourced<Expect>>,
+    pub max_memory: Option<Sourced<u64>>,
+    pub max_cpu_time: Option<Sourced<Duration>>,
+    pub max_wall_time: Option<Sourced<Duration>>,
+    pub max_pids: Option<Sourced<u64>>,
+    pub ignore: Option<Sourced<bool>>,
+    pub ignore_reason: Option<Sourced<String>>,
+    pub tags: Vec<Sourced<String>>,
+}
+
+impl Settings {
+    /// isotest's defaults, every key set.
+    pub fn defaults() -> Settings {
+        fn d<T>(value: T) -> Option<Sourced<T>> {
+            Some(Sourced::default_value(value))
+        }
+        Settings {
+            timeout: d(Some(Duration::from_secs(300))),
+            grace: d(Duration::from_secs(10)),
+            memory: d(None),
+            cpus: d(None),
+            pids: d(Some(1024)),
+            network: d(Network::None),
+            hostname: d("isotest".to_string()),
+            retries: d(0),
+            expect: d(Expect::Exit(0)),
+            ignore: d(false),
+            ..Settings::default()
+        }
+    }
+
+    /// Puts `upper` on top of this layer.
+    pub fn apply(&mut self, upper: &Settings) {
+        fn over<T: Clone>(lower: &mut Option<T>, upper: &Option<T>) {
+            if upper.is_some() {
+                lower.clone_from(upper);
+            }
+        }
+        over(&mut self.timeout, &upper.timeout);
+        over(&mut self.grace, &upper.grace);
+        over(&mut self.memory, &upper.memory);
+        over(&mut self.cpus, &upper.cpus);
+        over(&mut self.pids, &upper.pids);
+        over(&mut self.network, &upper.network);
+        over(&mut self.hostname, &upper.hostname);
+        over(&mut self.user, &upper.user);
+        over(&mut self.group, &upper.group);
+        over(&mut self.retries, &upper.retries);
+        over(&mut self.expect, &upper.expect);
+        over(&mut self.max_memory, &upper.max_memory);
+        over(&mut self.max_cpu_time, &upper.max_cpu_time);
+        over(&mut self.max_wall_time, &upper.max_wall_time);
+        over(&mut self.max_pids, &upper.max_pids);
+        over(&mut self.ignore, &upper.ignore);
+        over(&mut self.ignore_reason, &upper.ignore_reason);
+        for (name, value) in &upper.env {
+            match self.env.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1 = value.clone(),
+                None => self.env.push((name.clone(), value.clone())),
+            }
+        }
+        for name in &upper.pass_env {
+            if !self.pass_env.iter().any(|n| n.value == name.value) {
+                self.pass_env.push(name.clone());
+            }
+        }
+        for tag in &upper.tags {
+            if !self.tags.iter().any(|t| t.value == tag.value) {
+                self.tags.push(tag.clone());
+            }
+        }
+    }
+
+    /// The layers in order, applied on top of the defaults.
+    pub fn resolve<'a>(layers: impl IntoIterator<Item = &'a Settings>) -> Settings {
+        let mut settings = Settings::defaults();
+        for layer in layers {
+            settings.apply(layer);
+        }
+        settings
+    }
+
+    // Accessors for resolved settings (every key set by `defaults`).
+
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout.as_ref().and_then(|s| s.value)
+    }
+    pub fn grace(&self) -> Duration {
+        self.grace
+            .as_ref()
+            .map_or(Duration::from_secs(10), |s| s.value)
+    }
+    pub fn memory(&self) -> Option<u64> {
+        self.memory.as_ref().and_then(|s| s.value)
+    }
+    pub fn cpus(&self) -> Option<f64> {
+        self.cpus.as_ref().and_then(|s| s.value)
+    }
+    pub fn pids(&self) -> Option<u64> {
+        self.pids.as_ref().and_then(|s| s.value)
+    }
+    pub fn network(&self) -> Network {
+        self.network.as_ref().map_or(Network::None, |s| s.value)
+    }
+    pub fn hostname(&self) -> &str {
+        self.hostname
+            .as_ref()
+            .map_or("isotest", |s| s.value.as_str())
+    }
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_ref().map(|s| s.value.as_str())
+    }
+    pub fn group(&self) -> Option<&str> {
+        self.group.as_ref().map(|s| s.value.as_str())
+    }
+    pub fn retries(&self) -> u32 {
+        self.retries.as_ref().map_or(0, |s| s.value)
+    }
+    pub fn expect(&self) -> Expect {
+        self.expect.as_ref().map_or(Expect::Exit(0), |s| s.value)
+    }
+    pub fn ignored(&self) -> bool {
+        self.ignore.as_ref().is_some_and(|s| s.value)
+    }
+    pub fn tag_names(&self) -> Vec<String> {
+        self.tags.iter().map(|t| t.value.clone()).collect()
+    }
+}
+
+/// A setting given on the command line.
+pub fn flag<T>(value: T, flag: &'static str) -> Option<Sourced<T>> {
+    Some(Sourced::new(value, Source::Flag(flag)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn at(line: usize) -> Source {
+        Source::File {
+            path: PathBuf::from("isotest.toml"),
+            line,
+            table: None,
+        }
+    }
+
+    #[test]
+    fn later_layers_win_and_keep_their_source() {
+        let root = Settings {
+            timeout: Some(Sourced::new(Some(Duration::from_secs(30)), at(1))),
+            memory: Some(Sourced::new(Some(64 << 20), at(2))),
+            ..Settings::default()
+        };
+        let deeper = Settings {
+            timeout: Some(Sourced::new(Some(Duration::from_secs(5)), at(7))),
+            ..Settings::default()
+        };
+        let cli = Settings {
+            memory: flag(Some(1 << 30), "--memory"),
+            ..Settings::default()
+        };
+        let settings = Settings::resolve([&root, &deeper, &cli]);
+        assert_eq!(settings.timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(settings.timeout.as_ref().unwrap().source, at(7));
+        assert_eq!(settings.memory(), Some(1 << 30));
+        assert_eq!(
+            settings.memory.as_ref().unwrap().source,
+            Source::Flag("--memory")
+        );
+        assert_eq!(settings.grace(), Duration::from_secs(10));
+        assert_eq!(settings.grace.as_ref().unwrap().source, Source::Default);
+        assert_eq!(settings.pids(), Some(1024));
+    }
+
+    #[test]
+    fn env_merges_by_name_and_lists_add_up() {
+        let env = |pairs: &[(&str, &str)], line| Settings {
+            env: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Sourced::new(v.to_string(), at(line))))
+                .collect(),
+            pass_env: vec![Sourced::new("HOME".to_string(), at(line))],
+            tags: vec![Sourced::new(format!("t{line}"), at(line))],
+            ..Settings::default()
+        };
+        let settings =
+            Settings::resolve([&env(&[("A", "1"), ("B", "1")], 1), &env(&[("B", "2")], 2)]);
+        let pairs: Vec<_> = settings
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(pairs, [("A", "1"), ("B", "2")]);
+        assert_eq!(settings.pass_env.len(), 1);
+        assert_eq!(settings.tag_names(), ["t1", "t2"]);
+    }
+}
