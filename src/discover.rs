@@ -6,19 +6,45 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// One test: an executable file found under a root.
+use crate::config::FILE_NAME as CONFIG_FILE_NAME;
+
+/// One test: an executable file found under a root, or a command declared
+/// in an isotest.toml.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestCase {
     /// Path relative to the root it was found under, `/`-separated
-    /// (invalid UTF-8 shown with replacement characters).
+    /// (invalid UTF-8 shown with replacement characters); for a declared
+    /// command, its table's directory and `name`.
     pub name: String,
     /// The directory part of the name, or the root's own name for
-    /// top-level files.
+    /// top-level tests.
     pub suite: String,
-    /// Absolute path of the executable.
-    pub path: PathBuf,
-    /// Absolute path of the directory holding it: its working directory.
+    pub program: Program,
+    /// Absolute path of its working directory: the directory holding the
+    /// file, or the declared `cwd`.
     pub dir: PathBuf,
+    /// Tags from isotest.toml (filled in by planning).
+    pub tags: Vec<String>,
+}
+
+/// What a test runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// An executable file, by absolute path.
+    File(PathBuf),
+    /// A declared command: argv, the program searched in PATH if it has no
+    /// `/`.
+    Command(Vec<String>),
+}
+
+impl TestCase {
+    /// The command line, as raw bytes.
+    pub fn argv(&self) -> Vec<Vec<u8>> {
+        match &self.program {
+            Program::File(path) => vec![path.as_os_str().as_encoded_bytes().to_vec()],
+            Program::Command(argv) => argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +76,9 @@ pub fn discover(roots: &[PathBuf]) -> Result<Vec<TestCase>, DiscoverError> {
             tests.push(TestCase {
                 name: display_name(&absolute),
                 suite: display_name(&dir),
-                path: absolute.clone(),
+                program: Program::File(absolute.clone()),
                 dir,
+                tags: Vec::new(),
             });
         } else {
             return Err(DiscoverError::NotATest(root.clone()));
@@ -76,7 +103,8 @@ fn walk(
         .map_err(io_error)?;
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
-        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+        let file_name = entry.file_name();
+        if file_name.as_encoded_bytes().starts_with(b".") || file_name == CONFIG_FILE_NAME {
             continue;
         }
         let path = entry.path();
@@ -102,8 +130,9 @@ fn walk(
         tests.push(TestCase {
             name,
             suite,
-            path: path.clone(),
+            program: Program::File(path.clone()),
             dir: dir.to_path_buf(),
+            tags: Vec::new(),
         });
     }
     Ok(())
@@ -121,14 +150,15 @@ fn absolute(path: &Path) -> Result<PathBuf, DiscoverError> {
 }
 
 /// `a/b/c` from a relative path, whatever the platform separator.
-fn relative_name(path: &Path) -> String {
+pub fn relative_name(path: &Path) -> String {
     path.components()
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
 }
 
-fn display_name(path: &Path) -> String {
+/// The last component of a path, lossy: a root's or a suite's name.
+pub fn display_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "/".to_string())
@@ -163,7 +193,7 @@ mod tests {
         let suites: Vec<_> = tests.iter().map(|t| t.suite.as_str()).collect();
         assert_eq!(suites, ["tests", "tests", "net/deep", "net"]);
         assert_eq!(tests[3].dir, root.join("net"));
-        assert_eq!(tests[3].path, root.join("net/echo.sh"));
+        assert_eq!(tests[3].program, Program::File(root.join("net/echo.sh")));
     }
 
     #[test]

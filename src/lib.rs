@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod discover;
 pub mod duration;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod sandbox;

@@ -322,8 +322,9 @@ mod tests {
             test: Test {
                 name: name.to_string(),
                 suite: suite.to_string(),
-                path: format!("/t/{name}").into(),
+                program: crate::discover::Program::File(format!("/t/{name}").into()),
                 dir: "/t".into(),
+                tags: Vec::new(),
             },
             status,
             exit_code: None,
@@ -338,6 +339,7 @@ mod tests {
             limits: Limits::default(),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            attempts: Vec::new(),
         }
     }
 
@@ -437,7 +439,10 @@ mod tests {
         let path = dir.path().join("reports/junit.xml");
         let mut reporter = JunitReporter::new(path.clone());
         reporter
-            .handle(&Event::TestStarted { name: "x".into() })
+            .handle(&Event::TestStarted {
+                name: "x".into(),
+                at: std::time::Instant::now(),
+            })
             .unwrap();
         assert!(!path.exists(), "nothing is written before the run ends");
         reporter.handle(&Event::RunFinished(summary())).unwrap();

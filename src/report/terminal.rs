@@ -56,10 +56,14 @@ impl TerminalReporter {
         let status = result.status;
         let color = match status {
             Status::Pass => GREEN,
-            Status::NotRun => YELLOW,
-            Status::Fail | Status::Signal | Status::Oom | Status::Timeout | Status::Error => {
-                BOLD_RED
-            }
+            Status::Flaky | Status::Skipped | Status::NotRun => YELLOW,
+            Status::Fail
+            | Status::Signal
+            | Status::Oom
+            | Status::Timeout
+            | Status::OverLimit
+            | Status::Regressed
+            | Status::Error => BOLD_RED,
         };
         let label = self.paint(&format!("{:>8}", status.label()), color);
         let mut line = format!(
@@ -146,7 +150,23 @@ impl Reporter for TerminalReporter {
                 "    Starting {} (jobs: {jobs})\n",
                 plural(*test_count, "test")
             ),
-            Event::TestStarted { .. } => return Ok(()),
+            Event::TestStarted { .. } | Event::Tick { .. } => return Ok(()),
+            Event::TestRetrying {
+                name,
+                attempt,
+                status,
+                message,
+            } => {
+                let detail = message
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
+                let label = self.paint(&format!("{:>8}", "RETRY"), YELLOW);
+                format!(
+                    "{label} {name}: attempt {attempt} was {}{detail}\n",
+                    status.label()
+                )
+            }
             Event::TestFinished(result) => self.status_line(result),
             Event::RunFinished(summary) => self.run_finished(summary),
         };
@@ -157,7 +177,7 @@ impl Reporter for TerminalReporter {
 /// Tests whose output and status are repeated at the end. Tests that never
 /// ran are left out: after Ctrl-C they could be most of the plan.
 fn needs_attention(status: Status) -> bool {
-    !matches!(status, Status::Pass | Status::NotRun)
+    status.is_failure()
 }
 
 /// `     Summary [   1.234s] 12 tests run: 10 passed, 1 failed, 1 timed out`
@@ -187,6 +207,10 @@ fn summary_line(summary: &RunSummary) -> String {
 fn count_word(status: Status) -> &'static str {
     match status {
         Status::Pass => "passed",
+        Status::Flaky => "flaky",
+        Status::OverLimit => "over limit",
+        Status::Regressed => "regressed",
+        Status::Skipped => "skipped",
         Status::Fail => "failed",
         Status::Signal => "signalled",
         Status::Oom => "OOM-killed",
@@ -287,8 +311,9 @@ mod tests {
             test: TestCase {
                 name: name.to_string(),
                 suite: "suite".to_string(),
-                path: format!("/t/{name}").into(),
+                program: crate::discover::Program::File(format!("/t/{name}").into()),
                 dir: "/t".into(),
+                tags: Vec::new(),
             },
             status,
             exit_code: None,
@@ -303,6 +328,7 @@ mod tests {
             limits: Default::default(),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            attempts: Vec::new(),
         }
     }
 
@@ -348,6 +374,7 @@ mod tests {
             },
             Event::TestStarted {
                 name: "net/echo.sh".to_string(),
+                at: std::time::Instant::now(),
             },
             finished(result("net/echo.sh", Status::Pass, 12, None)),
             finished(leaky),

@@ -1,6 +1,6 @@
 //! Events the scheduler emits; reporters subscribe to them.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::result::{Status, TestResult};
 
@@ -14,8 +14,22 @@ pub enum Event {
     },
     TestStarted {
         name: String,
+        at: Instant,
+    },
+    /// An attempt did not pass and the test runs again.
+    TestRetrying {
+        name: String,
+        /// The attempt that just ended, 1-based.
+        attempt: u32,
+        status: Status,
+        message: Option<String>,
     },
     TestFinished(Box<TestResult>),
+    /// Sent every few hundred milliseconds while tests run, so reporters
+    /// can redraw progress and notice slow tests.
+    Tick {
+        now: Instant,
+    },
     RunFinished(RunSummary),
 }
 
@@ -60,5 +74,13 @@ impl RunSummary {
 
     pub fn all_passed(&self) -> bool {
         self.results.iter().all(|r| r.status.is_success())
+    }
+
+    /// Tests that ran and did not end well.
+    pub fn failures(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.status.is_failure())
+            .count()
     }
 }

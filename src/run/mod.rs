@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use environment::{test_environment, EnvSettings, HOME};
 pub use events::{Event, HostFacts, RunSummary};
-pub use result::{Status, TestResult};
+pub use result::{Attempt, Status, TestResult};
 
 use crate::discover::TestCase;
 use crate::duration::format_seconds;
@@ -93,6 +93,7 @@ pub fn run(
             match receiver.recv_timeout(Duration::from_millis(50)) {
                 Ok(Message::Started(index)) => on_event(&Event::TestStarted {
                     name: plan[index].name.clone(),
+                    at: Instant::now(),
                 }),
                 Ok(Message::Finished(index, result)) => {
                     on_event(&Event::TestFinished(result.clone()));
@@ -155,7 +156,7 @@ fn run_test(
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let spec = SandboxSpec {
-        argv: vec![test.path.as_os_str().as_encoded_bytes().to_vec()],
+        argv: test.argv(),
         env: test_environment(&test.name, &settings.env),
         cwd: test.dir.as_os_str().as_encoded_bytes().to_vec(),
         hostname: HOSTNAME.to_string(),
@@ -211,6 +212,7 @@ pub fn result_from_outcome(
         limits,
         stdout: outcome.stdout,
         stderr: outcome.stderr,
+        attempts: Vec::new(),
     };
     match outcome.ending {
         Ending::Exited(0) => result.exit_code = Some(0),
@@ -290,6 +292,7 @@ fn not_run(test: TestCase, started_at: SystemTime, reason: &str) -> TestResult {
         limits: Limits::default(),
         stdout: CapturedOutput::default(),
         stderr: CapturedOutput::default(),
+        attempts: Vec::new(),
     }
 }
 
@@ -321,8 +324,9 @@ mod tests {
         let test = TestCase {
             name: "t.sh".into(),
             suite: "s".into(),
-            path: "/s/t.sh".into(),
+            program: crate::discover::Program::File("/s/t.sh".into()),
             dir: "/s".into(),
+            tags: Vec::new(),
         };
         let timeout = Some(Duration::from_secs(5));
         result_from_outcome(

@@ -8,9 +8,11 @@ use crate::sandbox::{CapturedOutput, Limits, Rusage, SetupFailure, Usage};
 /// The status of one finished (or never started) test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
-    /// Exit code 0.
+    /// Ended as expected (by default: exit 0) within its resource bounds.
     Pass,
-    /// Non-zero exit code.
+    /// Failed, then passed on a retry.
+    Flaky,
+    /// Non-zero exit code (or not the expected one).
     Fail,
     /// Killed by a signal isotest did not send.
     Signal,
@@ -18,21 +20,32 @@ pub enum Status {
     Oom,
     /// Stopped by isotest when its timeout expired.
     Timeout,
+    /// Ended as expected but used more than a `max_*` bound allows.
+    OverLimit,
+    /// Used more memory or CPU than the baseline run allows.
+    Regressed,
     /// Its container could not be set up or the command not started.
     Error,
-    /// Not started (the run was interrupted), or stopped by the interrupt.
+    /// Ignored in isotest.toml (`ignore = true`).
+    Skipped,
+    /// Not started (the run was interrupted or stopped early), or stopped
+    /// by the interrupt.
     NotRun,
 }
 
 impl Status {
     /// Every status, in the order summaries list them.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 11] = [
         Status::Pass,
+        Status::Flaky,
         Status::Fail,
         Status::Signal,
         Status::Oom,
         Status::Timeout,
+        Status::OverLimit,
+        Status::Regressed,
         Status::Error,
+        Status::Skipped,
         Status::NotRun,
     ];
 
@@ -40,18 +53,41 @@ impl Status {
     pub fn label(self) -> &'static str {
         match self {
             Status::Pass => "PASS",
+            Status::Flaky => "FLAKY",
             Status::Fail => "FAIL",
             Status::Signal => "SIGNAL",
             Status::Oom => "OOM",
             Status::Timeout => "TIMEOUT",
+            Status::OverLimit => "OVER-LIMIT",
+            Status::Regressed => "REGRESSED",
             Status::Error => "ERROR",
+            Status::Skipped => "SKIPPED",
             Status::NotRun => "NOT-RUN",
         }
     }
 
+    /// Whether the run counts this test as good. FLAKY counts unless
+    /// `--flaky-result fail` turned it into a failure.
     pub fn is_success(self) -> bool {
-        self == Status::Pass
+        matches!(self, Status::Pass | Status::Flaky | Status::Skipped)
     }
+
+    /// Whether the test ran and did not end well: output and status are
+    /// repeated at the end of the run.
+    pub fn is_failure(self) -> bool {
+        !self.is_success() && self != Status::NotRun
+    }
+}
+
+/// An earlier attempt of a retried test that did not pass.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub status: Status,
+    pub message: Option<String>,
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    pub stdout: CapturedOutput,
+    pub stderr: CapturedOutput,
 }
 
 /// One test's result.
@@ -78,4 +114,7 @@ pub struct TestResult {
     pub limits: Limits,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
+    /// Earlier attempts that did not pass (with `retries`), oldest first;
+    /// the fields above describe the last attempt.
+    pub attempts: Vec<Attempt>,
 }

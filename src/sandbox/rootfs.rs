@@ -380,7 +380,10 @@ mod tests {
 
     #[test]
     fn overlay_paths_escape_separators() {
-        assert_eq!(escape_overlay_path(Path::new("/tmp/a,b:c")), "/tmp/a\\,b\\:c");
+        assert_eq!(
+            escape_overlay_path(Path::new("/tmp/a,b:c")),
+            "/tmp/a\\,b\\:c"
+        );
         assert_eq!(escape_overlay_path(Path::new("/plain dir")), "/plain dir");
     }
 
