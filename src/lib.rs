@@ -15,6 +15,7 @@
 //! `sandbox` is the container engine and knows nothing about tests or
 //! reports; every `unsafe` block and raw syscall of the crate lives there.
 
+pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod discover;

@@ -240,3 +240,99 @@ mod tests {
         assert_eq!(settings.tag_names(), ["t1", "t2"]);
     }
 }
+
+/// One row of `isotest list --verbose`: a setting, its value and where it
+/// came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Described {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub source: Source,
+}
+
+impl Settings {
+    /// Every set key of a resolved layer, for listing.
+    pub fn describe(&self) -> Vec<Described> {
+        use serde_json::{json, Value};
+        let mut rows = Vec::new();
+        let mut row = |key: &str, value: Value, source: &Source| {
+            rows.push(Described {
+                key: key.to_string(),
+                value,
+                source: source.clone(),
+            })
+        };
+        let secs = |d: Duration| json!(d.as_secs_f64());
+        if let Some(s) = &self.timeout {
+            row("timeout_secs", s.value.map_or(Value::Null, secs), &s.source);
+        }
+        if let Some(s) = &self.grace {
+            row("grace_secs", secs(s.value), &s.source);
+        }
+        if let Some(s) = &self.memory {
+            row("memory_bytes", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.cpus {
+            row("cpus", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.pids {
+            row("pids", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.network {
+            let name = match s.value {
+                Network::None => "none",
+                Network::Host => "host",
+            };
+            row("network", json!(name), &s.source);
+        }
+        if let Some(s) = &self.hostname {
+            row("hostname", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.user {
+            row("user", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.group {
+            row("group", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.retries {
+            row("retries", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.expect {
+            let text = match s.value {
+                Expect::Exit(code) => format!("exit {code}"),
+                Expect::Signal(signal) => format!("signal {}", crate::run::signal_name(signal)),
+                Expect::Oom => "oom".to_string(),
+                Expect::Timeout => "timeout".to_string(),
+            };
+            row("expect", json!(text), &s.source);
+        }
+        if let Some(s) = &self.max_memory {
+            row("max_memory_bytes", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.max_cpu_time {
+            row("max_cpu_time_secs", secs(s.value), &s.source);
+        }
+        if let Some(s) = &self.max_wall_time {
+            row("max_wall_time_secs", secs(s.value), &s.source);
+        }
+        if let Some(s) = &self.max_pids {
+            row("max_pids", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.ignore {
+            row("ignore", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.ignore_reason {
+            row("ignore_reason", json!(s.value), &s.source);
+        }
+        for (name, value) in &self.env {
+            row(&format!("env.{name}"), json!(value.value), &value.source);
+        }
+        for name in &self.pass_env {
+            row("pass_env", json!(name.value), &name.source);
+        }
+        for tag in &self.tags {
+            row("tags", json!(tag.value), &tag.source);
+        }
+        rows
+    }
+}

@@ -237,7 +237,9 @@ fn a_broken_file_deep_in_the_tree_is_reported_with_its_path() {
     std::fs::create_dir_all(root.join("net")).unwrap();
     std::fs::write(root.join("net/isotest.toml"), "\n\ngrace = \"soon\"\n").unwrap();
     let shown = root.clone();
-    let message = Configs::load(&[shown.clone()]).unwrap_err().to_string();
+    let message = Configs::load(std::slice::from_ref(&shown))
+        .unwrap_err()
+        .to_string();
     let expected = format!("{}/net/isotest.toml:3:9: key `grace`:", shown.display());
     assert!(message.starts_with(&expected), "{message}");
 }

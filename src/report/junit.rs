@@ -4,21 +4,27 @@
 //! The shape follows the Jenkins xunit `junit-10.xsd`, plus per-testcase
 //! `<properties>` (`isotest.*`: status, usage, exit code, signal) and the
 //! `skipped` count quick-junit puts on `<testsuites>`. That schema has no
-//! timestamp on `<testcase>`, so a test's start time is the
-//! `isotest.started_at` property.
+//! timestamp on `<testcase>` and no time on `<flakyFailure>` /
+//! `<rerunFailure>`, so start times and durations are properties:
+//! `isotest.started_at`, `isotest.wall_usec`, and per earlier attempt N
+//! `isotest.attempt.N.started_at` and `isotest.attempt.N.wall_usec`.
+//!
+//! Retries: a FLAKY test is a success carrying one `<flakyFailure>` (or
+//! `<flakyError>`) per earlier attempt; a test that failed every attempt
+//! carries its final `<failure>` / `<error>` and one `<rerunFailure>` (or
+//! `<rerunError>`) per earlier attempt, each with that attempt's status as
+//! `type`, its message and output.
 
-use std::ffi::OsString;
-use std::fs::{self, File};
-use std::io::{self, Write};
 use std::iter::Peekable;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::Chars;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{
+    NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
 
-use super::{ReportError, Reporter};
-use crate::run::{signal_name, Event, RunSummary, Status, TestResult};
+use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
+use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
 
 /// quick-junit deletes every control character but `\n` from the text it is
 /// given, tabs and carriage returns included. They travel through it as
@@ -44,10 +50,7 @@ impl Reporter for JunitReporter {
             return Ok(());
         };
         let xml = render(&build_report(summary))?;
-        write_atomically(&self.path, xml.as_bytes()).map_err(|source| ReportError::Write {
-            path: self.path.display().to_string(),
-            source,
-        })
+        write_atomically(&self.path, xml.as_bytes())
     }
 }
 
@@ -84,19 +87,19 @@ fn build_report(summary: &RunSummary) -> Report {
 }
 
 fn test_case(result: &TestResult) -> TestCase {
-    let status = match result.status {
-        Status::Pass => TestCaseStatus::success(),
-        Status::NotRun => {
+    let mut status = match result.status {
+        Status::Pass | Status::Flaky => TestCaseStatus::success(),
+        Status::Skipped | Status::NotRun => {
+            let default = match result.status {
+                Status::Skipped => "ignored",
+                _ => "not run",
+            };
             let mut status = TestCaseStatus::skipped();
-            status.set_message("not run");
+            status.set_message(xml_text(result.message.as_deref().unwrap_or(default)));
             status
         }
         other => {
-            let kind = match other {
-                Status::Error => NonSuccessKind::Error,
-                _ => NonSuccessKind::Failure,
-            };
-            let mut status = TestCaseStatus::non_success(kind);
+            let mut status = TestCaseStatus::non_success(failure_kind(other));
             status.set_type(other.label());
             if let Some(message) = &result.message {
                 status.set_message(xml_text(message));
@@ -104,6 +107,8 @@ fn test_case(result: &TestResult) -> TestCase {
             status
         }
     };
+    // Flaky runs on a success, reruns on a failure (quick-junit decides).
+    status.add_reruns(result.attempts.iter().map(rerun));
     let mut case = TestCase::new(xml_text(&result.test.name), status);
     case.set_classname(xml_text(&result.test.suite))
         .set_time(result.duration)
@@ -117,6 +122,32 @@ fn test_case(result: &TestResult) -> TestCase {
         }
     }
     case
+}
+
+/// `<error>` is for tests that could not run; everything else that did not
+/// pass is a `<failure>`.
+fn failure_kind(status: Status) -> NonSuccessKind {
+    match status {
+        Status::Error => NonSuccessKind::Error,
+        _ => NonSuccessKind::Failure,
+    }
+}
+
+/// An earlier attempt. Its time is not set: junit-10.xsd has no `time` on
+/// rerun elements, so it is a property (see `properties`).
+fn rerun(attempt: &Attempt) -> TestRerun {
+    let mut rerun = TestRerun::new(failure_kind(attempt.status));
+    rerun.set_type(attempt.status.label());
+    if let Some(message) = &attempt.message {
+        rerun.set_message(xml_text(message));
+    }
+    if !attempt.stdout.is_empty() {
+        rerun.set_system_out(xml_text(&attempt.stdout.to_string_lossy()));
+    }
+    if !attempt.stderr.is_empty() {
+        rerun.set_system_err(xml_text(&attempt.stderr.to_string_lossy()));
+    }
+    rerun
 }
 
 fn properties(result: &TestResult) -> Vec<Property> {
@@ -134,6 +165,10 @@ fn properties(result: &TestResult) -> Vec<Property> {
     }
     if let Some(signal) = result.signal {
         properties.push(("isotest.signal", signal_name(signal)));
+    }
+    let attempts = attempts_run(result);
+    if attempts > 1 {
+        properties.push(("isotest.attempts", attempts.to_string()));
     }
     // cgroup accounting; a figure the host cannot measure is left out.
     if let Some(usage) = result.usage {
@@ -172,10 +207,23 @@ fn properties(result: &TestResult) -> Vec<Property> {
             ),
         ]);
     }
-    properties
+    let mut properties: Vec<Property> = properties
         .into_iter()
         .map(|(name, value)| Property::new(name, value))
-        .collect()
+        .collect();
+    for (n, attempt) in (1..).zip(&result.attempts) {
+        properties.extend([
+            Property::new(
+                format!("isotest.attempt.{n}.started_at"),
+                rfc3339(attempt.started_at),
+            ),
+            Property::new(
+                format!("isotest.attempt.{n}.wall_usec"),
+                attempt.duration.as_micros().to_string(),
+            ),
+        ]);
+    }
+    properties
 }
 
 fn render(report: &Report) -> Result<String, ReportError> {
@@ -237,87 +285,34 @@ fn skip_escape_sequence(chars: &mut Peekable<Chars>) {
     }
 }
 
-/// RFC 3339 in UTC with milliseconds: `2024-02-29T23:59:59.123Z`.
-fn rfc3339(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (year, month, day) = civil_from_days(seconds / 86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        seconds / 3600 % 24,
-        seconds / 60 % 60,
-        seconds % 60,
-        since_epoch.subsec_millis()
-    )
-}
-
-/// The Gregorian date `days` after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let days = days + 719_468; // counted from 0000-03-01
-    let era = days / 146_097;
-    let day_of_era = days % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = era * 400 + year_of_era + u64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Writes a temporary file beside `path` and renames it over `path`, so
-/// readers never see a half-written report.
-fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?;
-    fs::create_dir_all(dir)?;
-    let mut temp_name = OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = dir.join(temp_name);
-    let written = write_synced(&temp, contents).and_then(|()| fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written
-}
-
-fn write_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut file = File::create(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
-}
-
+/// Also the sample run of the JSON reporter's and the baseline's tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::discover::TestCase as Test;
     use crate::run::HostFacts;
     use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
+    use std::fs;
+    use std::path::Path;
     use std::process::Command;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    const NASTY: &[u8] =
+    pub(crate) const NASTY: &[u8] =
         b"\x1b[31mred\x1b[0m nul\0 cdata]]> bad\xff\xfe <&>\"' tab\tcr\r\n\x1b]0;title\x07end\n";
     const NASTY_SANITIZED: &str =
         "red nul\\u{0} cdata]]> bad\u{fffd}\u{fffd} <&>\"' tab\tcr\r\nend\n";
 
-    fn at(seconds: u64) -> SystemTime {
+    pub(crate) fn at(seconds: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(seconds)
     }
 
-    fn result(name: &str, suite: &str, status: Status, started: u64, millis: u64) -> TestResult {
+    pub(crate) fn result(
+        name: &str,
+        suite: &str,
+        status: Status,
+        started: u64,
+        millis: u64,
+    ) -> TestResult {
         TestResult {
             test: Test {
                 name: name.to_string(),
@@ -343,15 +338,27 @@ mod tests {
         }
     }
 
-    fn output(bytes: &[u8]) -> CapturedOutput {
+    pub(crate) fn output(bytes: &[u8]) -> CapturedOutput {
         CapturedOutput {
             head: bytes.to_vec(),
             ..CapturedOutput::default()
         }
     }
 
-    /// One test of every status, over three suites, with hostile output.
-    fn summary() -> RunSummary {
+    fn attempt(status: Status, message: &str, started: u64, millis: u64) -> Attempt {
+        Attempt {
+            status,
+            message: Some(message.to_string()),
+            started_at: at(started),
+            duration: Duration::from_millis(millis),
+            stdout: CapturedOutput::default(),
+            stderr: CapturedOutput::default(),
+        }
+    }
+
+    /// One test of every status, over three suites, with hostile output
+    /// and retries.
+    pub(crate) fn summary() -> RunSummary {
         let mut passed = result("net/echo.sh", "net", Status::Pass, 1_700_000_010, 12);
         passed.exit_code = Some(0);
         passed.rusage = Some(Rusage {
@@ -379,6 +386,23 @@ mod tests {
         failed.leaked_processes = 2;
         failed.stdout = output(NASTY);
         failed.stderr = output(b"\x1b[1mdb down\x1b[0m\n");
+        let mut first_try = attempt(
+            Status::Timeout,
+            "timed out after 5.000s",
+            1_699_999_990,
+            5001,
+        );
+        first_try.stdout = output(b"first try\n");
+        failed.attempts = vec![
+            first_try,
+            attempt(Status::Error, "mount proc: EPERM", 1_699_999_996, 4),
+        ];
+        let mut flaky = result("db/retry.sh", "db", Status::Flaky, 1_700_000_006, 20);
+        flaky.exit_code = Some(0);
+        flaky.message = Some("passed on attempt 2".to_string());
+        let mut refused = attempt(Status::Fail, "exit 1", 1_700_000_005, 30);
+        refused.stderr = output(b"\x1b[1mconnection refused\x1b[0m\n");
+        flaky.attempts = vec![refused];
         let mut signalled = result("net/crash.sh", "net", Status::Signal, 1_700_000_000, 50);
         signalled.signal = Some(11);
         signalled.message = Some("killed by SIGSEGV".to_string());
@@ -393,10 +417,17 @@ mod tests {
         let mut errored = result("x.sh", "tests", Status::Error, 1_700_000_002, 3);
         errored.message = Some("mount proc: EPERM\x1b[0m".to_string());
         let not_run = result("later.sh", "tests", Status::NotRun, 1_700_000_003, 0);
+        let mut skipped = result("gpu.sh", "tests", Status::Skipped, 1_700_000_003, 0);
+        skipped.message = Some("needs a GPU".to_string());
+        let mut regressed = result("big.sh", "tests", Status::Regressed, 1_700_000_004, 100);
+        regressed.exit_code = Some(0);
+        regressed.message = Some("memory peak 12.0 MiB → 20.5 MiB (+71%, limit +20%)".to_string());
         RunSummary {
             started_at: at(1_700_000_000),
             duration: Duration::from_millis(6000),
-            results: vec![passed, failed, signalled, timed_out, errored, not_run],
+            results: vec![
+                passed, failed, signalled, timed_out, errored, not_run, flaky, skipped, regressed,
+            ],
             host: HostFacts {
                 cgroup_layout: "hybrid".into(),
                 cgroups_in_use: true,
@@ -420,17 +451,6 @@ mod tests {
         assert_eq!(xml_text("a\x1b]0;never ends\nnext"), "a\nnext");
         assert_eq!(xml_text("a\x1b[31"), "a");
         assert_eq!(xml_text("a\x1b(Bb\x1b"), "ab");
-    }
-
-    #[test]
-    fn formats_timestamps_in_utc() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339(at(951_782_400) + Duration::from_millis(5)),
-            "2000-02-29T00:00:00.005Z"
-        );
-        assert_eq!(rfc3339(at(1_709_251_199)), "2024-02-29T23:59:59.000Z");
-        assert_eq!(rfc3339(at(4_102_444_800)), "2100-01-01T00:00:00.000Z");
     }
 
     #[test]
@@ -468,7 +488,7 @@ mod tests {
                 root,
                 &["name", "tests", "failures", "errors", "skipped", "time"]
             ),
-            ["isotest", "6", "3", "1", "1", "6.000"]
+            ["isotest", "9", "4", "1", "2", "6.000"]
         );
 
         let suites: Vec<_> = root.children().filter(|n| n.is_element()).collect();
@@ -503,20 +523,20 @@ mod tests {
                 ],
                 [
                     "db",
-                    "1",
+                    "2",
                     "1",
                     "0",
                     "0",
-                    "0.210",
+                    "0.230",
                     "2023-11-14T22:13:25.000Z"
                 ],
                 [
                     "tests",
-                    "3",
+                    "5",
+                    "2",
                     "1",
-                    "1",
-                    "1",
-                    "5.004",
+                    "2",
+                    "5.104",
                     "2023-11-14T22:13:21.000Z"
                 ],
             ]
@@ -536,9 +556,12 @@ mod tests {
                 ["net/echo.sh", "net", "0.012"],
                 ["net/crash.sh", "net", "0.050"],
                 ["db/migrate.sh", "db", "0.210"],
+                ["db/retry.sh", "db", "0.020"],
                 ["slow\t<&>.sh", "tests", "5.001"],
                 ["x.sh", "tests", "0.003"],
                 ["later.sh", "tests", "0.000"],
+                ["gpu.sh", "tests", "0.000"],
+                ["big.sh", "tests", "0.100"],
             ]
         );
         let outcome = |case: &roxmltree::Node| -> Vec<String> {
@@ -559,11 +582,66 @@ mod tests {
                 vec!["success"],
                 vec!["failure", "SIGNAL", "killed by SIGSEGV"],
                 vec!["failure", "FAIL", "exit 1"],
+                vec!["success"],
                 vec!["failure", "TIMEOUT", "timed out after 5.000s"],
                 vec!["error", "ERROR", "mount proc: EPERM"],
                 vec!["skipped", "-", "not run"],
+                vec!["skipped", "-", "needs a GPU"],
+                vec![
+                    "failure",
+                    "REGRESSED",
+                    "memory peak 12.0 MiB → 20.5 MiB (+71%, limit +20%)"
+                ],
             ]
         );
+
+        // Earlier attempts: reruns of a failure, flaky runs of a success.
+        let earlier = |case: &roxmltree::Node| -> Vec<Vec<String>> {
+            case.children()
+                .filter(|n| {
+                    n.tag_name().name().starts_with("rerun")
+                        || n.tag_name().name().starts_with("flaky")
+                })
+                .map(|node| {
+                    let text = |tag: &str| {
+                        node.children()
+                            .find(|n| n.has_tag_name(tag))
+                            .map_or("-".to_string(), |n| n.text().unwrap_or("").to_string())
+                    };
+                    [node.tag_name().name().to_string()]
+                        .into_iter()
+                        .chain(attrs(node, &["type", "message", "time"]))
+                        .chain([text("system-out"), text("system-err")])
+                        .collect()
+                })
+                .collect()
+        };
+        assert_eq!(
+            earlier(&cases[2]),
+            [
+                [
+                    "rerunFailure",
+                    "TIMEOUT",
+                    "timed out after 5.000s",
+                    "-",
+                    "first try\n",
+                    "-"
+                ],
+                ["rerunError", "ERROR", "mount proc: EPERM", "-", "-", "-"],
+            ]
+        );
+        assert_eq!(
+            earlier(&cases[3]),
+            [[
+                "flakyFailure",
+                "FAIL",
+                "exit 1",
+                "-",
+                "-",
+                "connection refused\n"
+            ]]
+        );
+        assert!(earlier(&cases[0]).is_empty());
 
         let text_of = |case: &roxmltree::Node, tag: &str| {
             case.children()
@@ -638,6 +716,27 @@ mod tests {
             ])
         );
         assert!(properties(&cases[2]).contains(&("isotest.leaked_processes".into(), "2".into())));
+        assert_eq!(
+            properties(&cases[3]),
+            expect(&[
+                ("isotest.status", "FLAKY"),
+                ("isotest.started_at", "2023-11-14T22:13:26.000Z"),
+                ("isotest.wall_usec", "20000"),
+                ("isotest.leaked_processes", "0"),
+                ("isotest.exit_code", "0"),
+                ("isotest.attempts", "2"),
+                ("isotest.attempt.1.started_at", "2023-11-14T22:13:25.000Z"),
+                ("isotest.attempt.1.wall_usec", "30000"),
+            ])
+        );
+        let attempts = |case: &roxmltree::Node| {
+            properties(case)
+                .into_iter()
+                .find(|(name, _)| name == "isotest.attempts")
+                .map(|(_, value)| value)
+        };
+        assert_eq!(attempts(&cases[2]).as_deref(), Some("3"));
+        assert_eq!(attempts(&cases[0]), None, "one attempt is not noted");
     }
 
     /// The report validates against junit-10.xsd once the two extensions it
@@ -671,22 +770,6 @@ mod tests {
             check.status.success(),
             "{}\n{xml}",
             String::from_utf8_lossy(&check.stderr)
-        );
-    }
-
-    #[test]
-    fn write_errors_name_the_report() {
-        let dir = tempfile::tempdir().unwrap();
-        let blocker = dir.path().join("file");
-        fs::write(&blocker, "").unwrap();
-        let path = blocker.join("junit.xml");
-        let err = JunitReporter::new(path.clone())
-            .handle(&Event::RunFinished(summary()))
-            .unwrap_err();
-        assert!(matches!(err, ReportError::Write { .. }), "{err}");
-        assert!(
-            err.to_string().contains(&path.display().to_string()),
-            "{err}"
         );
     }
 }

@@ -1,26 +1,67 @@
-//! The terminal reporter: one nextest-like line per finished test, then the
-//! captured output of the tests that did not pass and a summary.
+//! The terminal reporter: one nextest-like line per finished test and
+//! notices of slow tests, then the captured output of the tests that did
+//! not pass and a summary. On a TTY a progress line is kept at the bottom.
 
 use std::ffi::OsStr;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use super::{ReportError, Reporter};
 use crate::duration::format_seconds;
 use crate::run::{Event, RunSummary, Status, TestResult};
 use crate::sandbox::Usage;
 use crate::size::format_size;
-use std::time::Duration;
 
 const GREEN: &str = "\x1b[32m";
 const BOLD_RED: &str = "\x1b[1;31m";
 const YELLOW: &str = "\x1b[33m";
 const RESET: &str = "\x1b[0m";
+/// Back to the first column and clear the line: removes the progress line.
+const ERASE_LINE: &str = "\r\x1b[2K";
 
 /// Writes progress and results for people, coloured or not.
 pub struct TerminalReporter {
     writer: Box<dyn Write + Send>,
     color: bool,
     usage_table: bool,
+    progress: bool,
+    width: usize,
+    slow_threshold: Duration,
+    run: RunState,
+    /// The progress line is on screen and must be erased before output.
+    progress_shown: bool,
+}
+
+/// What the events have told so far.
+#[derive(Default)]
+struct RunState {
+    total: usize,
+    finished: usize,
+    /// Started and not finished, longest-running first.
+    running: Vec<RunningTest>,
+    /// The first and the latest instant events carried. RunStarted has only
+    /// wall-clock time, and the first test starts right after it.
+    clock: Option<(Instant, Instant)>,
+}
+
+struct RunningTest {
+    name: String,
+    started: Instant,
+    /// Multiples of the slow threshold already reported.
+    slow_notices: u32,
+}
+
+impl RunState {
+    fn observe(&mut self, at: Instant) {
+        let (first, latest) = self.clock.get_or_insert((at, at));
+        *first = (*first).min(at);
+        *latest = (*latest).max(at);
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.clock
+            .map_or(Duration::ZERO, |(first, latest)| latest - first)
+    }
 }
 
 /// Whether to colour output: only on a terminal, and never when `NO_COLOR`
@@ -42,12 +83,38 @@ impl TerminalReporter {
             writer,
             color,
             usage_table: false,
+            progress: false,
+            width: 80,
+            slow_threshold: Duration::from_secs(60),
+            run: RunState::default(),
+            progress_shown: false,
         }
     }
 
     /// Also print every test's resource usage in a table at the end.
     pub fn with_usage_table(mut self, enabled: bool) -> Self {
         self.usage_table = enabled;
+        self
+    }
+
+    /// Keep a progress line at the bottom. For terminals only: in a log
+    /// every redraw would stay.
+    pub fn with_progress(mut self, enabled: bool) -> Self {
+        self.progress = enabled;
+        self
+    }
+
+    /// The terminal's width, which the progress line must not exceed
+    /// (default 80 columns).
+    pub fn with_width(mut self, columns: usize) -> Self {
+        self.width = columns;
+        self
+    }
+
+    /// Mention a test still running after `threshold`, and again after each
+    /// further multiple of it (default 60s; zero mentions none).
+    pub fn with_slow_threshold(mut self, threshold: Duration) -> Self {
+        self.slow_threshold = threshold;
         self
     }
 
@@ -71,13 +138,17 @@ impl TerminalReporter {
             format_seconds(result.duration),
             result.test.name
         );
+        // A FLAKY line says which attempt passed, counted from the record.
+        let message = match status {
+            Status::Flaky => Some(format!("passed on attempt {}", result.attempts.len() + 1)),
+            _ => result.message.clone(),
+        };
         let leaked = match result.leaked_processes {
             0 => None,
             1 => Some("1 leaked process".to_string()),
             n => Some(format!("{n} leaked processes")),
         };
-        let details: Vec<&str> = result
-            .message
+        let details: Vec<&str> = message
             .as_deref()
             .into_iter()
             .chain(leaked.as_deref())
@@ -92,6 +163,49 @@ impl TerminalReporter {
         line
     }
 
+    /// `   RETRY             db/migrate.sh (attempt 1 FAIL: exit 1)`; the
+    /// duration column stays blank as the event carries no duration.
+    fn retry_line(
+        &self,
+        name: &str,
+        attempt: u32,
+        status: Status,
+        message: Option<&str>,
+    ) -> String {
+        let label = self.paint(&format!("{:>8}", "RETRY"), YELLOW);
+        let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
+        format!(
+            "{label} {:11} {name} (attempt {attempt} {}{detail})\n",
+            "",
+            status.label()
+        )
+    }
+
+    /// `    SLOW [  60.000s] db/migrate.sh (still running)` for each test
+    /// that ran past a further multiple of the threshold by `now`.
+    fn slow_notices(&mut self, now: Instant) -> String {
+        let threshold = self.slow_threshold;
+        if threshold.is_zero() {
+            return String::new();
+        }
+        let label = self.paint(&format!("{:>8}", "SLOW"), YELLOW);
+        let mut out = String::new();
+        for test in &mut self.run.running {
+            let elapsed = now.saturating_duration_since(test.started);
+            let multiples =
+                u32::try_from(elapsed.as_nanos() / threshold.as_nanos()).unwrap_or(u32::MAX);
+            if multiples > test.slow_notices {
+                test.slow_notices = multiples;
+                out.push_str(&format!(
+                    "{label} [{:>9}] {} (still running)\n",
+                    format_seconds(threshold * multiples),
+                    test.name
+                ));
+            }
+        }
+        out
+    }
+
     fn paint(&self, text: &str, color: &str) -> String {
         if self.color {
             format!("{color}{text}{RESET}")
@@ -101,10 +215,12 @@ impl TerminalReporter {
     }
 
     fn run_finished(&self, summary: &RunSummary) -> String {
+        // Tests that never ran are left out: after Ctrl-C they could be
+        // most of the plan.
         let attention: Vec<&TestResult> = summary
             .results
             .iter()
-            .filter(|r| needs_attention(r.status))
+            .filter(|r| r.status.is_failure())
             .collect();
         let mut out = String::new();
         for result in &attention {
@@ -130,6 +246,27 @@ impl TerminalReporter {
         out
     }
 
+    /// Writes `lines`. With progress on, they go where the progress line
+    /// was, and it is redrawn below them unless the run is over.
+    fn show(&mut self, lines: &str, run_is_over: bool) -> Result<(), ReportError> {
+        if !self.progress {
+            return match lines {
+                "" => Ok(()),
+                _ => self.write(lines),
+            };
+        }
+        let mut text = String::new();
+        if self.progress_shown {
+            text.push_str(ERASE_LINE);
+        }
+        text.push_str(lines);
+        if !run_is_over {
+            text.push_str(&progress_line(&self.run, self.width));
+        }
+        self.progress_shown = !run_is_over;
+        self.write(&text)
+    }
+
     fn write(&mut self, text: &str) -> Result<(), ReportError> {
         self.writer
             .write_all(text.as_bytes())
@@ -143,41 +280,84 @@ impl TerminalReporter {
 
 impl Reporter for TerminalReporter {
     fn handle(&mut self, event: &Event) -> Result<(), ReportError> {
-        let text = match event {
+        let lines = match event {
             Event::RunStarted {
                 test_count, jobs, ..
-            } => format!(
-                "    Starting {} (jobs: {jobs})\n",
-                plural(*test_count, "test")
-            ),
-            Event::TestStarted { .. } | Event::Tick { .. } => return Ok(()),
+            } => {
+                self.run.total = *test_count;
+                format!(
+                    "    Starting {} (jobs: {jobs})\n",
+                    plural(*test_count, "test")
+                )
+            }
+            Event::TestStarted { name, at } => {
+                self.run.observe(*at);
+                self.run.running.push(RunningTest {
+                    name: name.clone(),
+                    started: *at,
+                    slow_notices: 0,
+                });
+                String::new()
+            }
             Event::TestRetrying {
                 name,
                 attempt,
                 status,
                 message,
-            } => {
-                let detail = message
-                    .as_deref()
-                    .map(|m| format!(" ({m})"))
-                    .unwrap_or_default();
-                let label = self.paint(&format!("{:>8}", "RETRY"), YELLOW);
-                format!(
-                    "{label} {name}: attempt {attempt} was {}{detail}\n",
-                    status.label()
-                )
+            } => self.retry_line(name, *attempt, *status, message.as_deref()),
+            Event::TestFinished(result) => {
+                self.run.finished += 1;
+                self.run.running.retain(|t| t.name != result.test.name);
+                self.status_line(result)
             }
-            Event::TestFinished(result) => self.status_line(result),
-            Event::RunFinished(summary) => self.run_finished(summary),
+            Event::Tick { now } => {
+                self.run.observe(*now);
+                self.slow_notices(*now)
+            }
+            Event::RunFinished(summary) => {
+                let text = self.run_finished(summary);
+                return self.show(&text, true);
+            }
         };
-        self.write(&text)
+        self.show(&lines, false)
     }
 }
 
-/// Tests whose output and status are repeated at the end. Tests that never
-/// ran are left out: after Ctrl-C they could be most of the plan.
-fn needs_attention(status: Status) -> bool {
-    status.is_failure()
+/// `  [ 12/120] 2 running: db/migrate.sh, net/echo.sh  00:01:23`, cut to
+/// `width`: a line wider than the terminal wraps, and erasing it would
+/// leave its first part on screen.
+fn progress_line(run: &RunState, width: usize) -> String {
+    let total = run.total.to_string();
+    let mut line = format!(
+        "  [{:>digits$}/{total}] {} running",
+        run.finished,
+        run.running.len(),
+        digits = total.len()
+    );
+    let seconds = run.elapsed().as_secs();
+    let elapsed = format!(
+        "  {:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    );
+    if !run.running.is_empty() {
+        line.push_str(": ");
+        let names: Vec<&str> = run.running.iter().map(|t| t.name.as_str()).collect();
+        let room = width.saturating_sub(line.chars().count() + elapsed.len());
+        line.push_str(&truncate(&names.join(", "), room));
+    }
+    line.push_str(&elapsed);
+    truncate(&line, width)
+}
+
+/// `text` cut to `width` characters, the last one `…` when cut.
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let kept = text.chars().take(width.saturating_sub(1));
+    kept.chain((width > 0).then_some('…')).collect()
 }
 
 /// `     Summary [   1.234s] 12 tests run: 10 passed, 1 failed, 1 timed out`
@@ -208,14 +388,14 @@ fn count_word(status: Status) -> &'static str {
     match status {
         Status::Pass => "passed",
         Status::Flaky => "flaky",
-        Status::OverLimit => "over limit",
-        Status::Regressed => "regressed",
-        Status::Skipped => "skipped",
         Status::Fail => "failed",
         Status::Signal => "signalled",
         Status::Oom => "OOM-killed",
         Status::Timeout => "timed out",
+        Status::OverLimit => "over limit",
+        Status::Regressed => "regressed",
         Status::Error => "errored",
+        Status::Skipped => "skipped",
         Status::NotRun => "not run",
     }
 }
@@ -283,10 +463,11 @@ fn plural(count: usize, noun: &str) -> String {
 mod tests {
     use super::*;
     use crate::discover::TestCase;
+    use crate::run::Attempt;
     use crate::run::HostFacts;
     use crate::sandbox::{CapturedOutput, Usage};
     use std::sync::{Arc, Mutex};
-    use std::time::{Duration, SystemTime};
+    use std::time::{Duration, Instant, SystemTime};
 
     #[derive(Clone, Default)]
     struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
@@ -347,12 +528,67 @@ mod tests {
     }
 
     fn render(events: &[Event], color: bool) -> String {
+        render_with(events, |writer| TerminalReporter::new(writer, color))
+    }
+
+    fn render_with(
+        events: &[Event],
+        reporter: impl FnOnce(Box<dyn Write + Send>) -> TerminalReporter,
+    ) -> String {
         let buffer = SharedBuffer::default();
-        let mut reporter = TerminalReporter::new(Box::new(buffer.clone()), color);
+        let mut reporter = reporter(Box::new(buffer.clone()));
         for event in events {
             reporter.handle(event).unwrap();
         }
         buffer.text()
+    }
+
+    fn with_progress(width: usize) -> impl FnOnce(Box<dyn Write + Send>) -> TerminalReporter {
+        move |writer| {
+            TerminalReporter::new(writer, false)
+                .with_progress(true)
+                .with_width(width)
+        }
+    }
+
+    /// The progress line on screen at the end of `out`.
+    fn last_progress_line(out: &str) -> &str {
+        let last_line = out.rsplit('\n').next().unwrap();
+        last_line.rsplit(ERASE_LINE).next().unwrap()
+    }
+
+    fn run_started(test_count: usize) -> Event {
+        Event::RunStarted {
+            test_count,
+            jobs: 2,
+            started_at: SystemTime::UNIX_EPOCH,
+            host: host(),
+        }
+    }
+
+    fn started(name: &str, at: Instant) -> Event {
+        Event::TestStarted {
+            name: name.to_string(),
+            at,
+        }
+    }
+
+    fn tick(now: Instant) -> Event {
+        Event::Tick { now }
+    }
+
+    fn secs(seconds: f64) -> Duration {
+        Duration::from_secs_f64(seconds)
+    }
+
+    fn run_finished(results: Vec<TestResult>, millis: u64) -> Event {
+        Event::RunFinished(RunSummary {
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(millis),
+            results,
+            host: host(),
+            interrupted_by: None,
+        })
     }
 
     fn finished(result: TestResult) -> Event {
@@ -543,6 +779,169 @@ mod tests {
         assert!(
             err.to_string().starts_with("write report <terminal>: "),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn progress_line_is_redrawn_below_output_and_erased_at_the_end() {
+        let t0 = Instant::now();
+        let events = [
+            run_started(2),
+            started("a.sh", t0),
+            tick(t0 + secs(1.5)),
+            finished(result("a.sh", Status::Pass, 12, None)),
+            run_finished(vec![result("a.sh", Status::Pass, 12, None)], 1500),
+        ];
+        assert_eq!(
+            render_with(&events, with_progress(80)),
+            "    Starting 2 tests (jobs: 2)\n  [0/2] 0 running  00:00:00\
+             \r\x1b[2K  [0/2] 1 running: a.sh  00:00:00\
+             \r\x1b[2K  [0/2] 1 running: a.sh  00:00:01\
+             \r\x1b[2K    PASS [   0.012s] a.sh\n  [1/2] 0 running  00:00:01\
+             \r\x1b[2K------------\n\
+             \x20    Summary [   1.500s] 1 test run: 1 passed\n"
+        );
+        assert_eq!(
+            render(&events, false),
+            "    Starting 2 tests (jobs: 2)\n\
+             \x20   PASS [   0.012s] a.sh\n\
+             ------------\n\
+             \x20    Summary [   1.500s] 1 test run: 1 passed\n"
+        );
+    }
+
+    #[test]
+    fn progress_line_names_the_longest_running_tests() {
+        let t0 = Instant::now();
+        let mut events: Vec<Event> = vec![run_started(120)];
+        for n in 0..11 {
+            let name = format!("skipped{n}.sh");
+            events.push(finished(result(&name, Status::Skipped, 0, Some("ignored"))));
+        }
+        events.extend([
+            started("db/migrate.sh", t0),
+            started("net/echo.sh", t0 + secs(2.0)),
+            started("quick.sh", t0 + secs(3.0)),
+            finished(result("quick.sh", Status::Pass, 5, None)),
+            tick(t0 + secs(83.2)),
+        ]);
+        let out = render_with(&events, with_progress(80));
+        assert_eq!(
+            last_progress_line(&out),
+            "  [ 12/120] 2 running: db/migrate.sh, net/echo.sh  00:01:23"
+        );
+    }
+
+    #[test]
+    fn progress_line_is_cut_to_the_width() {
+        let t0 = Instant::now();
+        let events = [
+            run_started(3),
+            started("db/migrate.sh", t0),
+            started("net/echo.sh", t0),
+            tick(t0 + secs(3723.0)),
+        ];
+        let out = render_with(&events, with_progress(40));
+        assert_eq!(
+            last_progress_line(&out),
+            "  [0/3] 2 running: db/migrate…  01:02:03"
+        );
+        let out = render_with(&events, with_progress(10));
+        assert_eq!(last_progress_line(&out), "  [0/3] 2…");
+    }
+
+    #[test]
+    fn slow_tests_are_noticed_at_each_multiple_of_the_threshold() {
+        let t0 = Instant::now();
+        let events = [
+            started("a.sh", t0),
+            started("b.sh", t0 + secs(30.0)),
+            tick(t0 + secs(59.999)),
+            tick(t0 + secs(60.0)),
+            tick(t0 + secs(89.999)),
+            tick(t0 + secs(90.0)),
+            tick(t0 + secs(150.0)),
+            finished(result("a.sh", Status::Pass, 160_000, None)),
+            tick(t0 + secs(200.0)),
+            // Multiples passed between two Ticks make one notice.
+            tick(t0 + secs(400.0)),
+        ];
+        let slow_after_minute = |writer| {
+            TerminalReporter::new(writer, false).with_slow_threshold(Duration::from_secs(60))
+        };
+        assert_eq!(
+            render_with(&events, slow_after_minute),
+            "    SLOW [  60.000s] a.sh (still running)\n\
+             \x20   SLOW [  60.000s] b.sh (still running)\n\
+             \x20   SLOW [ 120.000s] a.sh (still running)\n\
+             \x20   SLOW [ 120.000s] b.sh (still running)\n\
+             \x20   PASS [ 160.000s] a.sh\n\
+             \x20   SLOW [ 360.000s] b.sh (still running)\n"
+        );
+        let never_slow =
+            |writer| TerminalReporter::new(writer, false).with_slow_threshold(Duration::ZERO);
+        assert_eq!(render_with(&events[..7], never_slow), "");
+    }
+
+    #[test]
+    fn retry_flaky_and_skipped_lines() {
+        let attempt = |status, message: &str| Attempt {
+            status,
+            message: Some(message.to_string()),
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(100),
+            stdout: CapturedOutput::default(),
+            stderr: CapturedOutput::default(),
+        };
+        let mut flaky = result("flaky.sh", Status::Flaky, 123, Some("passed on attempt 3"));
+        flaky.attempts = vec![
+            attempt(Status::Fail, "exit 1"),
+            attempt(Status::Timeout, "timed out after 1.000s"),
+        ];
+        let retrying = |attempt, status, message: Option<&str>| Event::TestRetrying {
+            name: "flaky.sh".to_string(),
+            attempt,
+            status,
+            message: message.map(str::to_string),
+        };
+        let events = [
+            retrying(1, Status::Fail, Some("exit 1")),
+            retrying(2, Status::Timeout, None),
+            finished(flaky),
+            finished(result("gpu.sh", Status::Skipped, 0, Some("needs a GPU"))),
+        ];
+        assert_eq!(
+            render(&events, false),
+            "   RETRY             flaky.sh (attempt 1 FAIL: exit 1)\n\
+             \x20  RETRY             flaky.sh (attempt 2 TIMEOUT)\n\
+             \x20  FLAKY [   0.123s] flaky.sh (passed on attempt 3)\n\
+             \x20SKIPPED [   0.000s] gpu.sh (needs a GPU)\n"
+        );
+    }
+
+    #[test]
+    fn summary_counts_every_status_and_repeats_every_failure() {
+        let results = Status::ALL
+            .into_iter()
+            .rev()
+            .map(|status| {
+                let name = format!("{}.sh", status.label().to_lowercase());
+                result(&name, status, 1, None)
+            })
+            .collect();
+        let out = render(&[run_finished(results, 2000)], false);
+        assert_eq!(
+            out,
+            "------------\n\
+             \x20    Summary [   2.000s] 11 tests run: 1 passed, 1 flaky, 1 failed, 1 signalled, \
+             1 OOM-killed, 1 timed out, 1 over limit, 1 regressed, 1 errored, 1 skipped, 1 not run\n\
+             \x20  ERROR [   0.001s] error.sh\n\
+             REGRESSED [   0.001s] regressed.sh\n\
+             OVER-LIMIT [   0.001s] over-limit.sh\n\
+             \x20TIMEOUT [   0.001s] timeout.sh\n\
+             \x20    OOM [   0.001s] oom.sh\n\
+             \x20 SIGNAL [   0.001s] signal.sh\n\
+             \x20   FAIL [   0.001s] fail.sh\n"
         );
     }
 }

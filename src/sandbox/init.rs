@@ -22,9 +22,13 @@ use nix::sys::signal::{
 };
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{chdir, execve, fork, pipe2, sethostname, setsid, ForkResult, Pid};
+use nix::unistd::{
+    chdir, chown, execve, fork, pipe2, setgid, setgroups, sethostname, setsid, setuid, ForkResult,
+    Gid, Pid, Uid,
+};
 use serde::{Deserialize, Serialize};
 
+use super::identity::{self, Identity};
 use super::spec::{SandboxSpec, SetupFailure};
 use super::step::{failure, Step};
 use super::{net, rootfs};
@@ -89,20 +93,31 @@ fn supervise_command(
         unsafe { libc::_exit(1) }
     }
     drop(lifeline);
-    unshare(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWNET
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC,
-    )
-    .step(|| "unshare(CLONE_NEWNS|CLONE_NEWNET|CLONE_NEWUTS|CLONE_NEWIPC)".into())?;
+    let mut namespaces =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    if !spec.host_network {
+        namespaces |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(namespaces).step(|| format!("unshare({namespaces:?})"))?;
     rootfs::enter_new_root(spec)?;
     sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
-    net::bring_up_loopback()?;
+    if !spec.host_network {
+        net::bring_up_loopback()?;
+    }
+    let identity = identity::resolve(spec.user.as_deref(), spec.group.as_deref())?;
+    if let Some(id) = identity {
+        let home = OsStr::from_bytes(&spec.home);
+        chown(
+            home,
+            Some(Uid::from_raw(id.uid)),
+            Some(Gid::from_raw(id.gid)),
+        )
+        .step(|| format!("give {} to uid {}", home.to_string_lossy(), id.uid))?;
+    }
 
     let signals = SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_CLOEXEC)
         .step(|| "create signalfd".into())?;
-    let command = start_command(spec)?;
+    let command = start_command(spec, identity)?;
     let started = Instant::now();
     send(report, &InitMessage::Started);
 
@@ -145,14 +160,14 @@ fn send(report: &mut File, message: &InitMessage) {
 
 /// Forks the command. The child reports a failed chdir or exec through a
 /// close-on-exec pipe: EOF without data means exec succeeded.
-fn start_command(spec: &SandboxSpec) -> Result<Pid, SetupFailure> {
+fn start_command(spec: &SandboxSpec, identity: Option<Identity>) -> Result<Pid, SetupFailure> {
     let (status_read, status_write) =
         pipe2(nix::fcntl::OFlag::O_CLOEXEC).step(|| "create exec status pipe".into())?;
     // SAFETY: init is single-threaded, so the child may do anything.
     match unsafe { fork() }.step(|| "fork the test command".into())? {
         ForkResult::Child => {
             drop(status_read);
-            let (step, errno) = exec_command(spec);
+            let (step, errno) = exec_command(spec, identity);
             let mut status = File::from(status_write);
             let _ = status.write_all(&[step]);
             let _ = status.write_all(&(errno as i32).to_ne_bytes());
@@ -171,6 +186,7 @@ fn start_command(spec: &SandboxSpec) -> Result<Pid, SetupFailure> {
             let errno = Errno::from_raw(i32::from_ne_bytes(status[1..5].try_into().unwrap()));
             let what = match status[0] {
                 STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)),
+                STEP_IDENTITY => format!("switch to {}", describe(identity)),
                 _ => format!("exec {}", lossy(&spec.argv[0])),
             };
             Err(failure(what, errno))
@@ -180,10 +196,16 @@ fn start_command(spec: &SandboxSpec) -> Result<Pid, SetupFailure> {
 
 const STEP_CHDIR: u8 = 0;
 const STEP_EXEC: u8 = 1;
+const STEP_IDENTITY: u8 = 2;
+
+fn describe(identity: Option<Identity>) -> String {
+    identity.map_or_else(String::new, |id| format!("uid {} gid {}", id.uid, id.gid))
+}
 
 /// In the command's child: a new session, default signal handling, the
-/// working directory, then exec. Returns only on failure.
-fn exec_command(spec: &SandboxSpec) -> (u8, Errno) {
+/// user and group, the working directory, then exec. Returns only on
+/// failure.
+fn exec_command(spec: &SandboxSpec, identity: Option<Identity>) -> (u8, Errno) {
     let _ = setsid();
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator() {
@@ -193,6 +215,15 @@ fn exec_command(spec: &SandboxSpec) -> (u8, Errno) {
         }
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if let Some(id) = identity {
+        let gid = Gid::from_raw(id.gid);
+        let switched = setgroups(&[gid])
+            .and_then(|()| setgid(gid))
+            .and_then(|()| setuid(Uid::from_raw(id.uid)));
+        if let Err(errno) = switched {
+            return (STEP_IDENTITY, errno);
+        }
+    }
     if let Err(errno) = chdir(OsStr::from_bytes(&spec.cwd)) {
         return (STEP_CHDIR, errno);
     }

@@ -10,6 +10,7 @@
 
 mod capture;
 pub mod cgroup;
+mod identity;
 mod init;
 pub mod interrupt;
 pub mod mountinfo;

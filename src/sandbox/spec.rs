@@ -20,6 +20,13 @@ pub struct SandboxSpec {
     /// Working directory inside the container.
     pub cwd: Vec<u8>,
     pub hostname: String,
+    /// Share the host's network namespace instead of a fresh one with only
+    /// `lo`.
+    pub host_network: bool,
+    /// Run the command as this user / group (name or number, looked up in
+    /// the container's /etc/passwd and /etc/group); root when unset.
+    pub user: Option<String>,
+    pub group: Option<String>,
     /// Created as an empty directory before the command starts (its HOME).
     pub home: Vec<u8>,
     /// Host directories that must show at the same path even where the

@@ -1,11 +1,15 @@
-//! Selection: `--include` / `--exclude` globs over test names reduce the
-//! discovered tests to the plan. `*` does not cross `/`; `**` does.
+//! Selection: filters, tags, `--run-ignored` and `--partition` reduce the
+//! planned tests to those this run runs (and the ignored ones it reports).
+//! Name globs live here: `*` does not cross `/`; `**` does.
 
 pub mod expression;
+mod partition;
+mod selection;
+
+pub use partition::Partition;
+pub use selection::{Criteria, RunIgnored, Selected, Selection};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
-
-use crate::discover::TestCase;
 
 /// Include and exclude globs matched against test names.
 #[derive(Debug, Clone)]
@@ -31,13 +35,6 @@ impl Filter {
     pub fn matches(&self, name: &str) -> bool {
         let included = self.include.as_ref().is_none_or(|set| set.is_match(name));
         included && !self.exclude.is_match(name)
-    }
-
-    pub fn apply(&self, tests: Vec<TestCase>) -> Vec<TestCase> {
-        tests
-            .into_iter()
-            .filter(|t| self.matches(&t.name))
-            .collect()
     }
 }
 

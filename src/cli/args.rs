@@ -1,0 +1,312 @@
+//! The command line, as clap definitions.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{flag, Settings, Sourced};
+use crate::duration::parse_duration;
+use crate::size::parse_size;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "isotest",
+    version,
+    about = "Run every integration test in its own Linux container",
+    long_about = "Run every integration test in its own Linux container: its own PID, \\
+                  mount, network, UTS and IPC namespaces on a throwaway overlay of the \\
+                  host's root filesystem, in its own cgroup."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Discover tests and run each in its own container.
+    Run(RunArgs),
+    /// Print the tests that `run` would run, with their settings.
+    List(ListArgs),
+    /// Run one command in a test container, output passed through.
+    Exec(ExecArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SelectArgs {
+    /// Test directories (searched recursively) or files [default: tests];
+    /// an argument that is not an existing path selects tests whose name
+    /// contains it.
+    #[arg(value_name = "PATH|FILTER")]
+    pub positional: Vec<PathBuf>,
+    /// Run only tests whose name matches GLOB (repeatable; `*` stays within
+    /// a directory, `**` crosses them).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip tests whose name matches GLOB (repeatable; wins over --include).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Run only tests whose name matches REGEX (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    pub filter: Vec<String>,
+    /// Run only tests with this tag (repeatable: any of them).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Skip tests with this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub skip_tag: Vec<String>,
+    /// Run one part of the tests, for a CI matrix of N jobs: hash:K/N
+    /// (stable as tests are added) or slice:K/N (round-robin), 1-based.
+    #[arg(long, value_name = "hash:K/N|slice:K/N")]
+    pub partition: Option<String>,
+    /// Whether to run tests marked `ignore = true`: default (no, report
+    /// them as skipped), only, or all.
+    #[arg(long, value_enum, default_value = "default", value_name = "WHICH")]
+    pub run_ignored: RunIgnoredArg,
+    /// Use the [profile.NAME] sections of the isotest.toml files.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ContainerArgs {
+    /// Stop the command after DURATION (e.g. 500ms, 30s, 5m; 0 = never):
+    /// SIGTERM, then SIGKILL after the grace period [default: 5m for run,
+    /// none for exec].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL when stopping a command [default:
+    /// 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Option<Duration>,
+    /// Set KEY=VALUE in the container's environment (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub env: Vec<(String, String)>,
+    /// Copy NAME from isotest's own environment, if set (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Hard memory limit per test (e.g. 256M, 1G); swap is not used.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// CPU bandwidth per test, in CPUs (e.g. 0.5, 2).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<f64>,
+    /// Most processes a test may have at once (0 = no limit) [default:
+    /// 1024].
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+}
+
+impl ContainerArgs {
+    /// The flags as the top settings layer.
+    pub fn settings(&self) -> Settings {
+        self.settings_with_retries(None)
+    }
+
+    /// The flags as the top settings layer, with `--retries`.
+    pub fn settings_with_retries(&self, retries: Option<u32>) -> Settings {
+        Settings {
+            timeout: self
+                .timeout
+                .and_then(|t| flag(Some(t).filter(|t| !t.is_zero()), "--timeout")),
+            grace: self.grace.and_then(|g| flag(g, "--grace")),
+            memory: self.memory.and_then(|m| flag(Some(m), "--memory")),
+            cpus: self.cpus.and_then(|c| flag(Some(c), "--cpus")),
+            pids: self
+                .pids
+                .and_then(|p| flag(Some(p).filter(|p| *p > 0), "--pids")),
+            env: self
+                .env
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Sourced::new(v.clone(), crate::config::Source::Flag("--env")),
+                    )
+                })
+                .collect(),
+            pass_env: self
+                .pass_env
+                .iter()
+                .map(|n| Sourced::new(n.clone(), crate::config::Source::Flag("--pass-env")))
+                .collect(),
+            retries: retries.and_then(|r| flag(r, "--retries")),
+            ..Settings::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CgroupArgs {
+    /// Create test cgroups under this cgroup path (e.g. /isotest.slice)
+    /// instead of isotest's own cgroup.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// Exit with 96 instead of running tests without limits when this host's
+    /// cgroups cannot be used.
+    #[arg(long)]
+    pub require_limits: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub container: ContainerArgs,
+    #[command(flatten)]
+    pub cgroups: CgroupArgs,
+    /// Tests to run at once [default: isotest.toml `jobs`, else the number
+    /// of CPUs].
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Run a test that did not pass up to N more times; one that passes on
+    /// a retry is FLAKY.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: Option<u32>,
+    /// Whether FLAKY tests count as passed or failed.
+    #[arg(long, value_enum, default_value = "pass", value_name = "RESULT")]
+    pub flaky_result: FlakyResult,
+    /// Stop starting tests after the first failure.
+    #[arg(long, conflicts_with = "max_fail")]
+    pub fail_fast: bool,
+    /// Stop starting tests after N failures.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_fail: Option<u32>,
+    /// What a run with no tests does: fail (exit 4), warn or pass.
+    #[arg(long, value_enum, default_value = "fail", value_name = "WHAT")]
+    pub no_tests: NoTests,
+    /// Stream each test's output live instead of capturing it (runs one
+    /// test at a time).
+    #[arg(long)]
+    pub no_capture: bool,
+    /// Write a JUnit XML report to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write the whole run as JSON to PATH (schema: docs/json-report.md).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Compare peak memory and CPU time with this earlier --json report;
+    /// tests that grew by more than --max-regression are REGRESSED.
+    #[arg(long, value_name = "PREVIOUS.json")]
+    pub baseline: Option<PathBuf>,
+    /// Growth allowed against --baseline, e.g. 20% or 0.2.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value = "20%",
+        requires = "baseline"
+    )]
+    pub max_regression: String,
+    /// Print a table of every test's resource usage at the end.
+    #[arg(long)]
+    pub show_usage: bool,
+    /// Mention tests still running after DURATION.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub slow: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub container: ContainerArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Show each test's effective settings and where each came from.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+    #[command(flatten)]
+    pub cgroups: CgroupArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunIgnoredArg {
+    Default,
+    Only,
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FlakyResult {
+    Pass,
+    Fail,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NoTests {
+    Fail,
+    Warn,
+    Pass,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cpus) if (0.01..=4096.0).contains(&cpus) => Ok(cpus),
+        _ => Err(format!(
+            "`{text}` is not a CPU count between 0.01 and 4096 (e.g. 0.5, 2)"
+        )),
+    }
+}
+
+fn parse_env_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn env_pairs() {
+        assert_eq!(parse_env_pair("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert_eq!(parse_env_pair("A=").unwrap(), ("A".into(), "".into()));
+        assert!(parse_env_pair("=x").is_err());
+        assert!(parse_env_pair("novalue").is_err());
+    }
+
+    #[test]
+    fn flags_become_the_top_layer() {
+        let args = ContainerArgs {
+            timeout: Some(Duration::ZERO),
+            pids: Some(0),
+            memory: Some(1 << 30),
+            ..ContainerArgs::default()
+        };
+        let settings = Settings::resolve([&args.settings()]);
+        assert_eq!(settings.timeout(), None, "0 means no timeout");
+        assert_eq!(settings.pids(), None, "0 means no limit");
+        assert_eq!(settings.memory(), Some(1 << 30));
+        assert_eq!(settings.grace(), Duration::from_secs(10), "default kept");
+        let unset = Settings::resolve([&ContainerArgs::default().settings()]);
+        assert_eq!(unset.pids(), Some(1024));
+    }
+}

@@ -1,0 +1,100 @@
+//! `isotest exec -- CMD ARGS...`: one command in a test container, output
+//! passed through, its exit status returned.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::args::ExecArgs;
+use super::{exit, fail, prepare_sandbox};
+use crate::config::{flag, Settings};
+use crate::discover::{Program, TestCase};
+use crate::duration::format_seconds;
+use crate::plan::PlannedTest;
+use crate::run;
+use crate::sandbox::{interrupt, Ending, OutputMode, StopRequest};
+
+pub fn exec(args: ExecArgs) -> i32 {
+    let cwd = match std::env::current_dir() {
+        Ok(dir) => dir,
+        Err(e) => return fail(format!("current directory: {e}"), exit::BAD_USAGE),
+    };
+    let program = args.command[0].to_string_lossy().into_owned();
+    // No timeout unless asked for: exec is for debugging and ad-hoc use.
+    let no_timeout = Settings {
+        timeout: flag(None, "exec"),
+        ..Settings::default()
+    };
+    let test = PlannedTest {
+        case: TestCase {
+            name: program.clone(),
+            suite: String::new(),
+            program: Program::Command(
+                args.command
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+            ),
+            dir: cwd,
+            tags: Vec::new(),
+        },
+        settings: Settings::resolve([&no_timeout, &args.container.settings()]),
+    };
+    let mut spec = run::spec(&test);
+    // Arguments need not be UTF-8.
+    spec.argv = args
+        .command
+        .iter()
+        .map(|a| a.as_encoded_bytes().to_vec())
+        .collect();
+    let sandbox = match prepare_sandbox(&args.cgroups) {
+        Ok(sandbox) => sandbox,
+        Err(code) => return code,
+    };
+    if let Err(errno) = interrupt::install() {
+        return fail(format!("install Ctrl-C handler: {errno}"), exit::BAD_USAGE);
+    }
+    let stop = StopRequest::new();
+    let done = AtomicBool::new(false);
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(|| forward_interrupts(&stop, &done));
+        let outcome = sandbox.run(&spec, OutputMode::Inherit, &stop);
+        done.store(true, Ordering::SeqCst);
+        outcome
+    });
+    match outcome.ending {
+        Ending::Exited(code) => code,
+        Ending::Signaled(signal) => 128 + signal,
+        Ending::TimedOut => fail(
+            format!(
+                "{program}: timed out after {}",
+                spec.timeout.map(format_seconds).unwrap_or_default()
+            ),
+            exit::EXEC_TIMED_OUT,
+        ),
+        Ending::Stopped => 128 + interrupt::received().1,
+        Ending::SetupFailed(failure) => {
+            let code = if failure.host_unsupported {
+                exit::HOST_UNSUPPORTED
+            } else if failure.step.starts_with("exec") && failure.cause.starts_with("ENOENT") {
+                exit::EXEC_NOT_FOUND
+            } else if failure.step.starts_with("exec") {
+                exit::EXEC_NOT_EXECUTABLE
+            } else {
+                exit::EXEC_SETUP_FAILED
+            };
+            fail(failure, code)
+        }
+    }
+}
+
+/// Turns Ctrl-C / SIGTERM into stop requests until `done`.
+fn forward_interrupts(stop: &StopRequest, done: &AtomicBool) {
+    while !done.load(Ordering::SeqCst) {
+        match interrupt::received().0 {
+            0 => {}
+            1 => stop.stop_gracefully(),
+            _ => stop.stop_now(),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,98 @@
+//! `isotest list`: the tests `run` would run (and the ignored ones it would
+//! report as skipped), with their effective settings.
+
+use std::io::Write;
+
+use serde_json::{json, Map, Value};
+
+use super::args::{Format, ListArgs};
+use super::run::select;
+use super::{exit, load_plan, split_positional};
+use crate::discover::Program;
+use crate::plan::PlannedTest;
+use crate::select::Selected;
+
+pub fn list(args: ListArgs) -> i32 {
+    let positional = split_positional(&args.select.positional);
+    let flags = args.container.settings();
+    let planned = match load_plan(&args.select, &positional, &flags) {
+        Ok((_, planned)) => planned,
+        Err(code) => return code,
+    };
+    let Selected { run, skipped } = match select(&args.select, &positional, planned) {
+        Ok(selected) => selected,
+        Err(code) => return code,
+    };
+    let tests = run
+        .iter()
+        .map(|t| (t, false))
+        .chain(skipped.iter().map(|t| (t, true)));
+    let text = match args.format {
+        Format::Json => {
+            let list: Vec<Value> = tests
+                .map(|(t, skipped)| as_json(t, skipped, args.verbose))
+                .collect();
+            serde_json::to_string_pretty(&list).expect("JSON values serialize") + "\n"
+        }
+        Format::Text => {
+            let mut text = String::new();
+            for (test, skipped) in tests {
+                let note = if skipped { "  (ignored: not run)" } else { "" };
+                text.push_str(&format!("{}{note}\n", test.case.name));
+                if args.verbose {
+                    for row in test.settings.describe() {
+                        let value = compact(&row.value);
+                        text.push_str(&format!("    {:<20} {value:<24} {}\n", row.key, row.source));
+                    }
+                }
+            }
+            text
+        }
+    };
+    // A closed pipe (`isotest list | head`) is not an error.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    exit::ALL_PASSED
+}
+
+fn compact(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn as_json(test: &PlannedTest, skipped: bool, verbose: bool) -> Value {
+    let program = match &test.case.program {
+        Program::File(path) => json!({ "file": path.to_string_lossy() }),
+        Program::Command(argv) => json!({ "command": argv }),
+    };
+    let mut settings = Map::new();
+    let mut sources = Map::new();
+    for row in test.settings.describe() {
+        let key = row.key.clone();
+        match settings.get_mut(&key) {
+            // Repeated keys (tags, pass_env) become arrays.
+            Some(Value::Array(items)) => items.push(row.value),
+            _ if matches!(key.as_str(), "tags" | "pass_env") => {
+                settings.insert(key.clone(), Value::Array(vec![row.value]));
+            }
+            _ => {
+                settings.insert(key.clone(), row.value);
+            }
+        }
+        sources.insert(key, json!(row.source.to_string()));
+    }
+    let mut entry = json!({
+        "name": test.case.name,
+        "suite": test.case.suite,
+        "tags": test.case.tags,
+        "program": program,
+        "cwd": test.case.dir.to_string_lossy(),
+        "ignored": skipped,
+        "settings": settings,
+    });
+    if verbose {
+        entry["sources"] = Value::Object(sources);
+    }
+    entry
+}

@@ -1,0 +1,137 @@
+//! Command-line dispatch: parse, call the library, map what happened to an
+//! exit code. `args` holds the clap definitions; one module per subcommand.
+
+mod args;
+mod exec;
+mod list;
+mod run;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::config::{Configs, Settings};
+use crate::plan::{self, PlannedTest};
+use crate::sandbox::{self, Sandbox};
+use args::{CgroupArgs, Cli, Command, SelectArgs};
+
+/// Exit codes (README "Exit codes").
+pub mod exit {
+    pub const ALL_PASSED: i32 = 0;
+    pub const BAD_USAGE: i32 = 2;
+    pub const NO_TESTS: i32 = 4;
+    pub const HOST_UNSUPPORTED: i32 = 96;
+    pub const TESTS_FAILED: i32 = 100;
+    /// `isotest exec`: the command ran past its timeout (as timeout(1)).
+    pub const EXEC_TIMED_OUT: i32 = 124;
+    /// `isotest exec`: the container could not be set up.
+    pub const EXEC_SETUP_FAILED: i32 = 125;
+    pub const EXEC_NOT_EXECUTABLE: i32 = 126;
+    pub const EXEC_NOT_FOUND: i32 = 127;
+}
+
+/// The whole program; returns the process exit code.
+pub fn main() -> i32 {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == sandbox::HELPER_SUBCOMMAND) {
+        let runner = args
+            .get(2)
+            .and_then(|pid| pid.to_str()?.parse().ok())
+            .unwrap_or(0);
+        return sandbox::helper_main(runner);
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                exit::BAD_USAGE
+            } else {
+                exit::ALL_PASSED
+            };
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::List(args) => list::list(args),
+        Command::Exec(args) => exec::exec(args),
+    }
+}
+
+/// Prints `isotest: MESSAGE` and returns `code`.
+fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
+    eprintln!("isotest: {message}");
+    code
+}
+
+/// Test roots and name substrings from the positional arguments: an
+/// existing path is a root; anything else selects by name.
+struct Positional {
+    roots: Vec<PathBuf>,
+    substrings: Vec<String>,
+}
+
+fn split_positional(positional: &[PathBuf]) -> Positional {
+    let (roots, filters): (Vec<PathBuf>, Vec<PathBuf>) =
+        positional.iter().cloned().partition(|p| p.exists());
+    Positional {
+        roots: if roots.is_empty() {
+            vec![PathBuf::from("tests")]
+        } else {
+            roots
+        },
+        substrings: filters
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect(),
+    }
+}
+
+/// Loads the isotest.toml files and plans every test under the roots, with
+/// the command-line `flags` as the top settings layer.
+fn load_plan(
+    select: &SelectArgs,
+    positional: &Positional,
+    flags: &Settings,
+) -> Result<(Configs, Vec<PlannedTest>), i32> {
+    let configs = Configs::load(&positional.roots).map_err(|e| fail(e, exit::BAD_USAGE))?;
+    if let Some(profile) = &select.profile {
+        configs
+            .check_profile(profile)
+            .map_err(|e| fail(e, exit::BAD_USAGE))?;
+    }
+    let planned = plan::plan(
+        &positional.roots,
+        &configs,
+        select.profile.as_deref(),
+        flags,
+    )
+    .map_err(|e| fail(e, exit::BAD_USAGE))?;
+    Ok((configs, planned))
+}
+
+/// Sets up the sandbox, telling the user once what the host's cgroups
+/// allow; with --require-limits, no cgroups is the exit code 96.
+fn prepare_sandbox(args: &CgroupArgs) -> Result<Sandbox, i32> {
+    let (sandbox, notes) = Sandbox::new(args.cgroup_parent.as_deref());
+    for notice in notes.notices {
+        eprintln!("isotest: note: {notice}");
+    }
+    if let Some(unavailable) = sandbox.cgroups_unavailable() {
+        if args.require_limits {
+            return Err(fail(
+                format!(
+                    "--require-limits: cgroups cannot be used here ({} layout): {}",
+                    unavailable.layout, unavailable.reason
+                ),
+                exit::HOST_UNSUPPORTED,
+            ));
+        }
+        eprintln!(
+            "isotest: warning: tests run without cgroup limits or usage figures: {}",
+            unavailable.reason
+        );
+    }
+    Ok(sandbox)
+}

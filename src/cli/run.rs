@@ -1,0 +1,178 @@
+//! `isotest run`: plan, select, run in containers, report.
+
+use std::io::IsTerminal;
+
+use super::args::{FlakyResult, NoTests, RunArgs, RunIgnoredArg, SelectArgs};
+use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional};
+use crate::baseline::{parse_percent, Baseline};
+use crate::plan::PlannedTest;
+use crate::report::{
+    terminal::color_wanted, JsonReporter, JunitReporter, Reporter, TerminalReporter,
+};
+use crate::run::{self, RunSettings, RunSummary, TestResult};
+use crate::sandbox::{interrupt, OutputMode};
+use crate::select::{Criteria, Partition, RunIgnored, Selected, Selection};
+
+/// Output kept per stream and test; the middle of longer output is dropped.
+const OUTPUT_LIMIT: usize = 4 << 20;
+
+pub fn run(args: RunArgs) -> i32 {
+    match run_tests(args) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+fn run_tests(args: RunArgs) -> Result<i32, i32> {
+    let positional = split_positional(&args.select.positional);
+    let flags = args.container.settings_with_retries(args.retries);
+    let (configs, planned) = load_plan(&args.select, &positional, &flags)?;
+    let Selected { run: plan, skipped } = select(&args.select, &positional, planned)?;
+    if plan.is_empty() && skipped.is_empty() {
+        return Ok(no_tests(args.no_tests, &positional));
+    }
+    let jobs = if args.no_capture {
+        1
+    } else if let Some(jobs) = args.jobs {
+        jobs as usize
+    } else {
+        let first_root = std::path::absolute(&positional.roots[0]).unwrap_or_default();
+        configs
+            .run_settings(&first_root, args.select.profile.as_deref())
+            .jobs
+            .map(|j| j.value)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    };
+    let baseline = match &args.baseline {
+        None => None,
+        Some(path) => {
+            let threshold = parse_percent(&args.max_regression)
+                .map_err(|e| fail(format!("--max-regression: {e}"), exit::BAD_USAGE))?;
+            Some(Baseline::load(path, threshold).map_err(|e| fail(e, exit::BAD_USAGE))?)
+        }
+    };
+    let sandbox = prepare_sandbox(&args.cgroups)?;
+    interrupt::install()
+        .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
+
+    let stdout = std::io::stdout();
+    let on_terminal = stdout.is_terminal();
+    let terminal = TerminalReporter::new(Box::new(stdout), color_wanted(on_terminal))
+        .with_usage_table(args.show_usage)
+        .with_progress(on_terminal)
+        .with_slow_threshold(args.slow);
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
+    if let Some(path) = args.junit {
+        reporters.push(Box::new(JunitReporter::new(path)));
+    }
+    if let Some(path) = args.json {
+        reporters.push(Box::new(JsonReporter::new(path)));
+    }
+    let check = |result: &mut TestResult| {
+        if let Some(baseline) = &baseline {
+            baseline.check(result);
+        }
+    };
+    let settings = RunSettings {
+        jobs,
+        output: if args.no_capture {
+            OutputMode::Inherit
+        } else {
+            OutputMode::Capture {
+                limit_per_stream: OUTPUT_LIMIT,
+            }
+        },
+        max_fail: if args.fail_fast {
+            Some(1)
+        } else {
+            args.max_fail.map(|n| n as usize)
+        },
+        flaky_is_failure: args.flaky_result == FlakyResult::Fail,
+        post_check: Some(&check),
+    };
+    let names: Vec<String> = plan.iter().map(|t| t.case.name.clone()).collect();
+    let mut report_failed = false;
+    let summary = run::run(plan, skipped, &settings, &sandbox, &mut |event| {
+        for reporter in reporters.iter_mut() {
+            if let Err(error) = reporter.handle(event) {
+                report_failed = true;
+                eprintln!("isotest: {error}");
+            }
+        }
+    });
+    if let Some(baseline) = &baseline {
+        for name in baseline.new_tests(&names) {
+            eprintln!("isotest: note: {name} is new (not in the baseline)");
+        }
+        for name in baseline.vanished(&names) {
+            eprintln!("isotest: note: {name} is in the baseline but did not run");
+        }
+    }
+    Ok(run_exit_code(&summary, report_failed))
+}
+
+/// The selection flags and positional name filters, applied to the plan.
+pub(super) fn select(
+    args: &SelectArgs,
+    positional: &Positional,
+    planned: Vec<PlannedTest>,
+) -> Result<Selected, i32> {
+    let partition = args
+        .partition
+        .as_deref()
+        .map(str::parse::<Partition>)
+        .transpose()
+        .map_err(|e| fail(format!("--partition: {e}"), exit::BAD_USAGE))?;
+    let selection = Selection::new(Criteria {
+        substrings: positional.substrings.clone(),
+        filters: args.filter.clone(),
+        tags: args.tag.clone(),
+        skip_tags: args.skip_tag.clone(),
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        run_ignored: match args.run_ignored {
+            RunIgnoredArg::Default => RunIgnored::Default,
+            RunIgnoredArg::Only => RunIgnored::Only,
+            RunIgnoredArg::All => RunIgnored::All,
+        },
+        partition,
+    })
+    .map_err(|e| fail(e, exit::BAD_USAGE))?;
+    Ok(selection.apply(planned))
+}
+
+fn no_tests(mode: NoTests, positional: &Positional) -> i32 {
+    let roots: Vec<String> = positional
+        .roots
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let message = format!("no tests to run in {}", roots.join(", "));
+    match mode {
+        NoTests::Fail => fail(format!("{message} (--no-tests fail)"), exit::NO_TESTS),
+        NoTests::Warn => {
+            eprintln!("isotest: warning: {message}");
+            exit::ALL_PASSED
+        }
+        NoTests::Pass => exit::ALL_PASSED,
+    }
+}
+
+fn run_exit_code(summary: &RunSummary, report_failed: bool) -> i32 {
+    if let Some(failure) = summary.host_failure() {
+        return fail(
+            format!("this host cannot create containers: {failure}"),
+            exit::HOST_UNSUPPORTED,
+        );
+    }
+    if let Some(signal) = summary.interrupted_by {
+        return 128 + signal;
+    }
+    if report_failed {
+        return exit::BAD_USAGE;
+    }
+    if summary.all_passed() {
+        exit::ALL_PASSED
+    } else {
+        exit::TESTS_FAILED
+    }
+}

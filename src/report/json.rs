@@ -1,0 +1,463 @@
+//! The JSON reporter: the whole run as one document, written atomically
+//! when the run finishes, and read back as the baseline of a later run.
+//!
+//! The types below are the schema (documented in docs/json-report.md),
+//! kept apart from the runner's own types so that changing those never
+//! changes the file silently. `SCHEMA_VERSION` goes up when a field is
+//! removed or changes meaning; adding a field keeps it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
+use crate::discover::Program;
+use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
+use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
+
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Writes the JSON report of the run to a file when the run finishes.
+pub struct JsonReporter {
+    path: PathBuf,
+}
+
+impl JsonReporter {
+    pub fn new(path: PathBuf) -> Self {
+        JsonReporter { path }
+    }
+}
+
+impl Reporter for JsonReporter {
+    fn handle(&mut self, event: &Event) -> Result<(), ReportError> {
+        let Event::RunFinished(summary) = event else {
+            return Ok(());
+        };
+        let mut json = serde_json::to_vec_pretty(&JsonRun::from_summary(summary))?;
+        json.push(b'\n');
+        write_atomically(&self.path, &json)
+    }
+}
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonRun {
+    pub schema_version: u64,
+    pub host: JsonHost,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_secs: f64,
+    /// The signal that cut the run short (`SIGINT`, `SIGTERM`), if one did.
+    pub interrupted_by: Option<String>,
+    /// How many tests ended with each status, by label; every status is
+    /// listed.
+    pub counts: BTreeMap<String, usize>,
+    /// Every test: the ignored (SKIPPED) ones, then the plan in order.
+    pub tests: Vec<JsonTest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonHost {
+    /// Kernel release, as `uname -r` prints it.
+    pub kernel: Option<String>,
+    /// `v1`, `v2`, `hybrid` or `none`.
+    pub cgroup_layout: String,
+    /// False when tests ran without cgroup limits and accounting.
+    pub cgroups_in_use: bool,
+    pub rootless: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonTest {
+    pub name: String,
+    pub suite: String,
+    pub tags: Vec<String>,
+    pub program: JsonProgram,
+    /// The status label: `PASS`, `FLAKY`, `FAIL`, ...
+    pub status: String,
+    pub message: Option<String>,
+    pub exit_code: Option<i32>,
+    /// Signal name (`SIGSEGV`) when the command was killed by a signal.
+    pub signal: Option<String>,
+    /// Start of the last attempt, RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_secs: f64,
+    /// Attempts that ran: `earlier_attempts` plus the last one, which
+    /// SKIPPED and NOT-RUN tests did not run.
+    pub attempts: usize,
+    /// Earlier attempts that did not pass, oldest first; the other fields
+    /// describe the last attempt.
+    pub earlier_attempts: Vec<JsonAttempt>,
+    pub usage: JsonUsage,
+    pub limits: JsonLimits,
+    /// wait4 on the container's init; null when the test did not run.
+    pub rusage: Option<JsonRusage>,
+    pub leaked_processes: u32,
+    #[serde(flatten)]
+    pub output: JsonOutput,
+}
+
+/// What a test runs: `{"file": PATH}` or `{"command": [ARGV...]}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonProgram {
+    File(String),
+    Command(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonAttempt {
+    pub status: String,
+    pub message: Option<String>,
+    pub started_at: String,
+    pub duration_secs: f64,
+    #[serde(flatten)]
+    pub output: JsonOutput,
+}
+
+/// Captured output, bounded as in the terminal: head and tail with a
+/// marker line where the middle was dropped; the byte counts are totals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonOutput {
+    pub stdout: String,
+    pub stdout_bytes: u64,
+    pub stderr: String,
+    pub stderr_bytes: u64,
+}
+
+/// cgroup accounting; a figure is null where it was not measured, never 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonUsage {
+    pub memory_peak_bytes: Option<u64>,
+    pub cpu_user_usec: Option<u64>,
+    pub cpu_system_usec: Option<u64>,
+    pub pids_peak: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub pids_max_hits: Option<u64>,
+}
+
+/// The limits in force; null is no limit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonLimits {
+    pub memory_bytes: Option<u64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonRusage {
+    pub user_usec: u64,
+    pub system_usec: u64,
+    pub max_rss_bytes: u64,
+}
+
+impl JsonRun {
+    pub fn from_summary(summary: &RunSummary) -> JsonRun {
+        let kernel = nix::sys::utsname::uname()
+            .ok()
+            .map(|uts| uts.release().to_string_lossy().into_owned());
+        JsonRun {
+            schema_version: SCHEMA_VERSION,
+            host: JsonHost {
+                kernel,
+                cgroup_layout: summary.host.cgroup_layout.clone(),
+                cgroups_in_use: summary.host.cgroups_in_use,
+                // Containers are set up as root; there is no rootless mode yet.
+                rootless: false,
+            },
+            started_at: rfc3339(summary.started_at),
+            duration_secs: summary.duration.as_secs_f64(),
+            interrupted_by: summary.interrupted_by.map(signal_name),
+            counts: Status::ALL
+                .iter()
+                .map(|&status| (status.label().to_string(), summary.count(status)))
+                .collect(),
+            tests: summary.results.iter().map(JsonTest::from).collect(),
+        }
+    }
+}
+
+impl From<&TestResult> for JsonTest {
+    fn from(result: &TestResult) -> Self {
+        let program = match &result.test.program {
+            Program::File(path) => JsonProgram::File(path.to_string_lossy().into_owned()),
+            Program::Command(argv) => JsonProgram::Command(argv.clone()),
+        };
+        JsonTest {
+            name: result.test.name.clone(),
+            suite: result.test.suite.clone(),
+            tags: result.test.tags.clone(),
+            program,
+            status: result.status.label().to_string(),
+            message: result.message.clone(),
+            exit_code: result.exit_code,
+            signal: result.signal.map(signal_name),
+            started_at: rfc3339(result.started_at),
+            duration_secs: result.duration.as_secs_f64(),
+            attempts: attempts_run(result),
+            earlier_attempts: result.attempts.iter().map(JsonAttempt::from).collect(),
+            usage: result.usage.unwrap_or_default().into(),
+            limits: result.limits.into(),
+            rusage: result.rusage.map(JsonRusage::from),
+            leaked_processes: result.leaked_processes,
+            output: JsonOutput::new(&result.stdout, &result.stderr),
+        }
+    }
+}
+
+impl From<&Attempt> for JsonAttempt {
+    fn from(attempt: &Attempt) -> Self {
+        JsonAttempt {
+            status: attempt.status.label().to_string(),
+            message: attempt.message.clone(),
+            started_at: rfc3339(attempt.started_at),
+            duration_secs: attempt.duration.as_secs_f64(),
+            output: JsonOutput::new(&attempt.stdout, &attempt.stderr),
+        }
+    }
+}
+
+impl JsonOutput {
+    fn new(stdout: &CapturedOutput, stderr: &CapturedOutput) -> Self {
+        JsonOutput {
+            stdout: stdout.to_string_lossy(),
+            stdout_bytes: stdout.total_bytes(),
+            stderr: stderr.to_string_lossy(),
+            stderr_bytes: stderr.total_bytes(),
+        }
+    }
+}
+
+impl From<Usage> for JsonUsage {
+    fn from(usage: Usage) -> Self {
+        JsonUsage {
+            memory_peak_bytes: usage.memory_peak_bytes,
+            cpu_user_usec: usage.cpu_user_usec,
+            cpu_system_usec: usage.cpu_system_usec,
+            pids_peak: usage.pids_peak,
+            oom_kills: usage.oom_kills,
+            pids_max_hits: usage.pids_max_hits,
+        }
+    }
+}
+
+impl From<Limits> for JsonLimits {
+    fn from(limits: Limits) -> Self {
+        JsonLimits {
+            memory_bytes: limits.memory_bytes,
+            cpus: limits.cpus,
+            pids: limits.pids,
+        }
+    }
+}
+
+impl From<Rusage> for JsonRusage {
+    fn from(rusage: Rusage) -> Self {
+        JsonRusage {
+            user_usec: rusage.user_usec,
+            system_usec: rusage.system_usec,
+            max_rss_bytes: rusage.max_rss_bytes,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("read {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not an isotest JSON report: {reason}", .path.display())]
+    NotAReport { path: PathBuf, reason: String },
+    #[error(
+        "{} has schema_version {found}, but this isotest reads version {SCHEMA_VERSION}; \
+         write the report again with this isotest's --json",
+        .path.display()
+    )]
+    Version { path: PathBuf, found: u64 },
+}
+
+/// Loads a report written by `JsonReporter`.
+pub fn read(path: &Path) -> Result<JsonRun, ReadError> {
+    let not_a_report = |reason: String| ReadError::NotAReport {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = fs::read(path).map_err(|source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|err| not_a_report(err.to_string()))?;
+    // The version is checked first, so that a report of another version
+    // is named as such rather than by its first unexpected field.
+    match value.get("schema_version").map(serde_json::Value::as_u64) {
+        None => return Err(not_a_report("it has no schema_version".into())),
+        Some(None) => return Err(not_a_report("its schema_version is not a number".into())),
+        Some(Some(SCHEMA_VERSION)) => {}
+        Some(Some(found)) => {
+            return Err(ReadError::Version {
+                path: path.to_owned(),
+                found,
+            })
+        }
+    }
+    serde_json::from_value(value).map_err(|err| not_a_report(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::junit::tests::{output, summary, NASTY};
+    use serde_json::{json, Value};
+
+    fn write(summary: &RunSummary) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reports/run.json");
+        JsonReporter::new(path.clone())
+            .handle(&Event::RunFinished(summary.clone()))
+            .unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn writes_the_run() {
+        let mut summary = summary();
+        summary.results[0].stdout.dropped_bytes = 1000;
+        let (_dir, path) = write(&summary);
+        let run: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+
+        assert_eq!(run["schema_version"], 1);
+        let kernel = run["host"]["kernel"].as_str().unwrap();
+        assert!(kernel.chars().next().unwrap().is_ascii_digit(), "{kernel}");
+        assert_eq!(run["host"]["cgroup_layout"], "hybrid");
+        assert_eq!(run["host"]["cgroups_in_use"], true);
+        assert_eq!(run["host"]["rootless"], false);
+        assert_eq!(run["started_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(run["duration_secs"], 6.0);
+        assert_eq!(run["interrupted_by"], "SIGINT");
+        assert_eq!(
+            run["counts"],
+            json!({
+                "PASS": 1, "FLAKY": 1, "FAIL": 1, "SIGNAL": 1, "OOM": 0, "TIMEOUT": 1,
+                "OVER-LIMIT": 0, "REGRESSED": 1, "ERROR": 1, "SKIPPED": 1, "NOT-RUN": 1
+            })
+        );
+        assert_eq!(run["tests"].as_array().unwrap().len(), 9);
+
+        assert_eq!(
+            run["tests"][0],
+            json!({
+                "name": "net/echo.sh",
+                "suite": "net",
+                "tags": [],
+                "program": { "file": "/t/net/echo.sh" },
+                "status": "PASS",
+                "message": null,
+                "exit_code": 0,
+                "signal": null,
+                "started_at": "2023-11-14T22:13:30.000Z",
+                "duration_secs": 0.012,
+                "attempts": 1,
+                "earlier_attempts": [],
+                "usage": {
+                    "memory_peak_bytes": 3_145_728,
+                    "cpu_user_usec": 1400,
+                    "cpu_system_usec": 650,
+                    "pids_peak": 3,
+                    "oom_kills": 0,
+                    "pids_max_hits": null
+                },
+                "limits": { "memory_bytes": 268_435_456, "cpus": 0.5, "pids": 1024 },
+                "rusage": { "user_usec": 1500, "system_usec": 700, "max_rss_bytes": 4_194_304 },
+                "leaked_processes": 0,
+                "stdout": "passing output is not kept\n\
+                           [isotest: 1000 bytes of output dropped here]\n",
+                "stdout_bytes": 1027,
+                "stderr": "",
+                "stderr_bytes": 0
+            })
+        );
+
+        let failed = &run["tests"][1];
+        assert_eq!(failed["status"], "FAIL");
+        assert_eq!(failed["stdout"], String::from_utf8_lossy(NASTY).as_ref());
+        assert_eq!(failed["attempts"], 3);
+        assert_eq!(
+            failed["earlier_attempts"][0],
+            json!({
+                "status": "TIMEOUT",
+                "message": "timed out after 5.000s",
+                "started_at": "2023-11-14T22:13:10.000Z",
+                "duration_secs": 5.001,
+                "stdout": "first try\n",
+                "stdout_bytes": 10,
+                "stderr": "",
+                "stderr_bytes": 0
+            })
+        );
+        assert_eq!(failed["earlier_attempts"][1]["status"], "ERROR");
+        assert!(
+            failed["usage"].as_object().unwrap().values().all(Value::is_null),
+            "figures that were not measured are null, not 0: {}",
+            failed["usage"]
+        );
+        assert_eq!(failed["rusage"], Value::Null);
+        assert_eq!(failed["limits"]["memory_bytes"], Value::Null);
+
+        let crashed = &run["tests"][2];
+        assert_eq!(crashed["signal"], "SIGSEGV");
+        assert_eq!(crashed["exit_code"], Value::Null);
+        let skipped = &run["tests"][7];
+        assert_eq!(
+            (&skipped["status"], &skipped["message"], &skipped["attempts"]),
+            (&json!("SKIPPED"), &json!("needs a GPU"), &json!(0))
+        );
+    }
+
+    #[test]
+    fn reads_back_what_it_wrote() {
+        let mut summary = summary();
+        summary.results[1].test.program =
+            Program::Command(vec!["sh".into(), "-c".into(), "exit 1".into()]);
+        summary.results[1].test.tags = vec!["db".into()];
+        summary.results[3].stdout = output(b"\xff not UTF-8");
+        let (_dir, path) = write(&summary);
+        assert_eq!(read(&path).unwrap(), JsonRun::from_summary(&summary));
+    }
+
+    #[test]
+    fn names_files_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let error_for = |name: &str, contents: Option<&str>| {
+            let path = dir.path().join(name);
+            if let Some(contents) = contents {
+                fs::write(&path, contents).unwrap();
+            }
+            let message = read(&path).unwrap_err().to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            message
+        };
+        let missing = error_for("missing.json", None);
+        assert!(missing.starts_with("read "), "{missing}");
+        let xml = error_for("junit.xml", Some("<testsuites/>"));
+        assert!(
+            xml.contains("is not an isotest JSON report: expected value"),
+            "{xml}"
+        );
+        let other = error_for("other.json", Some(r#"{"tests": []}"#));
+        assert!(other.ends_with("it has no schema_version"), "{other}");
+        let future = error_for("future.json", Some(r#"{"schema_version": 2}"#));
+        assert!(
+            future.contains("has schema_version 2, but this isotest reads version 1"),
+            "{future}"
+        );
+        let partial = error_for("partial.json", Some(r#"{"schema_version": 1}"#));
+        assert!(partial.ends_with("missing field `host`"), "{partial}");
+    }
+}
