@@ -53,10 +53,16 @@ struct Figures {
 }
 
 impl Figures {
-    fn new(memory_peak_bytes: Option<u64>, user_usec: Option<u64>, system_usec: Option<u64>) -> Self {
+    fn new(
+        memory_peak_bytes: Option<u64>,
+        user_usec: Option<u64>,
+        system_usec: Option<u64>,
+    ) -> Self {
         Figures {
             memory_peak_bytes,
-            cpu_usec: user_usec.zip(system_usec).map(|(user, system)| user + system),
+            cpu_usec: user_usec
+                .zip(system_usec)
+                .map(|(user, system)| user + system),
         }
     }
 }

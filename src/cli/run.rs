@@ -58,14 +58,17 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     let on_terminal = stdout.is_terminal();
     let terminal = TerminalReporter::new(Box::new(stdout), color_wanted(on_terminal))
         .with_usage_table(args.show_usage)
-        .with_progress(on_terminal)
+        // Live output from --no-capture would garble the progress line.
+        .with_progress(on_terminal && !args.no_capture)
         .with_slow_threshold(args.slow);
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
-    if let Some(path) = args.junit {
-        reporters.push(Box::new(JunitReporter::new(path)));
+    if let Some(path) = &args.junit {
+        reporters.push(Box::new(JunitReporter::new(path.clone())));
     }
-    if let Some(path) = args.json {
-        reporters.push(Box::new(JsonReporter::new(path)));
+    if let Some(path) = &args.json {
+        reporters.push(Box::new(
+            JsonReporter::new(path.clone()).with_settings(run_settings_json(&args, jobs)),
+        ));
     }
     let check = |result: &mut TestResult| {
         if let Some(baseline) = &baseline {
@@ -89,7 +92,6 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         flaky_is_failure: args.flaky_result == FlakyResult::Fail,
         post_check: Some(&check),
     };
-    let names: Vec<String> = plan.iter().map(|t| t.case.name.clone()).collect();
     let mut report_failed = false;
     let summary = run::run(plan, skipped, &settings, &sandbox, &mut |event| {
         for reporter in reporters.iter_mut() {
@@ -100,6 +102,11 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         }
     });
     if let Some(baseline) = &baseline {
+        let names: Vec<String> = summary
+            .results
+            .iter()
+            .map(|r| r.test.name.clone())
+            .collect();
         for name in baseline.new_tests(&names) {
             eprintln!("isotest: note: {name} is new (not in the baseline)");
         }
@@ -108,6 +115,28 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         }
     }
     Ok(run_exit_code(&summary, report_failed))
+}
+
+/// The run-level settings, for the JSON report.
+fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
+    let flags: Vec<serde_json::Value> = args
+        .container
+        .settings_with_retries(args.retries)
+        .describe()
+        .into_iter()
+        .map(|row| serde_json::json!({ "key": row.key, "value": row.value }))
+        .collect();
+    serde_json::json!({
+        "jobs": jobs,
+        "profile": args.select.profile,
+        "fail_fast": args.fail_fast,
+        "max_fail": args.max_fail,
+        "flaky_result": format!("{:?}", args.flaky_result).to_lowercase(),
+        "partition": args.select.partition,
+        "baseline": args.baseline.as_ref().map(|p| p.display().to_string()),
+        "max_regression": args.baseline.as_ref().map(|_| &args.max_regression),
+        "flags": flags,
+    })
 }
 
 /// The selection flags and positional name filters, applied to the plan.

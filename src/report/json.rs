@@ -23,11 +23,21 @@ pub const SCHEMA_VERSION: u64 = 1;
 /// Writes the JSON report of the run to a file when the run finishes.
 pub struct JsonReporter {
     path: PathBuf,
+    settings: serde_json::Value,
 }
 
 impl JsonReporter {
     pub fn new(path: PathBuf) -> Self {
-        JsonReporter { path }
+        JsonReporter {
+            path,
+            settings: serde_json::Value::Null,
+        }
+    }
+
+    /// The run's settings (command line and profile), written as `settings`.
+    pub fn with_settings(mut self, settings: serde_json::Value) -> Self {
+        self.settings = settings;
+        self
     }
 }
 
@@ -36,7 +46,9 @@ impl Reporter for JsonReporter {
         let Event::RunFinished(summary) = event else {
             return Ok(());
         };
-        let mut json = serde_json::to_vec_pretty(&JsonRun::from_summary(summary))?;
+        let mut run = JsonRun::from_summary(summary);
+        run.settings = self.settings.clone();
+        let mut json = serde_json::to_vec_pretty(&run)?;
         json.push(b'\n');
         write_atomically(&self.path, &json)
     }
@@ -52,6 +64,10 @@ pub struct JsonRun {
     pub duration_secs: f64,
     /// The signal that cut the run short (`SIGINT`, `SIGTERM`), if one did.
     pub interrupted_by: Option<String>,
+    /// The run's settings as given: jobs, profile, flags (null when the
+    /// writer did not record them).
+    #[serde(default)]
+    pub settings: serde_json::Value,
     /// How many tests ended with each status, by label; every status is
     /// listed.
     pub counts: BTreeMap<String, usize>,
@@ -171,6 +187,7 @@ impl JsonRun {
             started_at: rfc3339(summary.started_at),
             duration_secs: summary.duration.as_secs_f64(),
             interrupted_by: summary.interrupted_by.map(signal_name),
+            settings: serde_json::Value::Null,
             counts: Status::ALL
                 .iter()
                 .map(|&status| (status.label().to_string(), summary.count(status)))
@@ -403,7 +420,11 @@ mod tests {
         );
         assert_eq!(failed["earlier_attempts"][1]["status"], "ERROR");
         assert!(
-            failed["usage"].as_object().unwrap().values().all(Value::is_null),
+            failed["usage"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(Value::is_null),
             "figures that were not measured are null, not 0: {}",
             failed["usage"]
         );
@@ -415,7 +436,11 @@ mod tests {
         assert_eq!(crashed["exit_code"], Value::Null);
         let skipped = &run["tests"][7];
         assert_eq!(
-            (&skipped["status"], &skipped["message"], &skipped["attempts"]),
+            (
+                &skipped["status"],
+                &skipped["message"],
+                &skipped["attempts"]
+            ),
             (&json!("SKIPPED"), &json!("needs a GPU"), &json!(0))
         );
     }

@@ -169,14 +169,15 @@ impl TerminalReporter {
         &self,
         name: &str,
         attempt: u32,
+        duration: Duration,
         status: Status,
         message: Option<&str>,
     ) -> String {
         let label = self.paint(&format!("{:>8}", "RETRY"), YELLOW);
         let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
         format!(
-            "{label} {:11} {name} (attempt {attempt} {}{detail})\n",
-            "",
+            "{label} [{:>9}] {name} (attempt {attempt} {}{detail})\n",
+            format_seconds(duration),
             status.label()
         )
     }
@@ -302,9 +303,10 @@ impl Reporter for TerminalReporter {
             Event::TestRetrying {
                 name,
                 attempt,
+                duration,
                 status,
                 message,
-            } => self.retry_line(name, *attempt, *status, message.as_deref()),
+            } => self.retry_line(name, *attempt, *duration, *status, message.as_deref()),
             Event::TestFinished(result) => {
                 self.run.finished += 1;
                 self.run.running.retain(|t| t.name != result.test.name);
@@ -901,6 +903,7 @@ mod tests {
         let retrying = |attempt, status, message: Option<&str>| Event::TestRetrying {
             name: "flaky.sh".to_string(),
             attempt,
+            duration: Duration::from_millis(120),
             status,
             message: message.map(str::to_string),
         };
@@ -912,8 +915,8 @@ mod tests {
         ];
         assert_eq!(
             render(&events, false),
-            "   RETRY             flaky.sh (attempt 1 FAIL: exit 1)\n\
-             \x20  RETRY             flaky.sh (attempt 2 TIMEOUT)\n\
+            "   RETRY [   0.120s] flaky.sh (attempt 1 FAIL: exit 1)\n\
+             \x20  RETRY [   0.120s] flaky.sh (attempt 2 TIMEOUT)\n\
              \x20  FLAKY [   0.123s] flaky.sh (passed on attempt 3)\n\
              \x20SKIPPED [   0.000s] gpu.sh (needs a GPU)\n"
         );

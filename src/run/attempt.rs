@@ -88,6 +88,7 @@ pub fn run_test(
         emit(Event::TestRetrying {
             name: test.case.name.clone(),
             attempt: earlier.len() as u32 + 1,
+            duration: result.duration,
             status: result.status,
             message: result.message.clone(),
         });
@@ -141,7 +142,7 @@ fn finish(result: &mut TestResult, earlier: Vec<Attempt>, settings: &AttemptSett
         if settings.flaky_is_failure {
             result.status = Status::Fail;
             result.message = Some(format!(
-                "flaky: passed on attempt {tries} of {tries} (--flaky-result fail)"
+                "flaky: passed only on attempt {tries} (--flaky-result fail)"
             ));
         } else {
             result.status = Status::Flaky;

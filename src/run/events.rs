@@ -21,6 +21,7 @@ pub enum Event {
         name: String,
         /// The attempt that just ended, 1-based.
         attempt: u32,
+        duration: Duration,
         status: Status,
         message: Option<String>,
     },
