@@ -1,7 +1,8 @@
 //! Fixture cases: `fixtures/<case>/case.toml` plus the suite it runs. Each
 //! case is one trial: run `isotest run` on the suite with `--junit`, then
-//! check the exit code, the JUnit report (valid, exactly the expected tests,
-//! each as expected), the terminal lines, and the hooks.
+//! check the exit code, the JUnit report (valid against junit-10.xsd unless
+//! ISOTEST_HARNESS_NO_XMLLINT is set, exactly the expected tests, each as
+//! expected), the terminal lines, and the hooks.
 //!
 //! case.toml:
 //!
@@ -10,15 +11,18 @@
 //! args = ["-j2", "--timeout", "1s"]   # extra `isotest run` arguments
 //! paths = ["tests"]                   # suite paths, relative to the case (default)
 //! exit_code = 100                     # of `isotest run`
+//! suite_properties = { "isotest.cgroup_layout" = ["v2", "hybrid"] }
+//!                                     # every <testsuite> has one of these values
 //!
 //! [env]                               # set in isotest's own environment
 //! NAME = "value"
 //!
 //! [hooks]                             # see hooks.rs
 //! host_sleeper = true
+//! check_no_cgroups = true
 //!
 //! [tests."dir/name.sh"]               # one table per test: exactly these run
-//! status = "FAIL"                     # PASS, FAIL, SIGNAL, TIMEOUT or ERROR
+//! status = "FAIL"                     # PASS, FAIL, SIGNAL, TIMEOUT, OOM or ERROR
 //! exit_code = 3                       # isotest.exit_code
 //! signal = "SIGSEGV"                  # isotest.signal
 //! leaked_processes = 0                # isotest.leaked_processes (absent = 0)
@@ -27,7 +31,14 @@
 //! output_contains = ["text"]          # in system-out + system-err
 //! max_time = 4.0                      # testcase time, seconds
 //! suite = "dir"                       # default: the directory part, or the root's name
+//! properties = { "isotest.limit.pids" = "64" }            # exact values
+//! ranges = { "isotest.oom_kills" = [1, inf] }             # numbers, bounds included
+//! cpu_wall_ratio = [0.35, 0.65]       # (cpu_user_usec + cpu_system_usec) / wall_usec
 //! ```
+//!
+//! A non-passing test has one `<failure type="STATUS">` (`<error>` for
+//! ERROR). A property named in `properties`, `ranges` or `suite_properties`
+//! (or needed by `cpu_wall_ratio`) that the report lacks is a problem.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +63,8 @@ struct CaseFile {
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
+    suite_properties: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
     hooks: Hooks,
     tests: BTreeMap<String, Expected>,
 }
@@ -73,6 +86,11 @@ struct Expected {
     output_contains: Vec<String>,
     max_time: Option<f64>,
     suite: Option<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+    #[serde(default)]
+    ranges: BTreeMap<String, [f64; 2]>,
+    cpu_wall_ratio: Option<[f64; 2]>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -82,6 +100,8 @@ enum Status {
     Fail,
     Signal,
     Timeout,
+    #[serde(rename = "OOM")]
+    Oom,
     Error,
 }
 
@@ -92,6 +112,7 @@ impl Status {
             Status::Fail => "FAIL",
             Status::Signal => "SIGNAL",
             Status::Timeout => "TIMEOUT",
+            Status::Oom => "OOM",
             Status::Error => "ERROR",
         }
     }
@@ -100,7 +121,7 @@ impl Status {
     fn verdict_element(self) -> Option<&'static str> {
         match self {
             Status::Pass => None,
-            Status::Fail | Status::Signal | Status::Timeout => Some("failure"),
+            Status::Fail | Status::Signal | Status::Timeout | Status::Oom => Some("failure"),
             Status::Error => Some("error"),
         }
     }
@@ -174,7 +195,7 @@ fn run_case(case_dir: &Path) -> Result<(), Failed> {
     let finished = support::run(command)?;
 
     let mut problems = Vec::new();
-    armed.check(&mut problems);
+    armed.check(finished.pid, &mut problems);
     match support::host_hostname() {
         Ok(after) if after == hostname => {}
         Ok(after) => problems.push(format!(
@@ -253,7 +274,11 @@ fn check_report(
     for (name, expected) in &case.tests {
         match report.get(name) {
             None => problems.push(format!("{name}: not in the JUnit report")),
-            Some(actual) => check_test(name, expected, actual, root_name, problems),
+            Some(actual) => {
+                check_test(name, expected, actual, root_name, problems);
+                check_usage(name, expected, actual, problems);
+                check_suite_properties(name, &case.suite_properties, actual, problems);
+            }
         }
         check_terminal_line(name, expected, &finished.stdout, problems);
     }
@@ -360,6 +385,80 @@ fn check_test(
         });
     if actual.suite != suite {
         problem(format!("in suite {:?}, expected {suite:?}", actual.suite));
+    }
+}
+
+/// `properties`, `ranges` and `cpu_wall_ratio`.
+fn check_usage(name: &str, expected: &Expected, actual: &TestCase, problems: &mut Vec<String>) {
+    let mut problem = |what: String| problems.push(format!("{name}: {what}"));
+    let property = |key: &str| actual.properties.get(key).map(String::as_str);
+    let number = |key: &str| match property(key) {
+        None => Err(format!("{key} is absent")),
+        Some(value) => value
+            .parse::<f64>()
+            .map_err(|_| format!("{key} is {value:?}, not a number")),
+    };
+    for (key, want) in &expected.properties {
+        if property(key) != Some(want.as_str()) {
+            problem(format!("{key} is {:?}, expected {want:?}", property(key)));
+        }
+    }
+    for (key, [min, max]) in &expected.ranges {
+        match number(key) {
+            Ok(value) if (*min..=*max).contains(&value) => {}
+            Ok(value) => problem(format!("{key} is {value}, expected {min} to {max}")),
+            Err(e) => problem(e),
+        }
+    }
+    if let Some([min, max]) = expected.cpu_wall_ratio {
+        let figures = (
+            number("isotest.cpu_user_usec"),
+            number("isotest.cpu_system_usec"),
+            number("isotest.wall_usec"),
+        );
+        match figures {
+            (Ok(user), Ok(system), Ok(wall)) if wall > 0.0 => {
+                let ratio = (user + system) / wall;
+                if !(min..=max).contains(&ratio) {
+                    problem(format!(
+                        "CPU time / wall time is {ratio:.3} ({user} + {system} µs in {wall} µs), \
+                         expected {min} to {max} (a host busy with other work gives less: \
+                         load average now {}, {} CPUs)",
+                        std::fs::read_to_string("/proc/loadavg")
+                            .unwrap_or_default()
+                            .split(' ')
+                            .take(3)
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        std::thread::available_parallelism().map_or(0, |n| n.get())
+                    ));
+                }
+            }
+            (Ok(_), Ok(_), Ok(wall)) => problem(format!("isotest.wall_usec is {wall}")),
+            (user, system, wall) => {
+                for e in [user, system, wall].into_iter().filter_map(Result::err) {
+                    problem(e);
+                }
+            }
+        }
+    }
+}
+
+/// Each `suite_properties` key is on the test's <testsuite>, with one of the
+/// accepted values.
+fn check_suite_properties(
+    name: &str,
+    expected: &BTreeMap<String, Vec<String>>,
+    actual: &TestCase,
+    problems: &mut Vec<String>,
+) {
+    for (key, accepted) in expected {
+        let value = actual.suite_properties.get(key);
+        if !value.is_some_and(|v| accepted.contains(v)) {
+            problems.push(format!(
+                "{name}: its testsuite's {key} is {value:?}, expected one of {accepted:?}"
+            ));
+        }
     }
 }
 

@@ -1,18 +1,21 @@
 //! Checks of the command line that are not fixture-shaped: exit codes of
-//! `isotest run` itself, `isotest list`, `isotest exec`.
+//! `isotest run` itself, interrupts, stale and unavailable cgroups,
+//! `isotest list`, `isotest exec`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Failed, Trial};
 
+use nix::sys::signal::Signal;
+
 use crate::support::{self, isotest, Finished};
-use crate::{hooks, junit};
+use crate::{cgroups, hooks, junit};
 
 type Check = fn() -> Result<(), Failed>;
 
 pub fn trials() -> Vec<Trial> {
-    let trials: [(&str, Check); 18] = [
+    let trials: [(&str, Check); 21] = [
         ("run_bad_flag_exits_2", run_bad_flag_exits_2),
         ("run_bad_duration_exits_2", run_bad_duration_exits_2),
         ("run_empty_directory_exits_4", run_empty_directory_exits_4),
@@ -52,6 +55,9 @@ pub fn trials() -> Vec<Trial> {
             "exec_timeout_stops_everything",
             exec_timeout_stops_everything,
         ),
+        ("interrupt_writes_reports", interrupt_writes_reports),
+        ("cgroup_stale_cleanup", cgroup_stale_cleanup),
+        ("cgroup_unavailable_warns", cgroup_unavailable_warns),
     ];
     trials
         .into_iter()
@@ -419,5 +425,285 @@ fn exec_timeout_stops_everything() -> Result<(), Failed> {
         return Err(format!("--timeout 1s --grace 1s took {took:?}").into());
     }
     hooks::kill_leftovers(MARKER)?;
+    Ok(())
+}
+
+/// SIGINT (exit 130) or SIGTERM (exit 143) to `isotest run -j1` while its
+/// first test sleeps: the running test is stopped, it and the tests not
+/// started yet are reported NOT-RUN (<skipped>), the JUnit report is
+/// written, and nothing of the test survives.
+fn interrupt_writes_reports() -> Result<(), Failed> {
+    support::require_root()?;
+    support::require_xmllint()?;
+    const MARKER: &str = "1000.9191";
+    let suite = support::suite(&[
+        ("a_sleeps.sh", &format!("#!/bin/sh\nsleep {MARKER}\n")),
+        ("b_passes.sh", "#!/bin/sh\nexit 0\n"),
+        ("c_passes.sh", "#!/bin/sh\nexit 0\n"),
+    ])?;
+    let names = ["a_sleeps.sh", "b_passes.sh", "c_passes.sh"];
+    for (signal, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+        let scratch = tempfile::tempdir()?;
+        let junit_path = scratch.path().join("junit.xml");
+        let mut command = isotest();
+        command
+            .args(["run", "-j1", "--grace", "2s", "--junit"])
+            .arg(&junit_path)
+            .arg(suite.path());
+        let runner = support::start(command)?;
+        let started = wait_until(Duration::from_secs(10), || {
+            !hooks::processes_with(MARKER).is_empty()
+        });
+        if !started {
+            let _ = runner.signal(Signal::SIGKILL);
+            let finished = runner.finish();
+            hooks::kill_leftovers(MARKER)?;
+            let output = finished.map(|f| f.describe()).unwrap_or_else(|e| e);
+            return Err(
+                format!("the sleeping test did not start within 10 s\nisotest {output}").into(),
+            );
+        }
+        runner.signal(signal)?;
+        let finished = runner.finish_within(Duration::from_secs(30))?;
+        let what = format!("{signal} to `isotest run -j1` while a test runs");
+
+        let mut problems = Vec::new();
+        wait_until(Duration::from_secs(2), || {
+            hooks::processes_with(MARKER).is_empty()
+        });
+        if let Err(e) = hooks::kill_leftovers(MARKER) {
+            problems.push(format!("2 s after isotest exited: {e}"));
+        }
+        if finished.code != code {
+            problems.push(format!("exited with {}, expected {code}", finished.code));
+        }
+        if !finished
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(" NOT-RUN [") && l.contains("] a_sleeps.sh"))
+        {
+            problems.push("no terminal line ` NOT-RUN [ …s] a_sleeps.sh`".to_owned());
+        }
+        match std::fs::read_to_string(&junit_path) {
+            Err(e) => problems.push(format!("no JUnit report at {}: {e}", junit_path.display())),
+            Ok(xml) => {
+                if let Err(e) = junit::validate_schema(&xml, scratch.path()) {
+                    problems.push(e);
+                }
+                let report = junit::parse(&xml, &mut problems)?;
+                let got: Vec<&str> = report.keys().map(String::as_str).collect();
+                if got != names {
+                    problems.push(format!("tests in the report: {got:?}, expected {names:?}"));
+                }
+                for (name, case) in &report {
+                    let status = case.properties.get("isotest.status");
+                    let elements: Vec<&str> =
+                        case.verdicts.iter().map(|v| v.element.as_str()).collect();
+                    if status.map(String::as_str) != Some("NOT-RUN") || elements != ["skipped"] {
+                        problems.push(format!(
+                            "{name}: isotest.status {status:?} with {elements:?}, \
+                             expected NOT-RUN with one <skipped>"
+                        ));
+                    }
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(format!(
+                "{what}:\n  - {}\nisotest {}",
+                problems.join("\n  - "),
+                finished.describe()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A runner killed with SIGKILL cannot remove its test cgroups; its test
+/// dies with it, and the next run removes the cgroups and says so. Both runs
+/// use a parent cgroup of their own (`--cgroup-parent`), so that no other
+/// isotest run on this host (the harness runs trials in parallel) removes
+/// the stale cgroups first.
+fn cgroup_stale_cleanup() -> Result<(), Failed> {
+    support::require_root()?;
+    const MARKER: &str = "1000.8484";
+    let suite = support::suite(&[("sleeps.sh", &format!("#!/bin/sh\nsleep {MARKER}\n"))])?;
+    let trivial = support::suite(&[("passes.sh", "#!/bin/sh\nexit 0\n")])?;
+    let parent = cgroups::Parent::create(&format!("harness-stale-cleanup-{}", std::process::id()))?;
+
+    let mut command = isotest();
+    command
+        .args(["run", "--cgroup-parent", &parent.path])
+        .arg(suite.path());
+    let runner = support::start(command)?;
+    let pid = runner.pid();
+    let started = wait_until(Duration::from_secs(10), || {
+        !hooks::processes_with(MARKER).is_empty() && !cgroups::of_runner(pid).is_empty()
+    });
+    runner.signal(Signal::SIGKILL)?;
+    let killed = runner.finish()?;
+    if !started {
+        hooks::kill_leftovers(MARKER)?;
+        return Err(format!(
+            "within 10 s, the test did not start or no cgroup isotest-{pid}x* appeared \
+             (cgroups: {:?})\nisotest {}",
+            cgroups::of_runner(pid),
+            killed.describe()
+        )
+        .into());
+    }
+    wait_until(Duration::from_secs(2), || {
+        hooks::processes_with(MARKER).is_empty()
+    });
+    hooks::kill_leftovers(MARKER).map_err(|e| format!("2 s after the runner was killed: {e}"))?;
+    let stale = cgroups::of_runner(pid);
+    if stale.is_empty() {
+        return Err(format!(
+            "no cgroup isotest-{pid}x* is left after SIGKILL of its runner: nothing stale to clean"
+        )
+        .into());
+    }
+    if let Some(outside) = stale.iter().find(|dir| !parent.holds(dir)) {
+        return Err(format!(
+            "test cgroup {} is not in --cgroup-parent {}",
+            outside.display(),
+            parent.path
+        )
+        .into());
+    }
+
+    let finished = isotest_with(&[
+        "run",
+        "--cgroup-parent",
+        &parent.path,
+        &trivial.path().to_string_lossy(),
+    ])?;
+    expect_code(&finished, 0, "the run after the killed one")?;
+    let left = cgroups::of_runner(pid);
+    if !left.is_empty() {
+        return Err(format!(
+            "the next run did not remove the stale cgroups {left:?}\nisotest {}",
+            finished.describe()
+        )
+        .into());
+    }
+    let note = "isotest: note: removed 1 stale cgroup(s) left by an earlier isotest run";
+    if !finished.stderr.lines().any(|line| line == note) {
+        return Err(format!(
+            "the next run removed the stale cgroups without the line {note:?} on stderr\nisotest {}",
+            finished.describe()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The usage figures isotest reports only when it measures them.
+const USAGE_PROPERTIES: [&str; 9] = [
+    "isotest.memory_peak_bytes",
+    "isotest.cpu_user_usec",
+    "isotest.cpu_system_usec",
+    "isotest.pids_peak",
+    "isotest.oom_kills",
+    "isotest.pids_max_hits",
+    "isotest.limit.memory_bytes",
+    "isotest.limit.cpus",
+    "isotest.limit.pids",
+];
+
+/// With a cgroup parent that does not exist, tests run without limits after
+/// one warning, and the report leaves the figures out (not zero);
+/// `--require-limits` makes that exit 96 without running anything.
+fn cgroup_unavailable_warns() -> Result<(), Failed> {
+    support::require_root()?;
+    support::require_xmllint()?;
+    let suite = support::suite(&[("passes.sh", "#!/bin/sh\nexit 0\n")])?;
+    let scratch = tempfile::tempdir()?;
+    let junit_path = scratch.path().join("junit.xml");
+    let suite_path = suite.path().to_string_lossy().into_owned();
+    let finished = isotest_with(&[
+        "run",
+        "--memory",
+        "64M",
+        "--cgroup-parent",
+        "/isotest-does-not-exist",
+        "--junit",
+        &junit_path.to_string_lossy(),
+        &suite_path,
+    ])?;
+    expect_code(&finished, 0, "a run whose cgroup parent does not exist")?;
+    let mut problems = Vec::new();
+    let warnings: Vec<&str> = finished
+        .stderr
+        .lines()
+        .filter(|line| line.contains("warning"))
+        .collect();
+    let prefix = "isotest: warning: tests run without cgroup limits or usage figures: ";
+    if !matches!(warnings.as_slice(), [line] if line.starts_with(prefix) && line.len() > prefix.len())
+    {
+        problems.push(format!(
+            "expected exactly one warning line `{prefix}<reason>` on stderr, got {warnings:?}"
+        ));
+    }
+    match finished.stdout.lines().find(|l| l.contains("] passes.sh")) {
+        Some(line) if line.starts_with("    PASS [") && !line.contains("[peak") => {}
+        line => problems.push(format!(
+            "expected a PASS terminal line without usage figures, got {line:?}"
+        )),
+    }
+    let xml = std::fs::read_to_string(&junit_path)
+        .map_err(|e| format!("read {}: {e}", junit_path.display()))?;
+    if let Err(e) = junit::validate_schema(&xml, scratch.path()) {
+        problems.push(e);
+    }
+    let report = junit::parse(&xml, &mut problems)?;
+    match report.get("passes.sh") {
+        None => problems.push("passes.sh is not in the JUnit report".to_owned()),
+        Some(case) => {
+            if case.properties.get("isotest.status").map(String::as_str) != Some("PASS") {
+                problems.push(format!(
+                    "passes.sh: isotest.status is {:?}, expected PASS",
+                    case.properties.get("isotest.status")
+                ));
+            }
+            for key in USAGE_PROPERTIES {
+                if let Some(value) = case.properties.get(key) {
+                    problems.push(format!(
+                        "passes.sh: {key} is {value:?}, expected absent (not measured, no limit)"
+                    ));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "without usable cgroups:\n  - {}\nisotest {}",
+            problems.join("\n  - "),
+            finished.describe()
+        )
+        .into());
+    }
+
+    let strict_junit = scratch.path().join("strict.xml");
+    let finished = isotest_with(&[
+        "run",
+        "--require-limits",
+        "--cgroup-parent",
+        "/isotest-does-not-exist",
+        "--junit",
+        &strict_junit.to_string_lossy(),
+        &suite_path,
+    ])?;
+    expect_code(&finished, 96, "--require-limits without usable cgroups")?;
+    let ran = finished.stdout.lines().any(|l| l.contains("passes.sh"))
+        || std::fs::read_to_string(&strict_junit).is_ok_and(|xml| xml.contains("<testcase"));
+    if ran || finished.stderr.trim().is_empty() {
+        return Err(format!(
+            "--require-limits: expected nothing run and the reason on stderr\nisotest {}",
+            finished.describe()
+        )
+        .into());
+    }
     Ok(())
 }

@@ -4,13 +4,16 @@
 //! adds what it finds after the run to the problems; dropping `Armed`
 //! cleans up whatever the hooks left on the host.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+use crate::cgroups;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +41,16 @@ pub struct Hooks {
     check_host_files_intact: Vec<String>,
     /// After the run, no host process may have this in its command line.
     check_no_leftover_processes: Option<String>,
+    /// After the run, no cgroup named `isotest-<pid>x*` (pid: of the
+    /// `isotest run` of this case) may exist anywhere under /sys/fs/cgroup.
+    #[serde(default)]
+    check_no_cgroups: bool,
+    /// After the run, the host has at most 10 more processes than before
+    /// (waiting up to 5 s for it to settle). Counted from /proc: live
+    /// processes, not kernel threads, and not the harness's own process
+    /// tree (which holds the runs of the cases running beside this one).
+    #[serde(default)]
+    check_host_process_count: bool,
 }
 
 /// The hooks of one run, set up.
@@ -51,6 +64,9 @@ pub struct Armed {
     absent: Vec<PathBuf>,
     intact: Vec<(PathBuf, Vec<u8>)>,
     leftover_marker: Option<String>,
+    check_no_cgroups: bool,
+    /// Host processes before the run, when their count is checked.
+    processes_before: Option<BTreeMap<u32, String>>,
 }
 
 struct HostIpc {
@@ -64,6 +80,10 @@ impl Hooks {
     pub fn arm(&self, case_dir: &Path) -> Result<Armed, String> {
         let mut armed = Armed::default();
         armed.leftover_marker = self.check_no_leftover_processes.clone();
+        armed.check_no_cgroups = self.check_no_cgroups;
+        if self.check_host_process_count {
+            armed.processes_before = Some(host_processes());
+        }
         for path in &self.check_host_unchanged {
             let path = case_dir.join(path);
             if path.symlink_metadata().is_ok() {
@@ -123,8 +143,9 @@ impl Hooks {
 }
 
 impl Armed {
-    /// Checks, after the run, what the hooks promise.
-    pub fn check(mut self, problems: &mut Vec<String>) {
+    /// Checks, after the run of the runner with `runner_pid`, what the hooks
+    /// promise.
+    pub fn check(mut self, runner_pid: u32, problems: &mut Vec<String>) {
         if let Some(sleeper) = &mut self.sleeper {
             match sleeper.try_wait() {
                 Ok(None) => {}
@@ -175,6 +196,18 @@ impl Armed {
             if let Err(e) = kill_leftovers(marker) {
                 problems.push(e);
             }
+        }
+        if self.check_no_cgroups {
+            let left = cgroups::of_runner(runner_pid);
+            if !left.is_empty() {
+                problems.push(format!(
+                    "cgroups of the runner (PID {runner_pid}) left after the run (removed the empty ones): {left:?}"
+                ));
+                cgroups::remove(&left);
+            }
+        }
+        if let Some(before) = &self.processes_before {
+            check_process_count(before, problems);
         }
     }
 }
@@ -241,6 +274,93 @@ fn sysv_objects() -> BTreeSet<String> {
         }
     }
     objects
+}
+
+/// How many more processes than before the host may have after a run.
+const PROCESS_COUNT_SLACK: usize = 10;
+
+fn check_process_count(before: &BTreeMap<u32, String>, problems: &mut Vec<String>) {
+    let started = Instant::now();
+    let mut after = host_processes();
+    while after.len() > before.len() + PROCESS_COUNT_SLACK
+        && started.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        after = host_processes();
+    }
+    if after.len() > before.len() + PROCESS_COUNT_SLACK {
+        let mut new: BTreeMap<&str, usize> = BTreeMap::new();
+        for (pid, comm) in &after {
+            if !before.contains_key(pid) {
+                *new.entry(comm.as_str()).or_default() += 1;
+            }
+        }
+        problems.push(format!(
+            "the host had {} processes before the run and {} five seconds after it \
+             (new, by name: {new:?})",
+            before.len(),
+            after.len()
+        ));
+    }
+}
+
+/// The host's live processes (PID to command name), from /proc: not kernel
+/// threads, not zombies, and not this harness or its descendants.
+fn host_processes() -> BTreeMap<u32, String> {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    struct Stat {
+        comm: String,
+        parent: u32,
+        counted: bool,
+    }
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `PID (COMM) STATE PPID PGRP SESSION TTY TPGID FLAGS ...`
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let (Some(state), Some(parent), Some(flags)) = (
+            fields.first(),
+            fields.get(1).and_then(|p| p.parse().ok()),
+            fields.get(6).and_then(|f| f.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let counted = !matches!(*state, "Z" | "X") && flags & PF_KTHREAD == 0;
+        let comm = stat[open + 1..close].to_owned();
+        all.insert(
+            pid,
+            Stat {
+                comm,
+                parent,
+                counted,
+            },
+        );
+    }
+    let own = std::process::id();
+    let in_harness = |mut pid: u32| {
+        for _ in 0..all.len() {
+            if pid == own {
+                return true;
+            }
+            match all.get(&pid) {
+                Some(stat) if stat.parent != 0 => pid = stat.parent,
+                _ => return false,
+            }
+        }
+        false
+    };
+    all.iter()
+        .filter(|(pid, stat)| stat.counted && !in_harness(**pid))
+        .map(|(pid, stat)| (*pid, stat.comm.clone()))
+        .collect()
 }
 
 /// Fails, naming them, when host processes (other than this one) have

@@ -7,6 +7,7 @@
 //! `cargo test --test harness` (filters work: `cargo test --test harness ipc`).
 
 mod case;
+mod cgroups;
 mod cli;
 mod hooks;
 mod junit;
@@ -14,6 +15,12 @@ mod support;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
+    if support::xmllint_skipped() {
+        eprintln!(
+            "note: {} is set: JUnit reports are not validated against junit-10.xsd",
+            support::NO_XMLLINT
+        );
+    }
     let mut trials = case::trials();
     trials.extend(cli::trials());
     libtest_mimic::run(&args, trials).exit();

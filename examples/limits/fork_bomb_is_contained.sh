@@ -2,7 +2,11 @@
 # A fork bomb stops at the pids limit (--pids, default 1024), inside this
 # test's cgroup; the host never notices. isotest names the limit in the
 # report, and the bomb dies with the container when the test ends.
+# The timer starts first: once the bomb holds every allowed process, the
+# shell itself could not fork a `sleep`.
+sleep 1 &
+timer=$!
 bomb() { bomb | bomb & }
 bomb 2>/dev/null
-sleep 1
+wait "$timer"
 echo "still here: the bomb hit the process limit"
