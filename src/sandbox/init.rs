@@ -68,9 +68,14 @@ pub(super) enum CommandExit {
 }
 
 /// The body of PID 1; never returns.
-pub(super) fn run(spec: &SandboxSpec, report: OwnedFd, lifeline: OwnedFd) -> ! {
+pub(super) fn run(
+    spec: &SandboxSpec,
+    report: OwnedFd,
+    lifeline: OwnedFd,
+    cgroup_procs: Vec<File>,
+) -> ! {
     let mut report = File::from(report);
-    let code = match supervise_command(spec, &mut report, lifeline) {
+    let code = match supervise_command(spec, &mut report, lifeline, &cgroup_procs) {
         Ok(code) => code,
         Err(failure) => {
             send(&mut report, &InitMessage::SetupFailed(failure));
@@ -86,6 +91,7 @@ fn supervise_command(
     spec: &SandboxSpec,
     report: &mut File,
     lifeline: OwnedFd,
+    cgroup_procs: &[File],
 ) -> Result<i32, SetupFailure> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set parent-death signal".into())?;
     if !released_by_helper(&lifeline) {
@@ -117,7 +123,7 @@ fn supervise_command(
 
     let signals = SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_CLOEXEC)
         .step(|| "create signalfd".into())?;
-    let command = start_command(spec, identity)?;
+    let command = start_command(spec, identity, cgroup_procs)?;
     let started = Instant::now();
     send(report, &InitMessage::Started);
 
@@ -160,14 +166,18 @@ fn send(report: &mut File, message: &InitMessage) {
 
 /// Forks the command. The child reports a failed chdir or exec through a
 /// close-on-exec pipe: EOF without data means exec succeeded.
-fn start_command(spec: &SandboxSpec, identity: Option<Identity>) -> Result<Pid, SetupFailure> {
+fn start_command(
+    spec: &SandboxSpec,
+    identity: Option<Identity>,
+    cgroup_procs: &[File],
+) -> Result<Pid, SetupFailure> {
     let (status_read, status_write) =
         pipe2(nix::fcntl::OFlag::O_CLOEXEC).step(|| "create exec status pipe".into())?;
     // SAFETY: init is single-threaded, so the child may do anything.
     match unsafe { fork() }.step(|| "fork the test command".into())? {
         ForkResult::Child => {
             drop(status_read);
-            let (step, errno) = exec_command(spec, identity);
+            let (step, errno) = exec_command(spec, identity, cgroup_procs);
             let mut status = File::from(status_write);
             let _ = status.write_all(&[step]);
             let _ = status.write_all(&(errno as i32).to_ne_bytes());
@@ -187,6 +197,7 @@ fn start_command(spec: &SandboxSpec, identity: Option<Identity>) -> Result<Pid, 
             let what = match status[0] {
                 STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)),
                 STEP_IDENTITY => format!("switch to {}", describe(identity)),
+                STEP_CGROUP => "join the test's cgroup".to_string(),
                 _ => format!("exec {}", lossy(&spec.argv[0])),
             };
             Err(failure(what, errno))
@@ -197,15 +208,20 @@ fn start_command(spec: &SandboxSpec, identity: Option<Identity>) -> Result<Pid, 
 const STEP_CHDIR: u8 = 0;
 const STEP_EXEC: u8 = 1;
 const STEP_IDENTITY: u8 = 2;
+const STEP_CGROUP: u8 = 3;
 
 fn describe(identity: Option<Identity>) -> String {
     identity.map_or_else(String::new, |id| format!("uid {} gid {}", id.uid, id.gid))
 }
 
 /// In the command's child: a new session, default signal handling, the
-/// user and group, the working directory, then exec. Returns only on
-/// failure.
-fn exec_command(spec: &SandboxSpec, identity: Option<Identity>) -> (u8, Errno) {
+/// test's cgroup, the user and group, the working directory, then exec.
+/// Returns only on failure.
+fn exec_command(
+    spec: &SandboxSpec,
+    identity: Option<Identity>,
+    cgroup_procs: &[File],
+) -> (u8, Errno) {
     let _ = setsid();
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator() {
@@ -215,6 +231,15 @@ fn exec_command(spec: &SandboxSpec, identity: Option<Identity>) -> (u8, Errno) {
         }
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for mut procs in cgroup_procs {
+        // `0` is the writing process itself.
+        if let Err(error) = procs.write_all(b"0") {
+            return (
+                STEP_CGROUP,
+                Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+            );
+        }
+    }
     if let Some(id) = identity {
         let gid = Gid::from_raw(id.gid);
         let switched = setgroups(&[gid])

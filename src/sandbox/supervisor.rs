@@ -124,23 +124,19 @@ fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
         pipe2(OFlag::O_CLOEXEC).step(|| "create init report pipe".into())?;
     let (lifeline_read, lifeline_write) =
         pipe2(OFlag::O_CLOEXEC).step(|| "create lifeline pipe".into())?;
+    let cgroup_procs = open_cgroup_procs(&request.cgroup_procs)?;
     unshare(CloneFlags::CLONE_NEWPID).step(|| "unshare(CLONE_NEWPID)".into())?;
     // SAFETY: the helper is single-threaded; the child may do anything.
     let init_pid = match unsafe { fork() }.step(|| "fork the container init".into())? {
         ForkResult::Child => {
             drop((messages_read, lifeline_write, stop_signals));
-            init::run(spec, messages_write, lifeline_read)
+            init::run(spec, messages_write, lifeline_read, cgroup_procs)
         }
         ForkResult::Parent { child } => child,
     };
-    drop((messages_write, lifeline_read));
-    if let Err(failure) = join_cgroup(init_pid, &request.cgroup_procs) {
-        let _ = kill(init_pid, Signal::SIGKILL);
-        wait_for_init(init_pid);
-        return Err(failure);
-    }
-    // Init waits for this byte: from here on it and all it starts are in
-    // the test's cgroup.
+    drop((messages_write, lifeline_read, cgroup_procs));
+    // Init waits for this byte, which shows the helper is alive after it
+    // armed its parent-death signal.
     nix::unistd::write(&lifeline_write, b"g").step(|| "start the container init".into())?;
     let watched = watch(
         spec,
@@ -159,15 +155,22 @@ fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
     })
 }
 
-/// Puts init into the test's cgroup (every v1 hierarchy, or the v2 group).
-fn join_cgroup(init_pid: Pid, procs_files: &[Vec<u8>]) -> Result<(), SetupFailure> {
+/// Opens the test cgroup's cgroup.procs files (every v1 hierarchy, or the
+/// v2 group). The command's process writes `0` to them just before exec,
+/// so only the command and what it starts are charged to the test, not the
+/// container's setup.
+fn open_cgroup_procs(paths: &[Vec<u8>]) -> Result<Vec<File>, SetupFailure> {
     use std::os::unix::ffi::OsStrExt;
-    for file in procs_files {
-        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(file));
-        std::fs::write(path, init_pid.as_raw().to_string())
-            .step(|| format!("move the container into cgroup {}", path.display()))?;
-    }
-    Ok(())
+    paths
+        .iter()
+        .map(|file| {
+            let path = std::path::Path::new(std::ffi::OsStr::from_bytes(file));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .step(|| format!("open {}", path.display()))
+        })
+        .collect()
 }
 
 /// Follows init's messages, stop requests and the timeout until init exits.
