@@ -97,6 +97,10 @@ pub struct ContainerArgs {
     /// 1024].
     #[arg(long, value_name = "N")]
     pub pids: Option<u64>,
+    /// Turn off all hardening: every capability, no seccomp filter, no
+    /// masked /proc paths, no no_new_privs, no rlimits.
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 impl ContainerArgs {
@@ -133,6 +137,11 @@ impl ContainerArgs {
                 .map(|n| Sourced::new(n.clone(), crate::config::Source::Flag("--pass-env")))
                 .collect(),
             retries: retries.and_then(|r| flag(r, "--retries")),
+            privileged: if self.privileged {
+                flag(true, "--privileged")
+            } else {
+                None
+            },
             ..Settings::default()
         }
     }

@@ -60,6 +60,11 @@ const SETTING_KEYS: &[&str] = &[
     "ignore",
     "ignore_reason",
     "tags",
+    "privileged",
+    "seccomp",
+    "cap_add",
+    "cap_drop",
+    "nofile",
 ];
 /// Keys about the run or discovery in this subtree: file top level and
 /// profiles.
@@ -438,6 +443,29 @@ impl Reader<'_> {
             "tags" => {
                 for tag in self.strings(value, key)? {
                     settings.tags.push(Sourced::new(tag, source.clone()));
+                }
+            }
+            "privileged" => {
+                settings.privileged = Some(Sourced::new(self.boolean(value, key)?, source))
+            }
+            "seccomp" => settings.seccomp = Some(Sourced::new(self.boolean(value, key)?, source)),
+            "nofile" => {
+                settings.nofile = Some(Sourced::new(
+                    self.integer(value, key, 16, 1 << 20)? as u64,
+                    source,
+                ))
+            }
+            "cap_add" | "cap_drop" => {
+                for name in self.strings(value, key)? {
+                    let Some(cap) = crate::sandbox::security::canonical_capability(&name) else {
+                        return Err(self.error(&value.span(), key, format!("`{name}` is not a capability (expected a name like \"NET_ADMIN\" or \"CAP_SYS_PTRACE\", or \"ALL\")")));
+                    };
+                    let list = if key == "cap_add" {
+                        &mut settings.cap_add
+                    } else {
+                        &mut settings.cap_drop
+                    };
+                    list.push(Sourced::new(cap, source.clone()));
                 }
             }
             _ => return Ok(false),

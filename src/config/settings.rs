@@ -50,6 +50,16 @@ pub struct Settings {
     pub ignore: Option<Sourced<bool>>,
     pub ignore_reason: Option<Sourced<String>>,
     pub tags: Vec<Sourced<String>>,
+    /// All hardening off: every capability, no seccomp, no masked paths.
+    pub privileged: Option<Sourced<bool>>,
+    /// The default seccomp filter.
+    pub seccomp: Option<Sourced<bool>>,
+    /// Capabilities added to / dropped from Docker's default set (`CAP_*`
+    /// names, or `ALL`).
+    pub cap_add: Vec<Sourced<String>>,
+    pub cap_drop: Vec<Sourced<String>>,
+    /// RLIMIT_NOFILE.
+    pub nofile: Option<Sourced<u64>>,
 }
 
 impl Settings {
@@ -69,6 +79,9 @@ impl Settings {
             retries: d(0),
             expect: d(Expect::Exit(0)),
             ignore: d(false),
+            privileged: d(false),
+            seccomp: d(true),
+            nofile: d(crate::sandbox::security::DEFAULT_NOFILE),
             ..Settings::default()
         }
     }
@@ -97,6 +110,19 @@ impl Settings {
         over(&mut self.max_pids, &upper.max_pids);
         over(&mut self.ignore, &upper.ignore);
         over(&mut self.ignore_reason, &upper.ignore_reason);
+        over(&mut self.privileged, &upper.privileged);
+        over(&mut self.seccomp, &upper.seccomp);
+        over(&mut self.nofile, &upper.nofile);
+        for (lower, upper) in [
+            (&mut self.cap_add, &upper.cap_add),
+            (&mut self.cap_drop, &upper.cap_drop),
+        ] {
+            for cap in upper {
+                if !lower.iter().any(|c| c.value == cap.value) {
+                    lower.push(cap.clone());
+                }
+            }
+        }
         for (name, value) in &upper.env {
             match self.env.iter_mut().find(|(n, _)| n == name) {
                 Some(entry) => entry.1 = value.clone(),
@@ -168,6 +194,22 @@ impl Settings {
     }
     pub fn tag_names(&self) -> Vec<String> {
         self.tags.iter().map(|t| t.value.clone()).collect()
+    }
+    pub fn privileged(&self) -> bool {
+        self.privileged.as_ref().is_some_and(|s| s.value)
+    }
+
+    /// The security settings of a resolved layer.
+    pub fn security(&self) -> crate::sandbox::security::Security {
+        use crate::sandbox::security::{resolve_capabilities, Security, DEFAULT_NOFILE};
+        let names =
+            |list: &[Sourced<String>]| list.iter().map(|c| c.value.clone()).collect::<Vec<_>>();
+        Security {
+            privileged: self.privileged(),
+            capabilities: resolve_capabilities(&names(&self.cap_add), &names(&self.cap_drop)),
+            seccomp: self.seccomp.as_ref().is_none_or(|s| s.value),
+            nofile: self.nofile.as_ref().map_or(DEFAULT_NOFILE, |s| s.value),
+        }
     }
 }
 
@@ -332,6 +374,21 @@ impl Settings {
         }
         for tag in &self.tags {
             row("tags", json!(tag.value), &tag.source);
+        }
+        if let Some(s) = &self.privileged {
+            row("privileged", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.seccomp {
+            row("seccomp", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.nofile {
+            row("nofile", json!(s.value), &s.source);
+        }
+        for cap in &self.cap_add {
+            row("cap_add", json!(cap.value), &cap.source);
+        }
+        for cap in &self.cap_drop {
+            row("cap_drop", json!(cap.value), &cap.source);
         }
         rows
     }

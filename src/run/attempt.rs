@@ -41,6 +41,7 @@ pub fn spec(test: &PlannedTest) -> SandboxSpec {
         timeout: settings.timeout(),
         grace: settings.grace(),
         limits: limits(test),
+        security: settings.security(),
     }
 }
 

@@ -29,6 +29,7 @@ use nix::unistd::{
 use serde::{Deserialize, Serialize};
 
 use super::identity::{self, Identity};
+use super::security;
 use super::spec::{SandboxSpec, SetupFailure};
 use super::step::{failure, Step};
 use super::{net, rootfs};
@@ -198,6 +199,10 @@ fn start_command(
                 STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)),
                 STEP_IDENTITY => format!("switch to {}", describe(identity)),
                 STEP_CGROUP => "join the test's cgroup".to_string(),
+                code if code >= STEP_SECURITY => security_step(code - STEP_SECURITY)
+                    .map_or("prepare the command".to_string(), |s| {
+                        s.describe().to_string()
+                    }),
                 _ => format!("exec {}", lossy(&spec.argv[0])),
             };
             Err(failure(what, errno))
@@ -209,6 +214,15 @@ const STEP_CHDIR: u8 = 0;
 const STEP_EXEC: u8 = 1;
 const STEP_IDENTITY: u8 = 2;
 const STEP_CGROUP: u8 = 3;
+/// Security steps follow, numbered by `security::Step`.
+const STEP_SECURITY: u8 = 16;
+
+fn security_step(index: u8) -> Option<security::Step> {
+    use security::Step::*;
+    [Rlimits, Bounding, Capabilities, NoNewPrivs, Seccomp]
+        .into_iter()
+        .find(|step| *step as u8 == index)
+}
 
 fn describe(identity: Option<Identity>) -> String {
     identity.map_or_else(String::new, |id| format!("uid {} gid {}", id.uid, id.gid))
@@ -240,6 +254,9 @@ fn exec_command(
             );
         }
     }
+    if let Err((step, errno)) = security::before_user_switch(&spec.security) {
+        return (STEP_SECURITY + step as u8, errno);
+    }
     if let Some(id) = identity {
         let gid = Gid::from_raw(id.gid);
         let switched = setgroups(&[gid])
@@ -248,6 +265,9 @@ fn exec_command(
         if let Err(errno) = switched {
             return (STEP_IDENTITY, errno);
         }
+    }
+    if let Err((step, errno)) = security::after_user_switch(&spec.security) {
+        return (STEP_SECURITY + step as u8, errno);
     }
     if let Err(errno) = chdir(OsStr::from_bytes(&spec.cwd)) {
         return (STEP_CHDIR, errno);

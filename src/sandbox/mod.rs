@@ -16,6 +16,8 @@ pub mod interrupt;
 pub mod mountinfo;
 mod net;
 mod rootfs;
+mod seccomp;
+pub mod security;
 mod spawn;
 mod spec;
 mod step;

@@ -83,6 +83,9 @@ pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
     mount_dev()?;
     mount_fs("sysfs", "/sys", MsFlags::MS_RDONLY, None)?;
     mount_fs("tmpfs", "/tmp", MsFlags::empty(), Some("mode=1777"))?;
+    if !spec.security.privileged {
+        mask_kernel_interfaces()?;
+    }
     for (index, dir) in spec.visible_host_dirs.iter().enumerate() {
         let dir = Path::new(OsStr::from_bytes(dir));
         if !is_visible(dir, &host_mounts, &exposed) {
@@ -298,6 +301,103 @@ fn mount_dev() -> Result<(), SetupFailure> {
     ] {
         let path = dev.join(link);
         symlink(target, &path).step(|| format!("create link {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// /proc files that leak host kernel state or memory, hidden behind
+/// /dev/null (files) or an empty read-only tmpfs (directories).
+const MASKED_PATHS: [&str; 9] = [
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+    "/proc/latency_stats",
+    "/proc/interrupts",
+    "/proc/acpi",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// /proc entries that would change the host kernel: read-only.
+const READ_ONLY_PATHS: [&str; 5] = [
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+];
+
+/// Masks and write-protects the kernel interfaces a test has no business
+/// with (the list is runc's and Docker's).
+fn mask_kernel_interfaces() -> Result<(), SetupFailure> {
+    let null = in_new_root(Path::new("/dev/null"));
+    // Bind only the real null device over files: anything else there would
+    // expose (or let a test write) whatever it is.
+    let meta = fs::metadata(&null).step(|| format!("stat {}", null.display()))?;
+    let is_null = {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        meta.file_type().is_char_device() && meta.rdev() == nix::sys::stat::makedev(1, 3)
+    };
+    if !is_null {
+        return Err(SetupFailure {
+            step: format!("check {}", null.display()),
+            cause: "not the null device (1:3)".into(),
+            hint: None,
+            host_unsupported: false,
+        });
+    }
+    for path in MASKED_PATHS {
+        let target = in_new_root(Path::new(path));
+        let Ok(meta) = fs::symlink_metadata(&target) else {
+            continue; // not on this kernel
+        };
+        if meta.is_dir() {
+            mount(
+                Some("isotest"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0"),
+            )
+            .step(|| format!("mask {path}"))?;
+        } else {
+            mount(
+                Some(&null),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .step(|| format!("mask {path}"))?;
+        }
+    }
+    for path in READ_ONLY_PATHS {
+        let target = in_new_root(Path::new(path));
+        if fs::symlink_metadata(&target).is_err() {
+            continue;
+        }
+        mount(
+            Some(&target),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .step(|| format!("bind {path} read-only"))?;
+        mount(
+            None::<&str>,
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .step(|| format!("remount {path} read-only"))?;
     }
     Ok(())
 }

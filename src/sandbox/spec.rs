@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::capture::CapturedOutput;
 use super::cgroup::{Limits, Usage};
+use super::security::Security;
 
 /// Everything needed to run one command in one fresh container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -39,6 +40,8 @@ pub struct SandboxSpec {
     pub grace: Duration,
     /// cgroup limits; applied when the host's cgroups can be used.
     pub limits: Limits,
+    /// Capabilities, seccomp, no_new_privs, rlimits, masked /proc paths.
+    pub security: Security,
 }
 
 /// What the runner sends the helper: the spec, and the cgroup.procs files
