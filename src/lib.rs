@@ -19,6 +19,7 @@ pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod discover;
+pub mod doctor;
 pub mod duration;
 pub mod plan;
 pub mod report;

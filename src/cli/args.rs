@@ -32,6 +32,15 @@ pub enum Command {
     List(ListArgs),
     /// Run one command in a test container, output passed through.
     Exec(ExecArgs),
+    /// What this host offers and what isotest will do with it.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]

@@ -1,13 +1,11 @@
 //! `isotest list`: the tests `run` would run (and the ignored ones it would
 //! report as skipped), with their effective settings.
 
-use std::io::Write;
-
 use serde_json::{json, Map, Value};
 
 use super::args::{Format, ListArgs};
 use super::run::select;
-use super::{exit, load_plan, split_positional};
+use super::{exit, load_plan, split_positional, write_stdout};
 use crate::discover::Program;
 use crate::plan::PlannedTest;
 use crate::select::Selected;
@@ -49,8 +47,7 @@ pub fn list(args: ListArgs) -> i32 {
             text
         }
     };
-    // A closed pipe (`isotest list | head`) is not an error.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    write_stdout(&text);
     exit::ALL_PASSED
 }
 

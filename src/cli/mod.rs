@@ -56,7 +56,35 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::List(args) => list::list(args),
         Command::Exec(args) => exec::exec(args),
+        Command::Doctor(args) => doctor(args),
     }
+}
+
+/// `isotest doctor`: exit 0 when this host can run tests, 96 otherwise.
+fn doctor(args: args::DoctorArgs) -> i32 {
+    use std::io::IsTerminal;
+    let diagnosis = crate::doctor::examine();
+    let text = match args.format {
+        args::Format::Text => diagnosis.render_text(crate::report::terminal::color_wanted(
+            std::io::stdout().is_terminal(),
+        )),
+        args::Format::Json => {
+            serde_json::to_string_pretty(&diagnosis.to_json()).expect("JSON values serialize")
+                + "\n"
+        }
+    };
+    write_stdout(&text);
+    if diagnosis.can_run_tests() {
+        exit::ALL_PASSED
+    } else {
+        exit::HOST_UNSUPPORTED
+    }
+}
+
+/// Writes to stdout; a closed pipe (`isotest list | head`) is not an error.
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Prints `isotest: MESSAGE` and returns `code`.

@@ -27,4 +27,4 @@ pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
 pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest, HELPER_SUBCOMMAND};
 pub use spec::{Ending, HelperRequest, Outcome, Report, Rusage, SandboxSpec, SetupFailure};
-pub use supervisor::helper_main;
+pub use supervisor::{helper_main, pidfd_open};

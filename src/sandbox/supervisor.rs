@@ -355,7 +355,8 @@ fn timeval_usec(tv: libc::timeval) -> u64 {
     tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64
 }
 
-fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+/// pidfd_open(2), which nix does not wrap.
+pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open returns a new fd we own, or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd < 0 {
