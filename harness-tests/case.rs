@@ -1,8 +1,10 @@
 //! Fixture cases: `fixtures/<case>/case.toml` plus the suite it runs. Each
-//! case is one trial: run `isotest run` on the suite with `--junit`, then
-//! check the exit code, the JUnit report (valid against junit-10.xsd unless
-//! ISOTEST_HARNESS_NO_XMLLINT is set, exactly the expected tests, each as
-//! expected), the terminal lines, and the hooks.
+//! case is one trial: run `isotest run` on the suite with `--junit` and
+//! `--json`, then check the exit code, the JUnit report (valid against
+//! junit-10.xsd unless ISOTEST_HARNESS_NO_XMLLINT is set, exactly the
+//! expected tests, each as expected), the JSON report (its documented shape,
+//! and the same tests, statuses, attempts and figures as the JUnit report),
+//! the terminal lines, and the hooks.
 //!
 //! case.toml:
 //!
@@ -14,6 +16,9 @@
 //! suite_properties = { "isotest.cgroup_layout" = ["v2", "hybrid"] }
 //!                                     # every <testsuite> has one of these values
 //!
+//! [json]                              # values in the JSON report, by JSON pointer
+//! "/host/cgroups_in_use" = false
+//!
 //! [env]                               # set in isotest's own environment
 //! NAME = "value"
 //!
@@ -22,23 +27,37 @@
 //! check_no_cgroups = true
 //!
 //! [tests."dir/name.sh"]               # one table per test: exactly these run
-//! status = "FAIL"                     # PASS, FAIL, SIGNAL, TIMEOUT, OOM or ERROR
+//! status = "FAIL"                     # PASS, FLAKY, FAIL, SIGNAL, TIMEOUT, OOM,
+//!                                     # OVER-LIMIT, REGRESSED, ERROR, SKIPPED or NOT-RUN
 //! exit_code = 3                       # isotest.exit_code
 //! signal = "SIGSEGV"                  # isotest.signal
 //! leaked_processes = 0                # isotest.leaked_processes (absent = 0)
 //! min_leaked_processes = 1            # at least this many
-//! message_contains = "exit 3"         # in the failure/error message and the terminal line
-//! output_contains = ["text"]          # in system-out + system-err
+//! message_contains = "exit 3"         # in the verdict's message and the terminal line
+//! message_matches = '^exit \d+$'      # a regex the verdict's message matches
+//! output_contains = ["text"]          # in system-out + system-err (of the last attempt)
 //! max_time = 4.0                      # testcase time, seconds
 //! suite = "dir"                       # default: the directory part, or the root's name
 //! properties = { "isotest.limit.pids" = "64" }            # exact values
 //! ranges = { "isotest.oom_kills" = [1, inf] }             # numbers, bounds included
 //! cpu_wall_ratio = [0.35, 0.65]       # (cpu_user_usec + cpu_system_usec) / wall_usec
+//! attempts = 3                        # isotest.attempts and the JSON `attempts` (a JUnit
+//!                                     # report without it means 1, or 0 for SKIPPED/NOT-RUN)
+//! flaky_failures = 1                  # <flakyFailure> elements (default 0)
+//! rerun_failures = 2                  # <rerunFailure> elements (default 0)
+//! earlier_output = ["attempt 1"]      # the k-th earlier attempt's output contains the k-th
 //! ```
 //!
-//! A non-passing test has one `<failure type="STATUS">` (`<error>` for
-//! ERROR). A property named in `properties`, `ranges` or `suite_properties`
-//! (or needed by `cpu_wall_ratio`) that the report lacks is a problem.
+//! The verdict: a passing test (PASS, FLAKY) has no `<failure>`, `<error>`
+//! or `<skipped>`; FAIL, SIGNAL, TIMEOUT, OOM, OVER-LIMIT and REGRESSED have
+//! one `<failure type="STATUS">`, ERROR one `<error type="ERROR">`, SKIPPED
+//! and NOT-RUN one `<skipped>` (its message is the one checked). Earlier
+//! attempts of a retried test are `<flakyFailure>` (FLAKY) or
+//! `<rerunFailure>` elements, one per failed attempt, and each shows on the
+//! terminal as `   RETRY [ …s] name (attempt K …)`, K = 1, 2, ... A property
+//! named in `properties`, `ranges` or `suite_properties` (or needed by
+//! `cpu_wall_ratio`) that the report lacks is a problem. Every test has its
+//! terminal line except NOT-RUN ones (a test that never started has none).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +66,7 @@ use libtest_mimic::{Failed, Trial};
 use serde::Deserialize;
 
 use crate::hooks::Hooks;
+use crate::json;
 use crate::junit::{self, TestCase};
 use crate::support::{self, Finished};
 
@@ -65,6 +85,8 @@ struct CaseFile {
     #[serde(default)]
     suite_properties: BTreeMap<String, Vec<String>>,
     #[serde(default)]
+    json: BTreeMap<String, toml::Value>,
+    #[serde(default)]
     hooks: Hooks,
     tests: BTreeMap<String, Expected>,
 }
@@ -82,6 +104,7 @@ struct Expected {
     leaked_processes: Option<u32>,
     min_leaked_processes: Option<u32>,
     message_contains: Option<String>,
+    message_matches: Option<String>,
     #[serde(default)]
     output_contains: Vec<String>,
     max_time: Option<f64>,
@@ -91,38 +114,63 @@ struct Expected {
     #[serde(default)]
     ranges: BTreeMap<String, [f64; 2]>,
     cpu_wall_ratio: Option<[f64; 2]>,
+    attempts: Option<u32>,
+    #[serde(default)]
+    flaky_failures: usize,
+    #[serde(default)]
+    rerun_failures: usize,
+    #[serde(default)]
+    earlier_output: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 enum Status {
     Pass,
+    Flaky,
     Fail,
     Signal,
     Timeout,
     #[serde(rename = "OOM")]
     Oom,
+    #[serde(rename = "OVER-LIMIT")]
+    OverLimit,
+    Regressed,
     Error,
+    Skipped,
+    #[serde(rename = "NOT-RUN")]
+    NotRun,
 }
 
 impl Status {
     fn label(self) -> &'static str {
         match self {
             Status::Pass => "PASS",
+            Status::Flaky => "FLAKY",
             Status::Fail => "FAIL",
             Status::Signal => "SIGNAL",
             Status::Timeout => "TIMEOUT",
             Status::Oom => "OOM",
+            Status::OverLimit => "OVER-LIMIT",
+            Status::Regressed => "REGRESSED",
             Status::Error => "ERROR",
+            Status::Skipped => "SKIPPED",
+            Status::NotRun => "NOT-RUN",
         }
     }
 
     /// The element a non-passing test carries in the report.
     fn verdict_element(self) -> Option<&'static str> {
         match self {
-            Status::Pass => None,
-            Status::Fail | Status::Signal | Status::Timeout | Status::Oom => Some("failure"),
+            Status::Pass | Status::Flaky => None,
+            Status::Fail
+            | Status::Signal
+            | Status::Timeout
+            | Status::Oom
+            | Status::OverLimit
+            | Status::Regressed => Some("failure"),
             Status::Error => Some("error"),
+            Status::Skipped | Status::NotRun => Some("skipped"),
         }
     }
 }
@@ -179,6 +227,7 @@ fn run_case(case_dir: &Path) -> Result<(), Failed> {
 
     let scratch = tempfile::tempdir().map_err(|e| format!("create a temporary directory: {e}"))?;
     let junit_path = scratch.path().join("junit.xml");
+    let json_path = scratch.path().join("report.json");
     let hostname = support::host_hostname()?;
     let armed = case.hooks.arm(case_dir)?;
 
@@ -190,6 +239,8 @@ fn run_case(case_dir: &Path) -> Result<(), Failed> {
     command
         .arg("--junit")
         .arg(&junit_path)
+        .arg("--json")
+        .arg(&json_path)
         .args(&roots)
         .envs(&case.env);
     let finished = support::run(command)?;
@@ -214,14 +265,12 @@ fn run_case(case_dir: &Path) -> Result<(), Failed> {
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    check_report(
-        &case,
-        &root_name,
-        &junit_path,
-        scratch.path(),
-        &finished,
-        &mut problems,
-    );
+    let reports = Reports {
+        junit: &junit_path,
+        json: &json_path,
+        scratch: scratch.path(),
+    };
+    check_report(&case, &root_name, &reports, &finished, &mut problems);
 
     if problems.is_empty() {
         Ok(())
@@ -237,14 +286,22 @@ fn run_case(case_dir: &Path) -> Result<(), Failed> {
     }
 }
 
+/// Where a run wrote its reports.
+struct Reports<'a> {
+    junit: &'a Path,
+    json: &'a Path,
+    /// A directory for files the checks need.
+    scratch: &'a Path,
+}
+
 fn check_report(
     case: &CaseFile,
     root_name: &str,
-    junit_path: &Path,
-    scratch: &Path,
+    reports: &Reports,
     finished: &Finished,
     problems: &mut Vec<String>,
 ) {
+    let junit_path = reports.junit;
     let xml = match std::fs::read(junit_path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(xml) => xml,
@@ -254,7 +311,7 @@ fn check_report(
             return problems.push(format!("no JUnit report at {}: {e}", junit_path.display()))
         }
     };
-    if let Err(e) = junit::validate_schema(&xml, scratch) {
+    if let Err(e) = junit::validate_schema(&xml, reports.scratch) {
         problems.push(e);
     }
     let report = match junit::parse(&xml, problems) {
@@ -281,6 +338,52 @@ fn check_report(
             }
         }
         check_terminal_line(name, expected, &finished.stdout, problems);
+        check_retry_lines(name, expected, &finished.stdout, problems);
+    }
+    check_json(case, reports.json, &report, problems);
+}
+
+/// The JSON report holds the same tests as the JUnit report, each agreeing
+/// with its testcase.
+fn check_json(
+    case: &CaseFile,
+    json_path: &Path,
+    junit_report: &BTreeMap<String, TestCase>,
+    problems: &mut Vec<String>,
+) {
+    let report = match json::read(json_path) {
+        Ok(report) => report,
+        Err(e) => return problems.push(e),
+    };
+    for (pointer, want) in &case.json {
+        let want = serde_json::to_value(want).unwrap_or_default();
+        match report.pointer(pointer) {
+            Some(value) if *value == want => {}
+            value => problems.push(format!(
+                "JSON report: {pointer} is {value:?}, expected {want}"
+            )),
+        }
+    }
+    let tests = json::tests(&report, problems);
+    let names: Vec<&String> = tests.keys().collect();
+    let expected: Vec<&String> = case.tests.keys().collect();
+    if names != expected {
+        problems.push(format!(
+            "JSON report: tests {names:?}, expected {expected:?}"
+        ));
+    }
+    let cgroups_in_use = report["host"]["cgroups_in_use"].as_bool().unwrap_or(true);
+    for (name, test) in tests {
+        if let Some(junit) = junit_report.get(&name) {
+            json::check_agrees_with_junit(&name, test, junit, cgroups_in_use, problems);
+        }
+        let want = case.tests.get(&name).and_then(|e| e.attempts);
+        if let Some(want) = want.filter(|want| test["attempts"] != *want) {
+            problems.push(format!(
+                "{name}: JSON report: attempts is {}, expected {want}",
+                test["attempts"]
+            ));
+        }
     }
 }
 
@@ -301,27 +404,41 @@ fn check_test(
             property("isotest.status")
         ));
     }
-    let verdicts: Vec<_> = actual
-        .verdicts
-        .iter()
-        .filter(|v| v.element != "skipped")
-        .collect();
+    let verdicts: Vec<_> = actual.verdicts.iter().collect();
     match expected.status.verdict_element() {
         None if verdicts.is_empty() => {}
         None => problem(format!("passed, but has a <{}>", verdicts[0].element)),
         Some(element) => match verdicts.as_slice() {
-            [verdict] if verdict.element == element && verdict.kind.as_deref() == Some(label) => {
+            // <skipped> has no type; the status property says which it is.
+            [verdict]
+                if verdict.element == element
+                    && (element == "skipped" || verdict.kind.as_deref() == Some(label)) =>
+            {
+                let message = verdict.message.as_deref().unwrap_or_default();
                 if let Some(text) = &expected.message_contains {
-                    let message = verdict.message.as_deref().unwrap_or_default();
                     if !message.contains(text.as_str()) {
                         problem(format!(
                             "<{element}> message {message:?} does not contain {text:?}"
                         ));
                     }
                 }
+                if let Some(pattern) = &expected.message_matches {
+                    match regex::Regex::new(pattern) {
+                        Ok(regex) if regex.is_match(message) => {}
+                        Ok(_) => problem(format!(
+                            "<{element}> message {message:?} does not match /{pattern}/"
+                        )),
+                        Err(e) => problem(format!("bad message_matches /{pattern}/: {e}")),
+                    }
+                }
             }
             _ => problem(format!(
-                "expected one <{element} type=\"{label}\">, found {:?}",
+                "expected one <{element}{}>, found {:?}",
+                if element == "skipped" {
+                    String::new()
+                } else {
+                    format!(" type=\"{label}\"")
+                },
                 verdicts
                     .iter()
                     .map(|v| (&v.element, &v.kind))
@@ -329,6 +446,10 @@ fn check_test(
             )),
         },
     }
+    if expected.message_matches.is_some() && expected.status.verdict_element().is_none() {
+        problem("message_matches is given for a passing status: no message to match".into());
+    }
+    check_reruns(expected, actual, &mut problem);
     if let Some(code) = expected.exit_code {
         if property("isotest.exit_code") != Some(code.to_string().as_str()) {
             problem(format!(
@@ -385,6 +506,67 @@ fn check_test(
         });
     if actual.suite != suite {
         problem(format!("in suite {:?}, expected {suite:?}", actual.suite));
+    }
+}
+
+/// The earlier attempts: `<flakyFailure>` / `<rerunFailure>` elements, each
+/// with a type and message and its own output; `attempts`.
+fn check_reruns(expected: &Expected, actual: &TestCase, problem: &mut impl FnMut(String)) {
+    let count = |element: &str| {
+        actual
+            .reruns
+            .iter()
+            .filter(|r| r.element == element)
+            .count()
+    };
+    for (element, want) in [
+        ("flakyFailure", expected.flaky_failures),
+        ("rerunFailure", expected.rerun_failures),
+        ("flakyError", 0),
+        ("rerunError", 0),
+    ] {
+        if count(element) != want {
+            problem(format!(
+                "{} <{element}> element(s), expected {want}",
+                count(element)
+            ));
+        }
+    }
+    for (k, rerun) in actual.reruns.iter().enumerate() {
+        if rerun.kind.is_none() || rerun.message.is_none() {
+            problem(format!(
+                "earlier attempt {}: <{}> lacks its type or message",
+                k + 1,
+                rerun.element
+            ));
+        }
+        if let Some(text) = expected.earlier_output.get(k) {
+            if !rerun.output.contains(text.as_str()) {
+                problem(format!(
+                    "earlier attempt {}: its output {:?} does not contain {text:?}",
+                    k + 1,
+                    rerun.output
+                ));
+            }
+        }
+    }
+    if expected.earlier_output.len() > actual.reruns.len() {
+        problem(format!(
+            "earlier_output names {} attempts, the report has {}",
+            expected.earlier_output.len(),
+            actual.reruns.len()
+        ));
+    }
+    let attempts = actual.properties.get("isotest.attempts");
+    if let Some(want) = expected.attempts {
+        let default = match expected.status {
+            Status::Skipped | Status::NotRun => 0,
+            _ => 1,
+        };
+        let got = attempts.map_or(Ok(default), |a| a.parse::<u32>());
+        if got != Ok(want) {
+            problem(format!("isotest.attempts is {attempts:?}, expected {want}"));
+        }
     }
 }
 
@@ -482,6 +664,9 @@ fn check_terminal_line(name: &str, expected: &Expected, stdout: &str, problems: 
         time_ok && (after == name || after.starts_with(&format!("{name} ")))
     });
     let Some(line) = line else {
+        if expected.status == Status::NotRun {
+            return;
+        }
         return problems.push(format!(
             "{name}: no terminal line `{prefix}  …s] {name}` in isotest's stdout"
         ));
@@ -501,6 +686,26 @@ fn check_terminal_line(name: &str, expected: &Expected, stdout: &str, problems: 
     if expected.min_leaked_processes.is_some_and(|n| n > 0) && !line.contains("leaked process") {
         problems.push(format!(
             "{name}: terminal line {line:?} does not mention the leaked processes"
+        ));
+    }
+}
+
+/// One `   RETRY [   0.012s] name (attempt K STATUS: message)` line per
+/// earlier attempt, K = 1, 2, ... in order.
+fn check_retry_lines(name: &str, expected: &Expected, stdout: &str, problems: &mut Vec<String>) {
+    let numbers: Vec<Option<usize>> = stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("   RETRY ["))
+        .filter_map(|rest| rest.split_once("] ").map(|(_, after)| after))
+        .filter_map(|after| after.strip_prefix(&format!("{name} (attempt ")))
+        .map(|rest| rest.split(' ').next().and_then(|k| k.parse::<usize>().ok()))
+        .collect();
+    let earlier = expected.flaky_failures + expected.rerun_failures;
+    let want: Vec<Option<usize>> = (1..=earlier).map(Some).collect();
+    if numbers != want {
+        problems.push(format!(
+            "{name}: RETRY lines for attempts {numbers:?}, expected {want:?} \
+             (`   RETRY [ …s] {name} (attempt K …)`)"
         ));
     }
 }

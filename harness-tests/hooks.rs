@@ -27,6 +27,10 @@ pub struct Hooks {
     /// listener must not have received a connection.
     #[serde(default)]
     host_listener: bool,
+    /// Pass HOST_INTERFACES: the names of the host's network interfaces
+    /// (from its /proc/net/dev), sorted, separated by spaces.
+    #[serde(default)]
+    host_interfaces: bool,
     /// Create a SysV shared memory segment and message queue on the host;
     /// pass HOST_SHMID and HOST_MSQID; after the run no SysV IPC object may
     /// have appeared on the host.
@@ -125,6 +129,11 @@ impl Hooks {
             armed.env.push(("HOST_PORT".into(), port.to_string()));
             armed.env.push(("HOST_ADDR".into(), host_address()));
             armed.listener = Some(listener);
+        }
+        if self.host_interfaces {
+            armed
+                .env
+                .push(("HOST_INTERFACES".into(), host_interfaces()?.join(" ")));
         }
         if self.host_ipc {
             let shm_id = ipcmk(&["-M", "4096"])?;
@@ -240,6 +249,21 @@ fn host_address() -> String {
         .and_then(|cidr| cidr.split('/').next())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// The host's network interfaces, sorted, from the harness's /proc/net/dev
+/// (the harness runs in the host's network namespace).
+fn host_interfaces() -> Result<Vec<String>, String> {
+    let table =
+        std::fs::read_to_string("/proc/net/dev").map_err(|e| format!("read /proc/net/dev: {e}"))?;
+    let mut names: Vec<String> = table
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, _)| name.trim().to_owned())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// Runs `ipcmk ARGS` and returns the id it printed ("Shared memory id: 3").

@@ -19,15 +19,21 @@ pub struct TestCase {
     pub properties: BTreeMap<String, String>,
     /// `<failure>`, `<error>` and `<skipped>` children.
     pub verdicts: Vec<Verdict>,
+    /// `<flakyFailure>`, `<rerunFailure>`, `<flakyError>` and `<rerunError>`
+    /// children: the earlier attempts of a retried test, in order.
+    pub reruns: Vec<Verdict>,
     /// The text of `<system-out>` and `<system-err>`, one after the other.
     pub output: String,
 }
 
 pub struct Verdict {
-    /// `failure`, `error` or `skipped`.
+    /// `failure`, `error`, `skipped`, `flakyFailure`, `rerunFailure`...
     pub element: String,
     pub kind: Option<String>,
     pub message: Option<String>,
+    /// The text of its `<system-out>` and `<system-err>` children (earlier
+    /// attempts carry their own output).
+    pub output: String,
 }
 
 /// Parses the report, keyed by test name. Inconsistencies within the report
@@ -46,7 +52,7 @@ pub fn parse(xml: &str, problems: &mut Vec<String>) -> Result<BTreeMap<String, T
 
     let mut cases = BTreeMap::new();
     let mut suite_names = Vec::new();
-    let mut totals = [0usize; 3];
+    let mut totals = [0usize; 4];
     for suite in elements(root) {
         if suite.tag_name().name() != "testsuite" {
             problems.push(format!(
@@ -69,7 +75,7 @@ pub fn parse(xml: &str, problems: &mut Vec<String>) -> Result<BTreeMap<String, T
             .map(|n| properties(n, suite_name, problems))
             .next()
             .unwrap_or_default();
-        let mut counts = [0usize; 3];
+        let mut counts = [0usize; 4];
         for case in elements(suite).filter(|n| n.tag_name().name() == "testcase") {
             let Some(name) = case.attribute("name") else {
                 problems.push(format!("a <testcase> of suite {suite_name:?} has no name"));
@@ -87,6 +93,11 @@ pub fn parse(xml: &str, problems: &mut Vec<String>) -> Result<BTreeMap<String, T
                 .verdicts
                 .iter()
                 .filter(|v| v.element == "error")
+                .count();
+            counts[3] += parsed
+                .verdicts
+                .iter()
+                .filter(|v| v.element == "skipped")
                 .count();
             if parsed.classname.as_deref() != Some(suite_name) {
                 problems.push(format!(
@@ -128,25 +139,38 @@ fn parse_testcase(case: roxmltree::Node, suite: &str, problems: &mut Vec<String>
         time,
         properties: BTreeMap::new(),
         verdicts: Vec::new(),
+        reruns: Vec::new(),
         output: String::new(),
     };
     for child in elements(case) {
         match child.tag_name().name() {
             "properties" => parsed.properties = properties(child, name, problems),
-            element @ ("failure" | "error" | "skipped") => parsed.verdicts.push(Verdict {
-                element: element.to_owned(),
-                kind: child.attribute("type").map(str::to_owned),
-                message: child.attribute("message").map(str::to_owned),
-            }),
-            "system-out" | "system-err" => {
-                for text in child.descendants().filter_map(|n| n.text()) {
-                    parsed.output.push_str(text);
-                }
+            "failure" | "error" | "skipped" => parsed.verdicts.push(verdict(child)),
+            "flakyFailure" | "rerunFailure" | "flakyError" | "rerunError" => {
+                parsed.reruns.push(verdict(child))
             }
+            "system-out" | "system-err" => parsed.output.push_str(&text_of(child)),
             _ => {}
         }
     }
     parsed
+}
+
+fn verdict(node: roxmltree::Node) -> Verdict {
+    Verdict {
+        element: node.tag_name().name().to_owned(),
+        kind: node.attribute("type").map(str::to_owned),
+        message: node.attribute("message").map(str::to_owned),
+        output: elements(node)
+            .filter(|n| n.has_tag_name("system-out") || n.has_tag_name("system-err"))
+            .map(text_of)
+            .collect(),
+    }
+}
+
+/// All the text inside `node`.
+fn text_of(node: roxmltree::Node) -> String {
+    node.descendants().filter_map(|n| n.text()).collect()
 }
 
 /// The `<property name= value=>` children of a `<properties>` of `owner`.
@@ -173,15 +197,19 @@ fn elements<'a, 'input>(
     node.children().filter(|n| n.is_element())
 }
 
-/// `tests`, `failures` and `errors` of `node` must match what it holds.
-fn check_counts(what: &str, node: roxmltree::Node, counts: [usize; 3], problems: &mut Vec<String>) {
-    for (attribute, count) in ["tests", "failures", "errors"].into_iter().zip(counts) {
+/// `tests`, `failures`, `errors` and `skipped` of `node` must match what it
+/// holds (`skipped` only where present).
+fn check_counts(what: &str, node: roxmltree::Node, counts: [usize; 4], problems: &mut Vec<String>) {
+    for (attribute, count) in ["tests", "failures", "errors", "skipped"]
+        .into_iter()
+        .zip(counts)
+    {
         match node.attribute(attribute) {
             Some(value) if value == count.to_string() => {}
             Some(value) => problems.push(format!(
                 "{what}: {attribute}=\"{value}\", but it holds {count}"
             )),
-            None if node.tag_name().name() == "testsuite" => {
+            None if node.tag_name().name() == "testsuite" && attribute != "skipped" => {
                 problems.push(format!("{what}: no {attribute} attribute"))
             }
             None => {}

@@ -1,16 +1,24 @@
 //! isotest's own end-to-end tests, on the real kernel with the real binary.
 //!
 //! One trial per fixture case (`fixtures/<case>/case.toml` plus its suite;
-//! see case.rs for the format and hooks.rs for the hooks), and plain trials
-//! for the command line (cli.rs). Every trial that creates containers needs
-//! root and fails, saying so, without it. Run with
-//! `cargo test --test harness` (filters work: `cargo test --test harness ipc`).
+//! see case.rs for the format and hooks.rs for the hooks; cases whose suite
+//! has isotest.toml files are named `config_*`), and plain trials: the
+//! command line (cli.rs), malformed isotest.toml files (config_errors.rs),
+//! selection, partitions and `isotest list` (selection.rs), and the
+//! resource-regression check (baseline.rs). json.rs reads the JSON report.
+//! Every trial that creates containers needs root and fails, saying so,
+//! without it. Run with `cargo test --test harness` (filters work:
+//! `cargo test --test harness ipc`).
 
+mod baseline;
 mod case;
 mod cgroups;
 mod cli;
+mod config_errors;
 mod hooks;
+mod json;
 mod junit;
+mod selection;
 mod support;
 
 fn main() {
@@ -23,5 +31,8 @@ fn main() {
     }
     let mut trials = case::trials();
     trials.extend(cli::trials());
+    trials.extend(config_errors::trials());
+    trials.extend(selection::trials());
+    trials.extend(baseline::trials());
     libtest_mimic::run(&args, trials).exit();
 }

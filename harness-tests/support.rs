@@ -209,21 +209,28 @@ pub fn require_xmllint() -> Result<(), String> {
     }
 }
 
-/// A fresh directory holding executable test scripts `(name, content)`.
-/// It is under the target directory (created if needed), which tests can
-/// see through their overlay root.
+/// A fresh directory holding executable test scripts `(name, content)`
+/// (a name may have directories: `sub/t.sh`). It is under the target
+/// directory (created if needed), which tests can see through their overlay
+/// root.
 pub fn suite(tests: &[(&str, &str)]) -> Result<tempfile::TempDir, String> {
     let base = env!("CARGO_TARGET_TMPDIR");
     std::fs::create_dir_all(base).map_err(|e| format!("create {base}: {e}"))?;
     let dir =
         tempfile::tempdir_in(base).map_err(|e| format!("create a directory in {base}: {e}"))?;
     for (name, content) in tests {
-        let path = dir.path().join(name);
-        std::fs::write(&path, content)
-            .and_then(|_| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
-            .map_err(|e| format!("write {}: {e}", path.display()))?;
+        write_file(&dir.path().join(name), content, 0o755)?;
     }
     Ok(dir)
+}
+
+/// Writes `content` to `path` with `mode`, creating its directory.
+pub fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), String> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .and_then(|_| std::fs::write(path, content))
+        .and_then(|_| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+        .map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 /// The host's hostname, as the kernel has it.
