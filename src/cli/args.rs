@@ -232,6 +232,9 @@ pub struct ListArgs {
     pub select: SelectArgs,
     #[command(flatten)]
     pub container: ContainerArgs,
+    /// As for run: show the retries a run with --retries N would use.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: Option<u32>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,

@@ -28,7 +28,8 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     let (configs, planned) = load_plan(&args.select, &positional, &flags)?;
     let Selected { run: plan, skipped } = select(&args.select, &positional, planned)?;
     if plan.is_empty() && skipped.is_empty() {
-        return Ok(no_tests(args.no_tests, &positional));
+        no_tests(args.no_tests, &positional)?;
+        // warn / pass: the run goes on, empty, so reports are still written.
     }
     let jobs = if args.no_capture {
         1
@@ -169,7 +170,9 @@ pub(super) fn select(
     Ok(selection.apply(planned))
 }
 
-fn no_tests(mode: NoTests, positional: &Positional) -> i32 {
+/// An empty selection: an error (exit 4) for `--no-tests fail`, else a
+/// warning or nothing.
+fn no_tests(mode: NoTests, positional: &Positional) -> Result<(), i32> {
     let roots: Vec<String> = positional
         .roots
         .iter()
@@ -177,12 +180,12 @@ fn no_tests(mode: NoTests, positional: &Positional) -> i32 {
         .collect();
     let message = format!("no tests to run in {}", roots.join(", "));
     match mode {
-        NoTests::Fail => fail(format!("{message} (--no-tests fail)"), exit::NO_TESTS),
+        NoTests::Fail => Err(fail(format!("{message} (--no-tests fail)"), exit::NO_TESTS)),
         NoTests::Warn => {
             eprintln!("isotest: warning: {message}");
-            exit::ALL_PASSED
+            Ok(())
         }
-        NoTests::Pass => exit::ALL_PASSED,
+        NoTests::Pass => Ok(()),
     }
 }
 
