@@ -129,7 +129,9 @@ fn mount_overlay() -> Result<(), SetupFailure> {
         Some("isotest"),
         NEW_ROOT,
         Some("overlay"),
-        MsFlags::empty(),
+        // nodev: a test may create device nodes (CAP_MKNOD), but never open
+        // one to reach host devices; only the bound /dev entries work.
+        MsFlags::MS_NODEV,
         Some("lowerdir=/oldroot,upperdir=/upper,workdir=/work"),
     )
     .map_err(|errno| {
@@ -231,7 +233,7 @@ fn overlay_host_dir(dir: &Path, index: usize) -> Result<(), SetupFailure> {
         Some("isotest"),
         &target,
         Some("overlay"),
-        MsFlags::empty(),
+        MsFlags::MS_NODEV,
         Some(options.as_str()),
     )
     .step(|| format!("mount overlay of {} at {}", dir.display(), target.display()))
