@@ -243,6 +243,7 @@ fn run_case(case_dir: &Path) -> Result<(), Failed> {
         .arg(&json_path)
         .args(&roots)
         .envs(&case.env);
+    armed.prepare(&mut command);
     let finished = support::run(command)?;
 
     let mut problems = Vec::new();

@@ -1,16 +1,23 @@
 //! Hooks: what a fixture case asks the harness to do on the host around its
 //! run, declared in the `[hooks]` table of its case.toml. `arm` sets them up
-//! before the run and says which `--env` variables to pass; `Armed::check`
-//! adds what it finds after the run to the problems; dropping `Armed`
-//! cleans up whatever the hooks left on the host.
+//! before the run and says which `--env` variables to pass; `Armed::prepare`
+//! hands the isotest command what it must inherit; `Armed::check` adds what
+//! it finds after the run to the problems; dropping `Armed` cleans up
+//! whatever the hooks left on the host.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use serde::Deserialize;
 
 use crate::cgroups;
@@ -55,6 +62,35 @@ pub struct Hooks {
     /// tree (which holds the runs of the cases running beside this one).
     #[serde(default)]
     check_host_process_count: bool,
+    /// Hand isotest an open file descriptor (not close-on-exec, as a
+    /// careless parent process would) to a fresh, empty host directory that
+    /// the container cannot otherwise see (under the host's /tmp); pass its
+    /// number as HOST_FD. After the run the directory must still be empty.
+    #[serde(default)]
+    host_dir_fd: bool,
+    /// Listen on a Unix socket in a fresh host directory that the container
+    /// sees through its root (under the target directory), and on an
+    /// abstract Unix socket; pass HOST_SOCKET (the path) and
+    /// HOST_ABSTRACT_SOCKET (the name, without the leading NUL). After the
+    /// run neither may have received a connection.
+    #[serde(default)]
+    host_unix_listener: bool,
+    /// After the run, the host's wall clock has moved as its monotonic clock
+    /// did (within a second): nothing set it.
+    #[serde(default)]
+    check_host_clock: bool,
+    /// Mount a fresh tmpfs on the host (under the target directory, without
+    /// nodev, as a separate /home or data volume might be) for the run; in it
+    /// a Unix socket listener (`host.sock`) and a device node for the
+    /// harmless /dev/null (`null`, char 1:3). Pass HOST_SUBMOUNT, its path.
+    /// After the run the listener must not have received a connection; the
+    /// mount is then removed.
+    #[serde(default)]
+    host_submount: bool,
+    /// Pass HOST_CAPBND: the harness's own capability bounding set, as in
+    /// the `CapBnd:` line of /proc/self/status (hex, 16 digits).
+    #[serde(default)]
+    host_capabilities: bool,
 }
 
 /// The hooks of one run, set up.
@@ -71,6 +107,38 @@ pub struct Armed {
     check_no_cgroups: bool,
     /// Host processes before the run, when their count is checked.
     processes_before: Option<BTreeMap<u32, String>>,
+    dir_fd: Option<InheritedDir>,
+    unix_listener: Option<HostUnixListener>,
+    submount: Option<HostSubmount>,
+    /// The host's wall and monotonic clocks before the run.
+    clocks_before: Option<(SystemTime, Instant)>,
+}
+
+/// A tmpfs mounted on the host for one run; unmounted when dropped.
+struct HostSubmount {
+    dir: tempfile::TempDir,
+    listener: Option<UnixListener>,
+}
+
+impl Drop for HostSubmount {
+    fn drop(&mut self) {
+        self.listener = None;
+        let _ = umount2(self.dir.path(), MntFlags::MNT_DETACH);
+    }
+}
+
+/// A host directory and a descriptor of it that isotest inherits.
+struct InheritedDir {
+    dir: tempfile::TempDir,
+    fd: OwnedFd,
+}
+
+struct HostUnixListener {
+    /// Holds the socket file; removed with it.
+    _dir: tempfile::TempDir,
+    on_path: UnixListener,
+    abstract_name: String,
+    in_abstract: UnixListener,
 }
 
 struct HostIpc {
@@ -135,6 +203,21 @@ impl Hooks {
                 .env
                 .push(("HOST_INTERFACES".into(), host_interfaces()?.join(" ")));
         }
+        if self.host_dir_fd {
+            armed.dir_fd = Some(inherited_dir(&mut armed.env)?);
+        }
+        if self.host_unix_listener {
+            armed.unix_listener = Some(host_unix_listener(&mut armed.env)?);
+        }
+        if self.host_submount {
+            armed.submount = Some(host_submount(&mut armed.env)?);
+        }
+        if self.check_host_clock {
+            armed.clocks_before = Some((SystemTime::now(), Instant::now()));
+        }
+        if self.host_capabilities {
+            armed.env.push(("HOST_CAPBND".into(), own_bounding_set()?));
+        }
         if self.host_ipc {
             let shm_id = ipcmk(&["-M", "4096"])?;
             let msq_id = ipcmk(&["-Q"]);
@@ -152,6 +235,25 @@ impl Hooks {
 }
 
 impl Armed {
+    /// Lets `command` (isotest) inherit what the hooks hand it: the
+    /// `host_dir_fd` descriptor stays open across its exec.
+    pub fn prepare(&self, command: &mut Command) {
+        if let Some(inherited) = &self.dir_fd {
+            let fd = inherited.fd.as_raw_fd();
+            // SAFETY: between fork and exec the closure only calls fcntl,
+            // which is async-signal-safe, on a descriptor this process owns
+            // (and keeps open until the child has been spawned).
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+
     /// Checks, after the run of the runner with `runner_pid`, what the hooks
     /// promise.
     pub fn check(mut self, runner_pid: u32, problems: &mut Vec<String>) {
@@ -172,6 +274,79 @@ impl Armed {
                     "the host listener received a connection from {peer}"
                 )),
                 Err(e) => problems.push(format!("accept on the host listener: {e}")),
+            }
+        }
+        if let Some(inherited) = &self.dir_fd {
+            match std::fs::read_dir(inherited.dir.path()) {
+                Ok(entries) => {
+                    let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+                    if !names.is_empty() {
+                        problems.push(format!(
+                            "the test wrote into the host directory {} through the \
+                             descriptor isotest inherited (fd {}): {names:?}",
+                            inherited.dir.path().display(),
+                            inherited.fd.as_raw_fd()
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!("read {}: {e}", inherited.dir.path().display())),
+            }
+        }
+        if let Some(unix) = &self.unix_listener {
+            for (listener, what) in [
+                (&unix.on_path, "the host's Unix socket listener".to_owned()),
+                (
+                    &unix.in_abstract,
+                    format!("the host's abstract Unix socket @{}", unix.abstract_name),
+                ),
+            ] {
+                match listener.accept() {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Ok(_) => problems.push(format!("{what} received a connection")),
+                    Err(e) => problems.push(format!("accept on {what}: {e}")),
+                }
+            }
+        }
+        if let Some(submount) = &self.submount {
+            if let Some(listener) = &submount.listener {
+                match listener.accept() {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Ok(_) => problems.push(format!(
+                        "the Unix socket listener in the host mount {} received a connection",
+                        submount.dir.path().display()
+                    )),
+                    Err(e) => problems.push(format!("accept on the host mount's listener: {e}")),
+                }
+            }
+            // Writes inside land in the container's own layer; the host
+            // mount keeps exactly what the hook put there.
+            let mut names: Vec<String> = std::fs::read_dir(submount.dir.path())
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            if names != ["host.sock", "null"] {
+                problems.push(format!(
+                    "the host mount {} changed: it holds {names:?}",
+                    submount.dir.path().display()
+                ));
+            }
+        }
+        if let Some((wall_before, monotonic_before)) = self.clocks_before {
+            let monotonic = monotonic_before.elapsed();
+            match SystemTime::now().duration_since(wall_before) {
+                Ok(wall) if wall.abs_diff(monotonic) <= CLOCK_SLACK => {}
+                Ok(wall) => problems.push(format!(
+                    "the host's wall clock moved {wall:?} while its monotonic clock moved \
+                     {monotonic:?}: something set it during the run"
+                )),
+                Err(e) => problems.push(format!(
+                    "the host's wall clock went back {:?} during the run",
+                    e.duration()
+                )),
             }
         }
         if let Some(ipc) = &self.ipc {
@@ -232,6 +407,112 @@ impl Drop for Armed {
             ipcrm("-q", &ipc.msq_id);
         }
     }
+}
+
+/// How far the host's wall clock may drift from its monotonic clock during
+/// a run (NTP slews by at most half a millisecond a second).
+const CLOCK_SLACK: Duration = Duration::from_secs(1);
+
+/// A fresh directory in the host's /tmp (which every container replaces),
+/// opened; its descriptor number goes to the test as HOST_FD.
+fn inherited_dir(env: &mut Vec<(String, String)>) -> Result<InheritedDir, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("isotest-harness-fd-")
+        .tempdir_in("/tmp")
+        .map_err(|e| format!("create a directory in /tmp: {e}"))?;
+    // std opens it close-on-exec; `Armed::prepare` clears that in the child.
+    let fd: OwnedFd = std::fs::File::open(dir.path())
+        .map_err(|e| format!("open {}: {e}", dir.path().display()))?
+        .into();
+    env.push(("HOST_FD".into(), fd.as_raw_fd().to_string()));
+    Ok(InheritedDir { dir, fd })
+}
+
+/// Unix socket listeners on the host: one on a path the container sees
+/// through its root (the target directory, like the suites of support.rs),
+/// one abstract.
+fn host_unix_listener(env: &mut Vec<(String, String)>) -> Result<HostUnixListener, String> {
+    let base = env!("CARGO_TARGET_TMPDIR");
+    std::fs::create_dir_all(base).map_err(|e| format!("create {base}: {e}"))?;
+    let dir =
+        tempfile::tempdir_in(base).map_err(|e| format!("create a directory in {base}: {e}"))?;
+    let path = dir.path().join("host.sock");
+    let on_path =
+        UnixListener::bind(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+    let abstract_name = format!(
+        "isotest-harness-{}-{}",
+        std::process::id(),
+        dir.path().file_name().unwrap_or_default().to_string_lossy()
+    );
+    let in_abstract = SocketAddr::from_abstract_name(&abstract_name)
+        .and_then(|address| UnixListener::bind_addr(&address))
+        .map_err(|e| format!("listen on the abstract Unix socket @{abstract_name}: {e}"))?;
+    for listener in [&on_path, &in_abstract] {
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("make a host Unix listener non-blocking: {e}"))?;
+    }
+    env.push(("HOST_SOCKET".into(), path.display().to_string()));
+    env.push(("HOST_ABSTRACT_SOCKET".into(), abstract_name.clone()));
+    Ok(HostUnixListener {
+        _dir: dir,
+        on_path,
+        abstract_name,
+        in_abstract,
+    })
+}
+
+/// A tmpfs mounted on the host under the target directory, which isotest
+/// re-exposes read-only in every container, holding a listening Unix
+/// socket and a node for /dev/null.
+fn host_submount(env: &mut Vec<(String, String)>) -> Result<HostSubmount, String> {
+    let base = env!("CARGO_TARGET_TMPDIR");
+    std::fs::create_dir_all(base).map_err(|e| format!("create {base}: {e}"))?;
+    let dir =
+        tempfile::tempdir_in(base).map_err(|e| format!("create a directory in {base}: {e}"))?;
+    mount(
+        Some("isotest-harness"),
+        dir.path(),
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=64k,mode=0755"),
+    )
+    .map_err(|e| format!("mount a tmpfs at {}: {e}", dir.path().display()))?;
+    let mut submount = HostSubmount {
+        dir,
+        listener: None,
+    };
+    let socket = submount.dir.path().join("host.sock");
+    let listener =
+        UnixListener::bind(&socket).map_err(|e| format!("listen on {}: {e}", socket.display()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("make {} non-blocking: {e}", socket.display()))?;
+    submount.listener = Some(listener);
+    let node = submount.dir.path().join("null");
+    mknod(
+        &node,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(1, 3),
+    )
+    .map_err(|e| format!("mknod {} c 1 3: {e}", node.display()))?;
+    env.push((
+        "HOST_SUBMOUNT".into(),
+        submount.dir.path().display().to_string(),
+    ));
+    Ok(submount)
+}
+
+/// The `CapBnd:` value of this process's /proc/self/status.
+fn own_bounding_set() -> Result<String, String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("read /proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapBnd:"))
+        .map(|value| value.trim().to_owned())
+        .ok_or_else(|| "no CapBnd line in /proc/self/status".to_owned())
 }
 
 /// The host's first global IPv4 address, or "" when it has none.

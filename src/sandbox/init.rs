@@ -199,6 +199,7 @@ fn start_command(
                 STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)),
                 STEP_IDENTITY => format!("switch to {}", describe(identity)),
                 STEP_CGROUP => "join the test's cgroup".to_string(),
+                STEP_FDS => "close inherited file descriptors".to_string(),
                 code if code >= STEP_SECURITY => security_step(code - STEP_SECURITY)
                     .map_or("prepare the command".to_string(), |s| {
                         s.describe().to_string()
@@ -214,6 +215,7 @@ const STEP_CHDIR: u8 = 0;
 const STEP_EXEC: u8 = 1;
 const STEP_IDENTITY: u8 = 2;
 const STEP_CGROUP: u8 = 3;
+const STEP_FDS: u8 = 4;
 /// Security steps follow, numbered by `security::Step`.
 const STEP_SECURITY: u8 = 16;
 
@@ -245,6 +247,9 @@ fn exec_command(
         }
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if let Err(errno) = close_inherited_fds() {
+        return (STEP_FDS, errno);
+    }
     for mut procs in cgroup_procs {
         // `0` is the writing process itself.
         if let Err(error) = procs.write_all(b"0") {
@@ -279,6 +284,36 @@ fn exec_command(
         .map(|(key, value)| cstring(&[key.as_slice(), b"=", value.as_slice()].concat()))
         .collect();
     (STEP_EXEC, exec_searching_path(&argv, &env, spec))
+}
+
+/// Marks every descriptor from 3 up close-on-exec: whatever isotest itself
+/// inherited from its caller (an open host directory, a jobserver pipe)
+/// must not reach the test, where /proc/self/fd would lead out of the
+/// container. Our own pipes stay usable until exec.
+fn close_inherited_fds() -> Result<(), Errno> {
+    // SAFETY: close_range takes plain integers and touches only our fds.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if result == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: mark them one by one.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|_| Errno::last())?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= 3)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a descriptor number; a closed one gives EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
 }
 
 /// execvpe: a program name without `/` is looked up in the command's PATH.

@@ -145,8 +145,11 @@ fn mount_overlay() -> Result<(), SetupFailure> {
 }
 
 /// Re-exposes host submounts that hold files (a separate /home, /boot, a
-/// data volume) read-only at the same place, parents before children.
-/// Returns the mount points it exposed.
+/// data volume) at the same place, parents before children, each through
+/// its own overlay like the root: writes vanish, and the overlay refuses
+/// connections to Unix sockets on it. Always nodev and nosuid. Where a
+/// filesystem cannot be an overlay layer, a read-only bind is the
+/// fallback. Returns the mount points it exposed.
 fn expose_host_submounts(host_mounts: &[Mount]) -> Result<Vec<PathBuf>, SetupFailure> {
     let mut wanted: Vec<&Mount> = host_mounts
         .iter()
@@ -160,17 +163,51 @@ fn expose_host_submounts(host_mounts: &[Mount]) -> Result<Vec<PathBuf>, SetupFai
         .collect();
     wanted.sort_by_key(|m| m.mount_point.components().count());
     let mut exposed = Vec::new();
-    for host_mount in wanted {
+    for (index, host_mount) in wanted.into_iter().enumerate() {
         let target = in_new_root(&host_mount.mount_point);
         // A mount point whose parent is not exposed has nowhere to go.
         if !target.is_dir() && !target.is_file() {
             continue;
         }
         let source = in_old_root(&host_mount.mount_point);
-        bind_read_only(&source, &target, host_mount)?;
+        if !target.is_dir() || overlay(&source, &target, &format!("/submount-{index}")).is_err() {
+            bind_read_only(&source, &target, host_mount)?;
+        }
         exposed.push(host_mount.mount_point.clone());
     }
     Ok(exposed)
+}
+
+/// An overlay of `lower` at `target`, its upper layer on the scratch tmpfs
+/// under `layer`: writes succeed inside and vanish with the container.
+fn overlay(lower: &Path, target: &Path, layer: &str) -> Result<(), SetupFailure> {
+    let layer = PathBuf::from(layer);
+    for sub in ["upper", "work"] {
+        let path = layer.join(sub);
+        fs::create_dir_all(&path).step(|| format!("create {}", path.display()))?;
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        escape_overlay_path(lower),
+        escape_overlay_path(&layer.join("upper")),
+        escape_overlay_path(&layer.join("work")),
+    );
+    // nodev: a test may create device nodes (CAP_MKNOD), but never open one
+    // to reach host devices.
+    mount(
+        Some("isotest"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        Some(options.as_str()),
+    )
+    .step(|| {
+        format!(
+            "mount overlay of {} at {}",
+            lower.display(),
+            target.display()
+        )
+    })
 }
 
 fn bind_read_only(source: &Path, target: &Path, like: &Mount) -> Result<(), SetupFailure> {
@@ -182,15 +219,13 @@ fn bind_read_only(source: &Path, target: &Path, like: &Mount) -> Result<(), Setu
         None::<&str>,
     )
     .step(|| format!("bind {} at {}", source.display(), target.display()))?;
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-    for (option, flag) in [
-        ("nosuid", MsFlags::MS_NOSUID),
-        ("nodev", MsFlags::MS_NODEV),
-        ("noexec", MsFlags::MS_NOEXEC),
-    ] {
-        if like.has_option(option) {
-            flags |= flag;
-        }
+    let mut flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV;
+    if like.has_option("noexec") {
+        flags |= MsFlags::MS_NOEXEC;
     }
     mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
         .step(|| format!("remount {} read-only", target.display()))
@@ -218,25 +253,7 @@ fn is_visible(dir: &Path, host_mounts: &[Mount], exposed: &[PathBuf]) -> bool {
 fn overlay_host_dir(dir: &Path, index: usize) -> Result<(), SetupFailure> {
     let target = in_new_root(dir);
     fs::create_dir_all(&target).step(|| format!("create mount point {}", target.display()))?;
-    let layer = PathBuf::from(format!("/visible-{index}"));
-    for sub in ["upper", "work"] {
-        let path = layer.join(sub);
-        fs::create_dir_all(&path).step(|| format!("create {}", path.display()))?;
-    }
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        escape_overlay_path(&in_old_root(dir)),
-        escape_overlay_path(&layer.join("upper")),
-        escape_overlay_path(&layer.join("work")),
-    );
-    mount(
-        Some("isotest"),
-        &target,
-        Some("overlay"),
-        MsFlags::MS_NODEV,
-        Some(options.as_str()),
-    )
-    .step(|| format!("mount overlay of {} at {}", dir.display(), target.display()))
+    overlay(&in_old_root(dir), &target, &format!("/visible-{index}"))
 }
 
 /// overlayfs splits its options at `,` and lower layers at `:`; a
