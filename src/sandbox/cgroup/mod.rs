@@ -262,8 +262,25 @@ impl Cgroups {
             memory_peak_file: false,
             pids_peak_file: false,
         };
-        for parent in self.parents.distinct() {
-            let dir = parent.join(&name);
+        // A v1 `cpu` hierarchy of its own is only needed for a CPU limit;
+        // every directory costs a mkdir, a move and an rmdir per test.
+        if limits.cpus.is_none() && self.parents.cpu != self.parents.cpuacct {
+            group.cpu = None;
+        }
+        let wanted = [
+            &group.memory,
+            &group.cpu,
+            &group.cpuacct,
+            &group.pids,
+            &group.freezer,
+        ];
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for dir in wanted.into_iter().flatten() {
+            if !dirs.contains(dir) {
+                dirs.push(dir.clone());
+            }
+        }
+        for dir in dirs {
             fs::create_dir(&dir).step(|| format!("create cgroup {}", dir.display()))?;
             group.dirs.push(dir);
         }
@@ -582,8 +599,14 @@ impl TestCgroup {
 
     fn remove_dirs(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(5);
+        let mut first_try = true;
         while !self.dirs.is_empty() {
-            self.kill_all();
+            // The container is normally gone with its PID namespace: try
+            // removing first, and only kill when something is still in it.
+            if !first_try {
+                self.kill_all();
+            }
+            first_try = false;
             self.dirs.retain(|dir| match fs::remove_dir(dir) {
                 Ok(()) => false,
                 // Busy: processes are still exiting; anything else: give up.
