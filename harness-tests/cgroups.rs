@@ -60,6 +60,17 @@ fn mounts() -> Result<Vec<PathBuf>, String> {
         .collect())
 }
 
+/// Whether the host has only the unified cgroup2 tree (no v1 hierarchy).
+pub fn is_pure_v2() -> bool {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let types: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_once(" - ")?.1.split(' ').next())
+        .filter(|t| matches!(*t, "cgroup" | "cgroup2"))
+        .collect();
+    types.contains(&"cgroup2") && !types.contains(&"cgroup")
+}
+
 /// A cgroup `/<name>` created in every mounted hierarchy, as an
 /// administrator would prepare one for `--cgroup-parent /<name>`; removed
 /// (with any cgroups left in it) on drop. On v2, memory, cpu and pids are
@@ -88,6 +99,11 @@ impl Parent {
             parent.dirs.push(dir);
         }
         Ok(parent)
+    }
+
+    /// Its directory in each hierarchy.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
     }
 
     /// Whether `dir` is directly inside this parent (in any hierarchy).

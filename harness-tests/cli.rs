@@ -59,10 +59,17 @@ pub fn trials() -> Vec<Trial> {
         ("cgroup_stale_cleanup", cgroup_stale_cleanup),
         ("cgroup_unavailable_warns", cgroup_unavailable_warns),
     ];
-    trials
+    let mut trials: Vec<Trial> = trials
         .into_iter()
         .map(|(name, check)| Trial::test(format!("cli::{name}"), check))
-        .collect()
+        .collect();
+    // Only a pure cgroup v2 host (the VM lane) has the "no internal
+    // processes" rule this trial is about; elsewhere it shows as ignored.
+    trials.push(
+        Trial::test("cli::cgroup_v2_leaf", cgroup_v2_leaf)
+            .with_ignored_flag(!cgroups::is_pure_v2()),
+    );
+    trials
 }
 
 /// Runs `isotest ARGS` from the repository root.
@@ -706,4 +713,70 @@ fn cgroup_unavailable_warns() -> Result<(), Failed> {
         .into());
     }
     Ok(())
+}
+
+/// On v2, a cgroup holding processes cannot hand controllers to children.
+/// isotest started alone in a fresh cgroup must move itself into a leaf
+/// beside its tests, run them with limits, and afterwards leave the cgroup
+/// as it found it: back in it, leaf removed, controllers off again.
+fn cgroup_v2_leaf() -> Result<(), Failed> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    support::require_root()?;
+    let parent = cgroups::Parent::create(&format!("isotest-leaf-{}", std::process::id()))?;
+    let dir = parent.dirs()[0].clone();
+    let procs = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.procs"))
+        .map_err(|e| format!("open {}/cgroup.procs: {e}", dir.display()))?;
+    let suite = support::suite(&[(
+        "hog.sh",
+        "#!/bin/sh\nexec dd if=/dev/zero of=/dev/null bs=100M count=1 status=none\n",
+    )])?;
+    let mut command = isotest();
+    command
+        .args(["run", "--memory", "32M", "--require-limits"])
+        .arg(suite.path());
+    let fd = procs.as_raw_fd();
+    // SAFETY: only write(2) between fork and exec: the child joins `dir`
+    // before it becomes isotest, so isotest starts alone in that cgroup.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let finished = support::run(command)?;
+    let mut problems = Vec::new();
+    if finished.code != 100 || !finished.stdout.contains("OOM") {
+        problems.push("the 100 MiB hog under --memory 32M was not OOM-killed".to_string());
+    }
+    let children: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !children.is_empty() {
+        problems.push(format!("cgroups left in {}: {children:?}", dir.display()));
+    }
+    let control = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    if !control.trim().is_empty() {
+        problems.push(format!(
+            "controllers still enabled in {}: {control}",
+            dir.display()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\nisotest {}", problems.join("\n"), finished.describe()).into())
+    }
 }
