@@ -650,7 +650,7 @@ fn v1_checks(layout: &Layout, dirs: &[(&'static str, Option<CgroupDir>)]) -> Vec
     checks.push(if used("freezer") {
         Check::ok(
             "cleanup",
-            "freezer: a finished test's cgroup is frozen, its processes killed, then thawed",
+            "freezer: anything left in a finished test's cgroup is frozen, killed, then thawed",
         )
     } else {
         Check::degraded(
