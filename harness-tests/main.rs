@@ -4,8 +4,10 @@
 //! see case.rs for the format and hooks.rs for the hooks; cases whose suite
 //! has isotest.toml files are named `config_*`), and plain trials: the
 //! command line (cli.rs), malformed isotest.toml files (config_errors.rs),
-//! selection, partitions and `isotest list` (selection.rs), and the
-//! resource-regression check (baseline.rs). json.rs reads the JSON report.
+//! selection, partitions and `isotest list` (selection.rs), the
+//! resource-regression check (baseline.rs), and faults a fixture cannot
+//! hold: hostile file names, test files vanishing mid-run (faults.rs).
+//! json.rs reads the JSON report.
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it. Run with `cargo test --test harness` (filters work:
 //! `cargo test --test harness ipc`).
@@ -15,6 +17,7 @@ mod case;
 mod cgroups;
 mod cli;
 mod config_errors;
+mod faults;
 mod hooks;
 mod json;
 mod junit;
@@ -34,5 +37,6 @@ fn main() {
     trials.extend(config_errors::trials());
     trials.extend(selection::trials());
     trials.extend(baseline::trials());
+    trials.extend(faults::trials());
     libtest_mimic::run(&args, trials).exit();
 }
