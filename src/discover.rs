@@ -152,15 +152,38 @@ fn absolute(path: &Path) -> Result<PathBuf, DiscoverError> {
 /// `a/b/c` from a relative path, whatever the platform separator.
 pub fn relative_name(path: &Path) -> String {
     path.components()
-        .map(|c| c.as_os_str().to_string_lossy())
+        .map(|c| printable(c.as_os_str().as_encoded_bytes()))
         .collect::<Vec<_>>()
         .join("/")
 }
 
-/// The last component of a path, lossy: a root's or a suite's name.
+/// A file name as a test name: valid UTF-8 kept, invalid bytes and control
+/// characters written as `\xNN`, so that distinct files keep distinct
+/// names and every report (terminal, XML attributes, JSON) shows the same.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut name = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                let mut buffer = [0u8; 4];
+                for byte in c.encode_utf8(&mut buffer).bytes() {
+                    name.push_str(&format!("\\x{byte:02x}"));
+                }
+            } else {
+                name.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            name.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    name
+}
+
+/// The last component of a path, printable: a root's or a suite's name.
 pub fn display_name(path: &Path) -> String {
     path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| printable(n.as_encoded_bytes()))
         .unwrap_or_else(|| "/".to_string())
 }
 
@@ -194,6 +217,15 @@ mod tests {
         assert_eq!(suites, ["tests", "tests", "net/deep", "net"]);
         assert_eq!(tests[3].dir, root.join("net"));
         assert_eq!(tests[3].program, Program::File(root.join("net/echo.sh")));
+    }
+
+    #[test]
+    fn names_keep_distinct_bytes_apart() {
+        assert_eq!(printable(b"plain name.sh"), "plain name.sh");
+        assert_eq!(printable(b"b-\xff.sh"), "b-\\xff.sh");
+        assert_ne!(printable(b"b-\xff.sh"), printable(b"b-\xfe.sh"));
+        assert_eq!(printable(b"new\nline"), "new\\x0aline");
+        assert_eq!(printable("caf\u{e9}".as_bytes()), "caf\u{e9}");
     }
 
     #[test]

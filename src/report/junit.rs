@@ -25,6 +25,7 @@ use quick_junit::{
 
 use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
+use crate::sandbox::CapturedOutput;
 
 /// quick-junit deletes every control character but `\n` from the text it is
 /// given, tabs and carriage returns included. They travel through it as
@@ -115,10 +116,10 @@ fn test_case(result: &TestResult) -> TestCase {
         .add_properties(properties(result));
     if !result.status.is_success() {
         if !result.stdout.is_empty() {
-            case.set_system_out(xml_text(&result.stdout.to_string_lossy()));
+            case.set_system_out(output_text(&result.stdout));
         }
         if !result.stderr.is_empty() {
-            case.set_system_err(xml_text(&result.stderr.to_string_lossy()));
+            case.set_system_err(output_text(&result.stderr));
         }
     }
     case
@@ -142,10 +143,10 @@ fn rerun(attempt: &Attempt) -> TestRerun {
         rerun.set_message(xml_text(message));
     }
     if !attempt.stdout.is_empty() {
-        rerun.set_system_out(xml_text(&attempt.stdout.to_string_lossy()));
+        rerun.set_system_out(output_text(&attempt.stdout));
     }
     if !attempt.stderr.is_empty() {
-        rerun.set_system_err(xml_text(&attempt.stderr.to_string_lossy()));
+        rerun.set_system_err(output_text(&attempt.stderr));
     }
     rerun
 }
@@ -240,6 +241,34 @@ fn render(report: &Report) -> Result<String, ReportError> {
 /// (which quick-junit's ANSI stripper would act on), become visible escapes
 /// like `\u{0}`; tabs and carriage returns become placeholders (see
 /// `TAB_PLACEHOLDER`).
+/// Most bytes of one stream in the report. Escaping can make captured
+/// output several times longer (a NUL becomes `\u{0}`), and libxml2-based
+/// readers refuse text nodes over 10 MB.
+const MAX_OUTPUT_BYTES: usize = 8 << 20;
+
+/// Captured output as report text: escaped, then bounded again, keeping
+/// its head and tail.
+fn output_text(output: &CapturedOutput) -> String {
+    let text = xml_text(&output.to_string_lossy());
+    if text.len() <= MAX_OUTPUT_BYTES {
+        return text;
+    }
+    let half = MAX_OUTPUT_BYTES / 2;
+    let head_end = (0..=half)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let tail_start = (text.len() - half..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    format!(
+        "{}\n[isotest: {} bytes of escaped output dropped here]\n{}",
+        &text[..head_end],
+        tail_start - head_end,
+        &text[tail_start..]
+    )
+}
+
 fn xml_text(raw: &str) -> String {
     let mut text = String::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();

@@ -130,7 +130,10 @@ fn supervise_command(
 
     let (exit, forwarded_signal) = wait_for_command(command, &signals)?;
     let wall_nanos = started.elapsed().as_nanos() as u64;
-    let leaked_processes = count_leftovers(forwarded_signal);
+    // Killed by a signal (a test's own `kill -9 -1`, say): its group may
+    // still be dying too.
+    let killed = matches!(exit, CommandExit::Signal(_));
+    let leaked_processes = count_leftovers(forwarded_signal || killed);
     send(
         report,
         &InitMessage::Finished {
@@ -397,7 +400,8 @@ fn reap_zombies(command: Option<Pid>) -> Option<CommandExit> {
     }
 }
 
-/// Processes in the container other than init that are not zombies.
+/// Processes in the container other than init that are neither zombies
+/// nor already dying from a SIGKILL.
 fn count_live_processes() -> u32 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
@@ -405,19 +409,32 @@ fn count_live_processes() -> u32 {
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != 1 && !is_zombie(*pid))
+        .filter(|pid| *pid != 1 && !is_leaving(*pid))
         .count() as u32
 }
 
-/// The state field of /proc/PID/stat follows the `)` that ends the name.
-fn is_zombie(pid: u32) -> bool {
+/// A zombie (the state field of /proc/PID/stat follows the `)` that ends
+/// the name), or one with SIGKILL pending: it is on its way out.
+fn is_leaving(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return true; // gone already
     };
     let state = stat
         .rsplit_once(')')
         .and_then(|(_, rest)| rest.trim_start().chars().next());
-    matches!(state, Some('Z') | Some('X'))
+    if matches!(state, Some('Z') | Some('X')) {
+        return true;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
+    status.lines().any(|line| {
+        let pending = line
+            .strip_prefix("SigPnd:")
+            .or_else(|| line.strip_prefix("ShdPnd:"));
+        pending
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & SIGKILL_BIT != 0)
+    })
 }
 
 fn cstring(bytes: &[u8]) -> CString {
