@@ -15,8 +15,8 @@ use crate::size::parse_size;
     name = "isotest",
     version,
     about = "Run every integration test in its own Linux container",
-    long_about = "Run every integration test in its own Linux container: its own PID, \\
-                  mount, network, UTS and IPC namespaces on a throwaway overlay of the \\
+    long_about = "Run every integration test in its own Linux container: its own PID, \
+                  mount, network, UTS and IPC namespaces on a throwaway overlay of the \
                   host's root filesystem, in its own cgroup."
 )]
 pub struct Cli {
