@@ -1,7 +1,8 @@
 #!/bin/sh
-# A fork bomb stops at the pids limit (--pids, default 1024), inside this
-# test's cgroup; the host never notices. isotest names the limit in the
-# report, and the bomb dies with the container when the test ends.
+# A fork bomb stops at the pids limit (64 here, set in isotest.toml; by
+# default 1024), inside this test's cgroup; the host never notices. isotest
+# names the limit in the report, and the bomb dies with the container when
+# the test ends.
 # The timer starts first: once the bomb holds every allowed process, the
 # shell itself could not fork a `sleep`.
 sleep 1 &
