@@ -6,7 +6,8 @@
 //! command line (cli.rs), malformed isotest.toml files (config_errors.rs),
 //! selection, partitions and `isotest list` (selection.rs), the
 //! resource-regression check (baseline.rs), and faults a fixture cannot
-//! hold: hostile file names, test files vanishing mid-run (faults.rs).
+//! hold: hostile file names, test files vanishing mid-run (faults.rs), and
+//! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
 //! json.rs reads the JSON report.
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it. Run with `cargo test --test harness` (filters work:
@@ -22,6 +23,7 @@ mod hooks;
 mod json;
 mod junit;
 mod selection;
+mod stress;
 mod support;
 
 fn main() {
@@ -38,5 +40,6 @@ fn main() {
     trials.extend(selection::trials());
     trials.extend(baseline::trials());
     trials.extend(faults::trials());
+    trials.extend(stress::trials());
     libtest_mimic::run(&args, trials).exit();
 }
