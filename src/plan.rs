@@ -3,7 +3,7 @@
 //! (defaults, isotest.toml layers, flags) and tags, after the files'
 //! include/exclude globs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Configs, Settings};
@@ -38,6 +38,8 @@ pub fn plan(
 ) -> Result<Vec<PlannedTest>, PlanError> {
     let mut planned = Vec::new();
     let mut names = BTreeSet::new();
+    // The files' include/exclude globs depend only on the directory.
+    let mut filters: HashMap<PathBuf, Option<Filter>> = HashMap::new();
     for root in roots {
         let absolute = std::path::absolute(root).unwrap_or_else(|_| root.clone());
         let mut cases: Vec<(TestCase, PathBuf, Option<&Settings>)> =
@@ -52,7 +54,14 @@ pub fn plan(
             cases.extend(declared_tests(&absolute, configs));
         }
         for (mut case, config_dir, own) in cases {
-            if !included(&case.name, &config_dir, configs, profile)? {
+            let filter = match filters.get(&config_dir) {
+                Some(filter) => filter,
+                None => {
+                    let filter = file_filter(&config_dir, configs, profile)?;
+                    filters.entry(config_dir.clone()).or_insert(filter)
+                }
+            };
+            if filter.as_ref().is_some_and(|f| !f.matches(&case.name)) {
                 continue;
             }
             let mut tags: Vec<String> = own.map(Settings::tag_names).unwrap_or_default();
@@ -109,19 +118,20 @@ fn declared_tests<'a>(
     cases
 }
 
-/// The include/exclude globs of the isotest.toml files that apply.
-fn included(
-    name: &str,
+/// The include/exclude globs of the isotest.toml files that apply to
+/// `config_dir`, if there are any.
+fn file_filter(
     config_dir: &Path,
     configs: &Configs,
     profile: Option<&str>,
-) -> Result<bool, PlanError> {
+) -> Result<Option<Filter>, PlanError> {
     let run = configs.run_settings(config_dir, profile);
     if run.include.is_empty() && run.exclude.is_empty() {
-        return Ok(true);
+        return Ok(None);
     }
-    let filter = Filter::new(&run.include, &run.exclude).map_err(PlanError::Glob)?;
-    Ok(filter.matches(name))
+    Filter::new(&run.include, &run.exclude)
+        .map(Some)
+        .map_err(PlanError::Glob)
 }
 
 #[cfg(test)]

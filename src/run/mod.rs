@@ -69,8 +69,7 @@ pub fn run(
                 .as_ref()
                 .map_or("ignored".to_string(), |r| r.value.clone());
             let result = not_run(test.case, started_at, Status::Skipped, reason);
-            on_event(&Event::TestFinished(Box::new(result.clone())));
-            result
+            emit_finished(on_event, Box::new(result))
         })
         .collect();
 
@@ -135,8 +134,7 @@ pub fn run(
             match receiver.recv_timeout(wait) {
                 Ok(Message::Event(event)) => on_event(&event),
                 Ok(Message::Finished(index, result)) => {
-                    on_event(&Event::TestFinished(result.clone()));
-                    results[index] = Some(*result);
+                    results[index] = Some(emit_finished(on_event, result));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -178,8 +176,24 @@ pub fn run(
         host,
         interrupted_by,
     };
-    on_event(&Event::RunFinished(summary.clone()));
+    // Emitted, then taken back: a summary holds every test's output.
+    let event = Event::RunFinished(summary);
+    on_event(&event);
+    let Event::RunFinished(summary) = event else {
+        unreachable!("built as RunFinished above")
+    };
     summary
+}
+
+/// Emits TestFinished and hands the result back, without copying its
+/// captured output.
+fn emit_finished(on_event: &mut dyn FnMut(&Event), result: Box<TestResult>) -> TestResult {
+    let event = Event::TestFinished(result);
+    on_event(&event);
+    let Event::TestFinished(result) = event else {
+        unreachable!("built as TestFinished above")
+    };
+    *result
 }
 
 enum Message {
