@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{flag, Settings, Sourced};
+use crate::config::{flag, Bind, RootMode, Rootfs, Settings, Sourced};
 use crate::duration::parse_duration;
 use crate::size::parse_size;
 
@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Discover tests and run each in its own container.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the tests that `run` would run, with their settings.
     List(ListArgs),
     /// Run one command in a test container, output passed through.
@@ -110,6 +110,36 @@ pub struct ContainerArgs {
     /// masked /proc paths, no no_new_privs, no rlimits.
     #[arg(long)]
     pub privileged: bool,
+    /// The root filesystem: host, a directory, a tarball (.tar, .tar.gz,
+    /// .tar.zst) or an OCI image (layout directory or archive, `PATH:TAG`).
+    #[arg(long, value_name = "ROOTFS", conflicts_with = "tools")]
+    pub rootfs: Option<String>,
+    /// A minimal root holding only these host programs (comma-separated).
+    #[arg(long, value_name = "PROGRAMS", value_delimiter = ',')]
+    pub tools: Vec<String>,
+    /// overlay (writable, writes vanish) or bind (read-only root).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub rootfs_mode: Option<RootModeArg>,
+    /// Show host path SRC at DST in the container (repeatable); read-only
+    /// unless `:rw` is added.
+    #[arg(long, value_name = "SRC[:DST][:ro|:rw]", value_parser = parse_bind)]
+    pub bind: Vec<Bind>,
+    /// A fresh, empty, writable directory at PATH (repeatable).
+    #[arg(long, value_name = "PATH", value_parser = parse_container_path)]
+    pub tmpfs: Vec<String>,
+    /// With --rootfs-mode bind: make PATH writable (a fresh directory).
+    #[arg(long, value_name = "PATH", value_parser = parse_container_path)]
+    pub writable: Vec<String>,
+    /// Size of each test's writable space (e.g. 16M, 1G); a test that fills
+    /// it gets ENOSPC.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub disk: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RootModeArg {
+    Overlay,
+    Bind,
 }
 
 impl ContainerArgs {
@@ -151,9 +181,64 @@ impl ContainerArgs {
             } else {
                 None
             },
+            rootfs: self.rootfs_flag(),
+            rootfs_mode: self.rootfs_mode.and_then(|mode| {
+                let mode = match mode {
+                    RootModeArg::Overlay => RootMode::Overlay,
+                    RootModeArg::Bind => RootMode::Bind,
+                };
+                flag(mode, "--rootfs-mode")
+            }),
+            binds: self
+                .bind
+                .iter()
+                .map(|b| Sourced::new(b.clone(), crate::config::Source::Flag("--bind")))
+                .collect(),
+            tmpfs: self
+                .tmpfs
+                .iter()
+                .map(|p| Sourced::new(p.clone(), crate::config::Source::Flag("--tmpfs")))
+                .collect(),
+            writable: self
+                .writable
+                .iter()
+                .map(|p| Sourced::new(p.clone(), crate::config::Source::Flag("--writable")))
+                .collect(),
+            disk: self.disk.and_then(|d| flag(Some(d), "--disk")),
             ..Settings::default()
         }
     }
+}
+
+impl ContainerArgs {
+    fn rootfs_flag(&self) -> Option<Sourced<Rootfs>> {
+        if !self.tools.is_empty() {
+            return flag(Rootfs::Tools(self.tools.clone()), "--tools");
+        }
+        let value = self.rootfs.as_ref()?;
+        let rootfs = if value == "host" {
+            Rootfs::Host
+        } else {
+            Rootfs::Path {
+                value: value.clone(),
+                base: std::env::current_dir().unwrap_or_default(),
+            }
+        };
+        flag(rootfs, "--rootfs")
+    }
+}
+
+/// Where per-test writable space and prepared roots live.
+#[derive(Args, Debug, Default)]
+pub struct StorageArgs {
+    /// Keep each test's writable space in a directory under DIR instead of
+    /// memory (tmpfs); for tests that write more than fits in RAM.
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
+    /// Cache of unpacked images and built roots [default:
+    /// $XDG_CACHE_HOME/isotest, else ~/.cache/isotest].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -176,6 +261,8 @@ pub struct RunArgs {
     pub container: ContainerArgs,
     #[command(flatten)]
     pub cgroups: CgroupArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// Tests to run at once [default: isotest.toml `jobs`, else the number
     /// of CPUs].
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -249,6 +336,8 @@ pub struct ExecArgs {
     pub container: ContainerArgs,
     #[command(flatten)]
     pub cgroups: CgroupArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -289,6 +378,47 @@ fn parse_cpus(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `SRC[:DST][:ro|:rw]`; a relative SRC is taken from the current
+/// directory, DST defaults to SRC's absolute path.
+fn parse_bind(text: &str) -> Result<Bind, String> {
+    let (rest, readonly) = match text.rsplit_once(':') {
+        Some((rest, "ro")) => (rest, true),
+        Some((rest, "rw")) => (rest, false),
+        _ => (text, true),
+    };
+    let (source, target) = match rest.split_once(':') {
+        Some((source, target)) => (source, Some(target)),
+        None => (rest, None),
+    };
+    if source.is_empty() {
+        return Err(format!(
+            "`{text}` has no source path (expected SRC[:DST][:ro|:rw])"
+        ));
+    }
+    let source = std::env::current_dir()
+        .map_err(|e| format!("current directory: {e}"))?
+        .join(source);
+    let target = match target {
+        Some(target) => parse_container_path(target)?,
+        None => source.to_string_lossy().into_owned(),
+    };
+    Ok(Bind {
+        source,
+        target,
+        readonly,
+    })
+}
+
+fn parse_container_path(text: &str) -> Result<String, String> {
+    if text.starts_with('/') && text.len() > 1 && !text.split('/').any(|p| p == "..") {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not an absolute path below / (like /var/cache)"
+        ))
+    }
+}
+
 fn parse_env_pair(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
@@ -312,6 +442,19 @@ mod tests {
         assert_eq!(parse_env_pair("A=").unwrap(), ("A".into(), "".into()));
         assert!(parse_env_pair("=x").is_err());
         assert!(parse_env_pair("novalue").is_err());
+    }
+
+    #[test]
+    fn bind_flags() {
+        let bind = parse_bind("/src:/dst:rw").unwrap();
+        assert_eq!(bind.source, PathBuf::from("/src"));
+        assert_eq!(bind.target, "/dst");
+        assert!(!bind.readonly);
+        let bind = parse_bind("/opt/tool").unwrap();
+        assert_eq!(bind.target, "/opt/tool");
+        assert!(bind.readonly);
+        assert!(parse_bind("/a:relative").is_err());
+        assert!(parse_bind(":/x").is_err());
     }
 
     #[test]

@@ -39,14 +39,19 @@ pub fn exec(args: ExecArgs) -> i32 {
         },
         settings: Settings::resolve([&no_timeout, &args.container.settings()]),
     };
-    let mut spec = run::spec(&test);
+    let roots = run::Roots::new(args.storage.cache_dir.clone());
+    let root = match roots.get(test.settings.rootfs()) {
+        Ok(root) => root,
+        Err(error) => return fail(format!("root filesystem: {error}"), exit::EXEC_SETUP_FAILED),
+    };
+    let mut spec = run::spec(&test, &root);
     // Arguments need not be UTF-8.
     spec.argv = args
         .command
         .iter()
         .map(|a| a.as_encoded_bytes().to_vec())
         .collect();
-    let sandbox = match prepare_sandbox(&args.cgroups) {
+    let sandbox = match prepare_sandbox(&args.cgroups, &args.storage) {
         Ok(sandbox) => sandbox,
         Err(code) => return code,
     };

@@ -14,7 +14,7 @@ use clap::Parser;
 use crate::config::{Configs, Settings};
 use crate::plan::{self, PlannedTest};
 use crate::sandbox::{self, Sandbox};
-use args::{CgroupArgs, Cli, Command, SelectArgs};
+use args::{CgroupArgs, Cli, Command, SelectArgs, StorageArgs};
 
 /// Exit codes (README "Exit codes").
 pub mod exit {
@@ -53,7 +53,7 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::List(args) => list::list(args),
         Command::Exec(args) => exec::exec(args),
         Command::Doctor(args) => doctor(args),
@@ -141,10 +141,17 @@ fn load_plan(
 
 /// Sets up the sandbox, telling the user once what the host's cgroups
 /// allow; with --require-limits, no cgroups is the exit code 96.
-fn prepare_sandbox(args: &CgroupArgs) -> Result<Sandbox, i32> {
-    let (sandbox, notes) = Sandbox::new(args.cgroup_parent.as_deref());
+fn prepare_sandbox(args: &CgroupArgs, storage: &StorageArgs) -> Result<Sandbox, i32> {
+    let (mut sandbox, notes) = Sandbox::new(args.cgroup_parent.as_deref());
     for notice in notes.notices {
         eprintln!("isotest: note: {notice}");
+    }
+    if let Some(dir) = &storage.scratch {
+        match sandbox.use_scratch_dir(dir) {
+            Ok(Some(notice)) => eprintln!("isotest: note: {notice}"),
+            Ok(None) => {}
+            Err(error) => return Err(fail(error, exit::BAD_USAGE)),
+        }
     }
     if let Some(unavailable) = sandbox.cgroups_unavailable() {
         if args.require_limits {

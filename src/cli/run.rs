@@ -9,7 +9,7 @@ use crate::plan::PlannedTest;
 use crate::report::{
     terminal::color_wanted, JsonReporter, JunitReporter, Reporter, TerminalReporter,
 };
-use crate::run::{self, RunSettings, RunSummary, TestResult};
+use crate::run::{self, Roots, RunSettings, RunSummary, TestResult};
 use crate::sandbox::{interrupt, OutputMode};
 use crate::select::{Criteria, Partition, RunIgnored, Selected, Selection};
 
@@ -51,7 +51,8 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
             Some(Baseline::load(path, threshold).map_err(|e| fail(e, exit::BAD_USAGE))?)
         }
     };
-    let sandbox = prepare_sandbox(&args.cgroups)?;
+    let sandbox = prepare_sandbox(&args.cgroups, &args.storage)?;
+    let roots = Roots::new(args.storage.cache_dir.clone());
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
 
@@ -92,6 +93,7 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         },
         flaky_is_failure: args.flaky_result == FlakyResult::Fail,
         post_check: Some(&check),
+        roots: &roots,
     };
     let mut report_failed = false;
     let summary = run::run(plan, skipped, &settings, &sandbox, &mut |event| {

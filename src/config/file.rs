@@ -27,7 +27,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::settings::{Expect, Network, Settings};
+use super::settings::{Bind, Expect, Network, RootMode, Rootfs, Settings};
 use super::source::{ConfigError, Positions, Sourced};
 use crate::duration::parse_duration;
 use crate::select::expression::Expression;
@@ -65,6 +65,13 @@ const SETTING_KEYS: &[&str] = &[
     "cap_add",
     "cap_drop",
     "nofile",
+    "rootfs",
+    "tools",
+    "rootfs_mode",
+    "binds",
+    "tmpfs",
+    "writable",
+    "disk",
 ];
 /// Keys about the run or discovery in this subtree: file top level and
 /// profiles.
@@ -468,9 +475,153 @@ impl Reader<'_> {
                     list.push(Sourced::new(cap, source.clone()));
                 }
             }
+            "rootfs" | "tools" => {
+                if settings.rootfs.is_some() {
+                    return Err(self.error(
+                        &value.span(),
+                        key,
+                        "only one of `rootfs` and `tools` may be given in a table",
+                    ));
+                }
+                let rootfs = if key == "tools" {
+                    Rootfs::Tools(self.tools(value)?)
+                } else {
+                    match self.string(value, key)?.as_str() {
+                        "" => return Err(self.error(
+                            &value.span(),
+                            key,
+                            "expected \"host\", or the path of a directory, tarball or OCI image",
+                        )),
+                        "host" => Rootfs::Host,
+                        path => Rootfs::Path {
+                            value: path.to_string(),
+                            base: self.dir.to_path_buf(),
+                        },
+                    }
+                };
+                settings.rootfs = Some(Sourced::new(rootfs, source));
+            }
+            "rootfs_mode" => {
+                let mode = match self.string(value, key)?.as_str() {
+                    "overlay" => RootMode::Overlay,
+                    "bind" => RootMode::Bind,
+                    other => {
+                        return Err(self.error(
+                            &value.span(),
+                            key,
+                            format!("`{other}` is not a mode (expected \"overlay\" or \"bind\")"),
+                        ))
+                    }
+                };
+                settings.rootfs_mode = Some(Sourced::new(mode, source));
+            }
+            "binds" => {
+                let DeValue::Array(items) = value.get_ref() else {
+                    return Err(self.error(&value.span(), key, "expected a list of tables like { source = \"build/\", target = \"/opt/app\" }"));
+                };
+                for item in items {
+                    settings
+                        .binds
+                        .push(Sourced::new(self.bind(item)?, source.clone()));
+                }
+            }
+            "tmpfs" | "writable" => {
+                let DeValue::Array(items) = value.get_ref() else {
+                    return Err(self.error(
+                        &value.span(),
+                        key,
+                        "expected a list of absolute paths",
+                    ));
+                };
+                for item in items {
+                    let path = self.container_path(item, key)?;
+                    let list = if key == "tmpfs" {
+                        &mut settings.tmpfs
+                    } else {
+                        &mut settings.writable
+                    };
+                    list.push(Sourced::new(path, source.clone()));
+                }
+            }
+            "disk" => settings.disk = Some(Sourced::new(self.optional_size(value, key)?, source)),
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// `tools`: program names (found in the host's PATH) or absolute paths.
+    fn tools(&self, value: &Value) -> Result<Vec<String>, ConfigError> {
+        let tools = self.strings(value, "tools")?;
+        if tools.is_empty() {
+            return Err(self.error(
+                &value.span(),
+                "tools",
+                "expected at least one program, like [\"sh\", \"ls\"]",
+            ));
+        }
+        for tool in &tools {
+            if tool.is_empty() || (tool.contains('/') && !tool.starts_with('/')) {
+                return Err(self.error(
+                    &value.span(),
+                    "tools",
+                    format!("`{tool}` is not a program name or absolute path"),
+                ));
+            }
+        }
+        Ok(tools)
+    }
+
+    /// One `binds` entry: `{ source, target, readonly }`; a relative source
+    /// is resolved from this file's directory, the target defaults to the
+    /// source's path, and binds are read-only unless `readonly = false`.
+    fn bind(&self, item: &Value) -> Result<Bind, ConfigError> {
+        let table = self.table(item, "binds")?;
+        let mut source = None;
+        let mut target = None;
+        let mut readonly = true;
+        for (key, value) in table.iter() {
+            match key.get_ref().as_ref() {
+                "source" => {
+                    let text = self.string(value, "binds.source")?;
+                    if text.is_empty() {
+                        return Err(self.error(&value.span(), "binds.source", "expected a path"));
+                    }
+                    source = Some(self.dir.join(text));
+                }
+                "target" => target = Some(self.container_path(value, "binds.target")?),
+                "readonly" => readonly = self.boolean(value, "binds.readonly")?,
+                _ => return Err(self.unknown(key, &[&["source", "target", "readonly"]])),
+            }
+        }
+        let Some(source) = source else {
+            return Err(self.error(
+                &item.span(),
+                "binds.source",
+                "missing: every bind needs a `source`",
+            ));
+        };
+        let source = normalize(&source);
+        let target = target.unwrap_or_else(|| source.to_string_lossy().into_owned());
+        Ok(Bind {
+            source,
+            target,
+            readonly,
+        })
+    }
+
+    /// An absolute path inside the container, not `/` itself.
+    fn container_path(&self, value: &Value, key: &str) -> Result<String, ConfigError> {
+        let path = self.string(value, key)?;
+        let valid =
+            path.starts_with('/') && path.len() > 1 && !path.split('/').any(|part| part == "..");
+        if !valid {
+            return Err(self.error(
+                &value.span(),
+                key,
+                format!("`{path}` is not an absolute path below / (like \"/var/cache\")"),
+            ));
+        }
+        Ok(path)
     }
 
     // Typed values. Each error says what the key accepts.
@@ -694,4 +845,20 @@ fn kind(value: &DeValue) -> &'static str {
         DeValue::Array(_) => "an array",
         DeValue::Table(_) => "a table",
     }
+}
+
+/// `path` without `.` parts and with `..` applied to the part before it
+/// (lexically, as the user wrote it: `build/../out` is `out`).
+fn normalize(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }

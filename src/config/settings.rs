@@ -4,9 +4,34 @@
 //! replaces an earlier one; `env` merges by name, `pass_env` and `tags`
 //! add up. Every value remembers where it came from.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::source::{Source, Sourced};
+pub use crate::sandbox::RootMode;
+
+/// Where a test's root filesystem comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Rootfs {
+    /// The host's own `/`.
+    Host,
+    /// A directory, tarball or OCI image, as written; relative paths are
+    /// resolved from `base` (the isotest.toml's directory, or the current
+    /// directory for a flag).
+    Path { value: String, base: PathBuf },
+    /// A minimal root holding only these host programs.
+    Tools(Vec<String>),
+}
+
+/// A host file or directory shown in the container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    /// Absolute host path.
+    pub source: PathBuf,
+    /// Absolute path in the container.
+    pub target: String,
+    pub readonly: bool,
+}
 
 /// The network a test sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +85,18 @@ pub struct Settings {
     pub cap_drop: Vec<Sourced<String>>,
     /// RLIMIT_NOFILE.
     pub nofile: Option<Sourced<u64>>,
+    pub rootfs: Option<Sourced<Rootfs>>,
+    pub rootfs_mode: Option<Sourced<RootMode>>,
+    /// Host paths shown in the container; a later layer's bind replaces
+    /// one with the same target.
+    pub binds: Vec<Sourced<Bind>>,
+    /// Fresh empty directories.
+    pub tmpfs: Vec<Sourced<String>>,
+    /// Paths made writable (fresh directories) when the root is bound
+    /// read-only; the overlay root is writable everywhere already.
+    pub writable: Vec<Sourced<String>>,
+    /// Size of the test's writable space; `None` inside means unlimited.
+    pub disk: Option<Sourced<Option<u64>>>,
 }
 
 impl Settings {
@@ -82,6 +119,9 @@ impl Settings {
             privileged: d(false),
             seccomp: d(true),
             nofile: d(crate::sandbox::security::DEFAULT_NOFILE),
+            rootfs: d(Rootfs::Host),
+            rootfs_mode: d(RootMode::Overlay),
+            disk: d(None),
             ..Settings::default()
         }
     }
@@ -113,6 +153,23 @@ impl Settings {
         over(&mut self.privileged, &upper.privileged);
         over(&mut self.seccomp, &upper.seccomp);
         over(&mut self.nofile, &upper.nofile);
+        over(&mut self.rootfs, &upper.rootfs);
+        over(&mut self.rootfs_mode, &upper.rootfs_mode);
+        over(&mut self.disk, &upper.disk);
+        for bind in &upper.binds {
+            self.binds.retain(|b| b.value.target != bind.value.target);
+            self.binds.push(bind.clone());
+        }
+        for (lower, upper) in [
+            (&mut self.tmpfs, &upper.tmpfs),
+            (&mut self.writable, &upper.writable),
+        ] {
+            for path in upper {
+                if !lower.iter().any(|p| p.value == path.value) {
+                    lower.push(path.clone());
+                }
+            }
+        }
         for (lower, upper) in [
             (&mut self.cap_add, &upper.cap_add),
             (&mut self.cap_drop, &upper.cap_drop),
@@ -194,6 +251,17 @@ impl Settings {
     }
     pub fn tag_names(&self) -> Vec<String> {
         self.tags.iter().map(|t| t.value.clone()).collect()
+    }
+    pub fn rootfs(&self) -> &Rootfs {
+        self.rootfs.as_ref().map_or(&Rootfs::Host, |s| &s.value)
+    }
+    pub fn rootfs_mode(&self) -> RootMode {
+        self.rootfs_mode
+            .as_ref()
+            .map_or(RootMode::Overlay, |s| s.value)
+    }
+    pub fn disk(&self) -> Option<u64> {
+        self.disk.as_ref().and_then(|s| s.value)
     }
     pub fn privileged(&self) -> bool {
         self.privileged.as_ref().is_some_and(|s| s.value)
@@ -389,6 +457,35 @@ impl Settings {
         }
         for cap in &self.cap_drop {
             row("cap_drop", json!(cap.value), &cap.source);
+        }
+        if let Some(s) = &self.rootfs {
+            let value = match &s.value {
+                Rootfs::Host => json!("host"),
+                Rootfs::Path { value, .. } => json!(value),
+                Rootfs::Tools(tools) => json!({ "tools": tools }),
+            };
+            row("rootfs", value, &s.source);
+        }
+        if let Some(s) = &self.rootfs_mode {
+            let mode = match s.value {
+                RootMode::Overlay => "overlay",
+                RootMode::Bind => "bind",
+            };
+            row("rootfs_mode", json!(mode), &s.source);
+        }
+        for bind in &self.binds {
+            let b = &bind.value;
+            let value = json!({ "source": b.source, "target": b.target, "readonly": b.readonly });
+            row("binds", value, &bind.source);
+        }
+        for path in &self.tmpfs {
+            row("tmpfs", json!(path.value), &path.source);
+        }
+        for path in &self.writable {
+            row("writable", json!(path.value), &path.source);
+        }
+        if let Some(s) = &self.disk {
+            row("disk_bytes", json!(s.value), &s.source);
         }
         rows
     }

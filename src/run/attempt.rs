@@ -2,15 +2,20 @@
 //! and its attempts: a test that does not pass is run again up to
 //! `retries` times, and one that passes after failing is FLAKY.
 
-use std::time::{Instant, SystemTime};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::classify::classify;
 use super::environment::{test_environment, HOME};
 use super::events::Event;
 use super::result::{Attempt, Status, TestResult};
+use super::roots::{Root, Roots};
 use crate::config::Network;
 use crate::plan::PlannedTest;
-use crate::sandbox::{Limits, OutputMode, Sandbox, SandboxSpec, StopRequest};
+use crate::sandbox::{
+    Ending, ExtraMount, Limits, Outcome, OutputMode, RootMode, RootSpec, Sandbox, SandboxSpec,
+    SetupFailure, StopRequest,
+};
 
 /// The 1-based attempt number, in every test's environment.
 const ATTEMPT_VARIABLE: &str = "ISOTEST_ATTEMPT";
@@ -22,26 +27,71 @@ pub struct AttemptSettings<'a> {
     pub flaky_is_failure: bool,
     /// A last check of each final result (the baseline comparison).
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
+    /// The run's root filesystems.
+    pub roots: &'a Roots,
 }
 
-/// The container for one attempt of `test`.
-pub fn spec(test: &PlannedTest) -> SandboxSpec {
+/// The container for one attempt of `test`, in `root`.
+pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {
     let settings = &test.settings;
-    let dir = test.case.dir.as_os_str().as_encoded_bytes().to_vec();
+    let bytes = |path: &Path| path.as_os_str().as_encoded_bytes().to_vec();
+    let dir = bytes(&test.case.dir);
+    let on_host = root.layers.is_empty();
+    let mode = settings.rootfs_mode();
+    let mut mounts = Vec::new();
+    if !on_host {
+        // The test's own directory, at the same path: a test file runs as
+        // it does on the host root.
+        mounts.push(ExtraMount::Bind {
+            source: dir.clone(),
+            target: dir.clone(),
+            readonly: true,
+        });
+    }
+    for bind in &settings.binds {
+        mounts.push(ExtraMount::Bind {
+            source: bytes(&bind.value.source),
+            target: bind.value.target.as_bytes().to_vec(),
+            readonly: bind.value.readonly,
+        });
+    }
+    let writable = settings.writable.iter().filter(|_| mode == RootMode::Bind);
+    for path in settings.tmpfs.iter().chain(writable) {
+        mounts.push(ExtraMount::Fresh {
+            target: path.value.as_bytes().to_vec(),
+        });
+    }
+    // An image's `User` may be `user:group`; the test's own settings win.
+    let (image_user, image_group) = match root.user.as_deref().map(|u| u.split_once(':')) {
+        Some(Some((user, group))) => (Some(user), Some(group)),
+        Some(None) => (root.user.as_deref(), None),
+        None => (None, None),
+    };
+    let (user, group) = match settings.user() {
+        Some(user) => (Some(user), settings.group()),
+        None => (image_user, settings.group().or(image_group)),
+    };
     SandboxSpec {
         argv: test.case.argv(),
-        env: test_environment(&test.case.name, settings),
+        env: test_environment(&test.case.name, settings, &root.env),
         cwd: dir.clone(),
         hostname: settings.hostname().to_string(),
         host_network: settings.network() == Network::Host,
-        user: settings.user().map(str::to_string),
-        group: settings.group().map(str::to_string),
+        user: user.filter(|u| !u.is_empty()).map(str::to_string),
+        group: group.filter(|g| !g.is_empty()).map(str::to_string),
         home: HOME.as_bytes().to_vec(),
-        visible_host_dirs: vec![dir],
+        visible_host_dirs: if on_host { vec![dir] } else { Vec::new() },
         timeout: settings.timeout(),
         grace: settings.grace(),
         limits: limits(test),
         security: settings.security(),
+        root: RootSpec {
+            layers: root.layers.iter().map(|l| bytes(l)).collect(),
+            mode,
+        },
+        mounts,
+        disk_bytes: settings.disk(),
+        scratch_dir: None,
     }
 }
 
@@ -61,7 +111,11 @@ pub fn run_test(
     stop: &StopRequest,
     emit: &dyn Fn(Event),
 ) -> TestResult {
-    let mut spec = spec(test);
+    let root = match settings.roots.get(test.settings.rootfs()) {
+        Ok(root) => root,
+        Err(cause) => return root_failed(test, cause),
+    };
+    let mut spec = spec(test, &root);
     let retries = test.settings.retries();
     let mut earlier: Vec<Attempt> = Vec::new();
     loop {
@@ -102,6 +156,33 @@ pub fn run_test(
             stderr: result.stderr,
         });
     }
+}
+
+/// The result of a test whose root filesystem could not be prepared.
+fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
+    let failure = SetupFailure {
+        step: "prepare the root filesystem".into(),
+        cause,
+        hint: None,
+        host_unsupported: false,
+    };
+    let outcome = Outcome {
+        ending: Ending::SetupFailed(failure),
+        wall: Duration::ZERO,
+        leaked_processes: 0,
+        rusage: None,
+        usage: None,
+        stdout: Default::default(),
+        stderr: Default::default(),
+    };
+    classify(
+        test.case.clone(),
+        outcome,
+        SystemTime::now(),
+        Duration::ZERO,
+        &test.settings,
+        Limits::default(),
+    )
 }
 
 fn run_attempt(

@@ -8,10 +8,15 @@ pub const HOME: &str = "/tmp/home";
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The environment of one test: defaults, then `pass_env` variables (from
-/// the runner's environment, when set there), then `env`; a later entry
-/// replaces an earlier one of the same name.
-pub fn test_environment(test_name: &str, settings: &Settings) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// The environment of one test: defaults, then `image` (an image's own
+/// environment), then `pass_env` variables (from the runner's environment,
+/// when set there), then `env`; a later entry replaces an earlier one of
+/// the same name.
+pub fn test_environment(
+    test_name: &str,
+    settings: &Settings,
+    image: &[(Vec<u8>, Vec<u8>)],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut env: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut set = |key: &[u8], value: &[u8]| match env.iter_mut().find(|(k, _)| k == key) {
         Some(entry) => entry.1 = value.to_vec(),
@@ -28,6 +33,9 @@ pub fn test_environment(test_name: &str, settings: &Settings) -> Vec<(Vec<u8>, V
         ("ISOTEST_TEST_NAME", test_name),
     ] {
         set(key.as_bytes(), value.as_bytes());
+    }
+    for (key, value) in image {
+        set(key, value);
     }
     for name in &settings.pass_env {
         if let Some(value) = std::env::var_os(&name.value) {
@@ -63,7 +71,7 @@ mod tests {
             ],
             ..Settings::default()
         };
-        let env = test_environment("net/echo.sh", &settings);
+        let env = test_environment("net/echo.sh", &settings, &[]);
         let host_path = std::env::var("PATH").unwrap();
         assert_eq!(lookup(&env, "ISOTEST_TEST_NAME"), Some(&b"net/echo.sh"[..]));
         assert_eq!(lookup(&env, "ISOTEST"), Some(&b"1"[..]));
@@ -76,7 +84,7 @@ mod tests {
 
     #[test]
     fn nothing_else_from_the_host() {
-        let env = test_environment("t", &Settings::default());
+        let env = test_environment("t", &Settings::default(), &[]);
         let keys: Vec<_> = env
             .iter()
             .map(|(k, _)| String::from_utf8_lossy(k).into_owned())

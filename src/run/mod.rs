@@ -7,6 +7,7 @@ mod classify;
 mod environment;
 mod events;
 mod result;
+mod roots;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -16,6 +17,7 @@ pub use attempt::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Attempt, Status, TestResult};
+pub use roots::{Root, Roots};
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
@@ -32,6 +34,8 @@ pub struct RunSettings<'a> {
     pub flaky_is_failure: bool,
     /// A last check of each final result (the baseline comparison).
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
+    /// The run's root filesystems.
+    pub roots: &'a Roots,
 }
 
 /// How often reporters get a Tick while tests run.
@@ -82,6 +86,7 @@ pub fn run(
         output: settings.output,
         flaky_is_failure: settings.flaky_is_failure,
         post_check: settings.post_check,
+        roots: settings.roots,
     };
     let mut results: Vec<Option<TestResult>> = vec![None; plan.len()];
     let mut interrupted_by = None;

@@ -16,6 +16,7 @@ pub mod interrupt;
 pub mod mountinfo;
 mod net;
 mod rootfs;
+mod scratch;
 mod seccomp;
 pub mod security;
 mod spawn;
@@ -26,5 +27,8 @@ mod supervisor;
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
 pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest, HELPER_SUBCOMMAND};
-pub use spec::{Ending, HelperRequest, Outcome, Report, Rusage, SandboxSpec, SetupFailure};
+pub use spec::{
+    Ending, ExtraMount, HelperRequest, Outcome, Report, RootMode, RootSpec, Rusage, SandboxSpec,
+    SetupFailure,
+};
 pub use supervisor::{helper_main, pidfd_open};

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use nix::unistd::{pipe2, Pid};
 
 use super::capture::{BoundedBuffer, CapturedOutput};
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
+use super::scratch::ScratchDir;
 use super::spec::{Ending, HelperRequest, Outcome, Report, SandboxSpec, SetupFailure};
 use super::supervisor::REPORT_FD;
 
@@ -71,6 +72,8 @@ const HELPER_SLACK: Duration = Duration::from_secs(10);
 /// host lets us use them.
 pub struct Sandbox {
     cgroups: Result<Cgroups, Unavailable>,
+    /// `--scratch`: per-test writable space goes in directories under it.
+    scratch: Option<PathBuf>,
 }
 
 /// What preparing the sandbox found out, for the user to hear once.
@@ -86,6 +89,7 @@ impl Sandbox {
             Ok(ready) => (
                 Sandbox {
                     cgroups: Ok(ready.cgroups),
+                    scratch: None,
                 },
                 SandboxNotes {
                     notices: ready.notices,
@@ -94,10 +98,25 @@ impl Sandbox {
             Err(unavailable) => (
                 Sandbox {
                     cgroups: Err(unavailable),
+                    scratch: None,
                 },
                 SandboxNotes { notices: vec![] },
             ),
         }
+    }
+
+    /// Puts each test's writable space in a directory under `dir` instead
+    /// of a tmpfs; removes what crashed runners left there. Returns a
+    /// notice when it removed something.
+    pub fn use_scratch_dir(&mut self, dir: &Path) -> Result<Option<String>, String> {
+        let removed = super::scratch::prepare_parent(dir)?;
+        self.scratch = Some(dir.to_path_buf());
+        Ok((removed > 0).then(|| {
+            format!(
+                "removed {removed} scratch directories left in {} by an earlier run",
+                dir.display()
+            )
+        }))
     }
 
     /// The host's cgroup layout.
@@ -122,6 +141,15 @@ impl Sandbox {
             },
             Err(_) => None,
         };
+        let scratch = match self.scratch.as_deref().map(ScratchDir::create).transpose() {
+            Ok(scratch) => scratch,
+            Err(failure) => return failed_outcome(failure),
+        };
+        let mut spec = spec.clone();
+        spec.scratch_dir = scratch
+            .as_ref()
+            .map(|s| s.path().as_os_str().as_encoded_bytes().to_vec());
+        let spec = &spec;
         let request = HelperRequest {
             spec: spec.clone(),
             cgroup_procs: cgroup

@@ -42,6 +42,49 @@ pub struct SandboxSpec {
     pub limits: Limits,
     /// Capabilities, seccomp, no_new_privs, rlimits, masked /proc paths.
     pub security: Security,
+    /// The root filesystem.
+    pub root: RootSpec,
+    /// Mounts on top of the root (binds, fresh directories), any order.
+    pub mounts: Vec<ExtraMount>,
+    /// Size of the test's writable space (overlay upper layer, /tmp, fresh
+    /// directories); a test that fills it gets ENOSPC. Unlimited when None.
+    pub disk_bytes: Option<u64>,
+    /// A host directory to hold the writable space instead of a tmpfs; the
+    /// helper creates a per-test directory under it and removes it after.
+    pub scratch_dir: Option<Vec<u8>>,
+}
+
+/// Where the container's `/` comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootSpec {
+    /// Read-only layers, top first; empty means the host's `/`.
+    pub layers: Vec<Vec<u8>>,
+    pub mode: RootMode,
+}
+
+/// How the root is made writable, or not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RootMode {
+    /// An overlay: the layers below, a per-test writable layer above.
+    #[default]
+    Overlay,
+    /// The root bind-mounted read-only; only /tmp and the fresh
+    /// directories are writable.
+    Bind,
+}
+
+/// A mount the test asked for, on top of the root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExtraMount {
+    /// A host file or directory (absolute path) shown at `target`.
+    Bind {
+        source: Vec<u8>,
+        target: Vec<u8>,
+        readonly: bool,
+    },
+    /// A fresh, empty, writable directory at `target`, on the test's
+    /// writable space.
+    Fresh { target: Vec<u8> },
 }
 
 /// What the runner sends the helper: the spec, and the cgroup.procs files
