@@ -228,7 +228,8 @@ impl ContainerArgs {
     }
 }
 
-/// Where per-test writable space and prepared roots live.
+/// Where per-test writable space and prepared roots live, and whether
+/// containers start in a user namespace.
 #[derive(Args, Debug, Default)]
 pub struct StorageArgs {
     /// Keep each test's writable space in a directory under DIR instead of
@@ -239,6 +240,10 @@ pub struct StorageArgs {
     /// $XDG_CACHE_HOME/isotest, else ~/.cache/isotest].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Run containers in a user namespace even as root, as isotest does for
+    /// other users (rootless mode).
+    #[arg(long)]
+    pub rootless: bool,
 }
 
 #[derive(Args, Debug)]

@@ -146,6 +146,9 @@ fn prepare_sandbox(args: &CgroupArgs, storage: &StorageArgs) -> Result<Sandbox, 
     for notice in notes.notices {
         eprintln!("isotest: note: {notice}");
     }
+    if storage.rootless || !nix::unistd::geteuid().is_root() {
+        sandbox.use_user_namespace(crate::sandbox::userns::IdMapping::for_caller());
+    }
     if let Some(dir) = &storage.scratch {
         match sandbox.use_scratch_dir(dir) {
             Ok(Some(notice)) => eprintln!("isotest: note: {notice}"),

@@ -92,6 +92,7 @@ pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {
         mounts,
         disk_bytes: settings.disk(),
         scratch_dir: None,
+        user_namespace: None,
     }
 }
 

@@ -23,6 +23,7 @@ mod spawn;
 mod spec;
 mod step;
 mod supervisor;
+pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};

@@ -21,6 +21,7 @@ use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
 use super::scratch::ScratchDir;
 use super::spec::{Ending, HelperRequest, Outcome, Report, SandboxSpec, SetupFailure};
 use super::supervisor::REPORT_FD;
+use super::userns::IdMapping;
 
 /// The hidden subcommand that runs the helper.
 pub const HELPER_SUBCOMMAND: &str = "__sandbox-helper";
@@ -74,6 +75,8 @@ pub struct Sandbox {
     cgroups: Result<Cgroups, Unavailable>,
     /// `--scratch`: per-test writable space goes in directories under it.
     scratch: Option<PathBuf>,
+    /// Rootless: containers start in a user namespace mapped this way.
+    user_namespace: Option<IdMapping>,
 }
 
 /// What preparing the sandbox found out, for the user to hear once.
@@ -90,6 +93,7 @@ impl Sandbox {
                 Sandbox {
                     cgroups: Ok(ready.cgroups),
                     scratch: None,
+                    user_namespace: None,
                 },
                 SandboxNotes {
                     notices: ready.notices,
@@ -99,6 +103,7 @@ impl Sandbox {
                 Sandbox {
                     cgroups: Err(unavailable),
                     scratch: None,
+                    user_namespace: None,
                 },
                 SandboxNotes { notices: vec![] },
             ),
@@ -117,6 +122,17 @@ impl Sandbox {
                 dir.display()
             )
         }))
+    }
+
+    /// Runs every container in a user namespace of its own, mapping the
+    /// caller to root inside (rootless mode).
+    pub fn use_user_namespace(&mut self, mapping: IdMapping) {
+        self.user_namespace = Some(mapping);
+    }
+
+    /// The user namespace mapping in rootless mode.
+    pub fn user_namespace(&self) -> Option<&IdMapping> {
+        self.user_namespace.as_ref()
     }
 
     /// The host's cgroup layout.
@@ -149,6 +165,7 @@ impl Sandbox {
         spec.scratch_dir = scratch
             .as_ref()
             .map(|s| s.path().as_os_str().as_encoded_bytes().to_vec());
+        spec.user_namespace.clone_from(&self.user_namespace);
         let spec = &spec;
         let request = HelperRequest {
             spec: spec.clone(),

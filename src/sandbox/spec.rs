@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::capture::CapturedOutput;
 use super::cgroup::{Limits, Usage};
 use super::security::Security;
+use super::userns::IdMapping;
 
 /// Everything needed to run one command in one fresh container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,9 +50,12 @@ pub struct SandboxSpec {
     /// Size of the test's writable space (overlay upper layer, /tmp, fresh
     /// directories); a test that fills it gets ENOSPC. Unlimited when None.
     pub disk_bytes: Option<u64>,
-    /// A host directory to hold the writable space instead of a tmpfs; the
-    /// helper creates a per-test directory under it and removes it after.
+    /// A per-test host directory holding the writable space instead of a
+    /// tmpfs; filled in by the sandbox under `--scratch`.
     pub scratch_dir: Option<Vec<u8>>,
+    /// Rootless: the user namespace the container starts in; filled in by
+    /// the sandbox when isotest is not root (or `--rootless`).
+    pub user_namespace: Option<IdMapping>,
 }
 
 /// Where the container's `/` comes from.

@@ -125,6 +125,9 @@ fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
     let (lifeline_read, lifeline_write) =
         pipe2(OFlag::O_CLOEXEC).step(|| "create lifeline pipe".into())?;
     let cgroup_procs = open_cgroup_procs(&request.cgroup_procs)?;
+    if let Some(mapping) = &spec.user_namespace {
+        super::userns::enter(mapping).map_err(super::userns::explain)?;
+    }
     unshare(CloneFlags::CLONE_NEWPID).step(|| "unshare(CLONE_NEWPID)".into())?;
     // SAFETY: the helper is single-threaded; the child may do anything.
     let init_pid = match unsafe { fork() }.step(|| "fork the container init".into())? {

@@ -17,10 +17,26 @@ use super::paths::{in_new_root, in_old_root};
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// /proc, /dev and /sys in the new root; their mount points exist.
-pub fn mount_kernel_interfaces() -> Result<(), SetupFailure> {
+/// Rootless with the host's network, the kernel refuses a fresh sysfs (it
+/// belongs to the network namespace): the host's is bound read-only.
+pub fn mount_kernel_interfaces(rootless: bool) -> Result<(), SetupFailure> {
     mount_proc()?;
     mount_dev()?;
-    mount_fs("sysfs", "/sys", MsFlags::MS_RDONLY, None)
+    match mount_fs("sysfs", "/sys", MsFlags::MS_RDONLY, None) {
+        Err(failure) if rootless && failure.cause.starts_with("EPERM") => {
+            let target = in_new_root(Path::new("/sys"));
+            mount(
+                Some(&in_old_root(Path::new("/sys"))),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .step(|| "bind the host's /sys".into())?;
+            super::root::restrict(&target, MsFlags::MS_RDONLY | MsFlags::MS_NOEXEC)
+        }
+        other => other,
+    }
 }
 
 fn mount_proc() -> Result<(), SetupFailure> {

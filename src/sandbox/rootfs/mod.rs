@@ -51,11 +51,12 @@ pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
     enter_scratch(spec)?;
     mounts::prepare_scratch(&spec.mounts)?;
     let mode = spec.root.mode;
-    let exposed = root::build(&spec.root, &host_mounts)?;
+    let rootless = spec.user_namespace.is_some();
+    let exposed = root::build(&spec.root, &host_mounts, rootless)?;
     for dir in ["/proc", "/dev", "/sys"] {
         mounts::mount_point(Path::new(dir), true, mode)?;
     }
-    kernel::mount_kernel_interfaces()?;
+    kernel::mount_kernel_interfaces(rootless)?;
     mounts::mount_tmp(mode)?;
     if !spec.security.privileged {
         kernel::mask_kernel_interfaces()?;
@@ -64,7 +65,7 @@ pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
         for (index, dir) in spec.visible_host_dirs.iter().enumerate() {
             let dir = Path::new(OsStr::from_bytes(dir));
             if !root::is_visible(dir, &host_mounts, &exposed) {
-                mounts::overlay_host_dir(dir, index)?;
+                mounts::overlay_host_dir(dir, index, rootless)?;
             }
         }
     }

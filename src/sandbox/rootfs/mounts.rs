@@ -103,9 +103,14 @@ pub fn mount_extra(mounts: &[ExtraMount], mode: RootMode) -> Result<(), SetupFai
 /// Makes a host directory that a fresh mount hides (a test under /tmp)
 /// visible at the same path, writable the way the rest of the root is: an
 /// overlay whose upper layer lives on the scratch space.
-pub fn overlay_host_dir(dir: &Path, index: usize) -> Result<(), SetupFailure> {
+pub fn overlay_host_dir(dir: &Path, index: usize, rootless: bool) -> Result<(), SetupFailure> {
     let target = mount_point(dir, true, RootMode::Overlay)?;
-    overlay(&in_old_root(dir), &target, &format!("/visible-{index}"))
+    overlay(
+        &in_old_root(dir),
+        &target,
+        &format!("/visible-{index}"),
+        rootless,
+    )
 }
 
 /// `target` in the new root (symlinks resolved inside it), created as an

@@ -12,7 +12,7 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, OpenOptionsExt};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -29,6 +29,15 @@ pub const REPLACED_DIRS: [&str; 5] = ["/proc", "/sys", "/dev", "/tmp", "/run"];
 
 /// Mount points the container mounts fresh filesystems on.
 const KERNEL_DIRS: [&str; 4] = ["proc", "sys", "dev", "tmp"];
+
+/// How the skeleton shows a top-level directory of the root.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Show {
+    ReadOnly,
+    /// An overlay of its own (rootless, where the whole root cannot be a
+    /// lower layer), read-only where the kernel refuses that.
+    Overlaid,
+}
 
 /// Filesystems that describe the host kernel or runtime, not files a test
 /// reads: never re-exposed.
@@ -60,7 +69,17 @@ const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
 
 /// Builds the root at /newroot. Returns the host submounts it re-exposed
 /// (none for an image root).
-pub fn build(root: &RootSpec, host_mounts: &[Mount]) -> Result<Vec<PathBuf>, SetupFailure> {
+///
+/// Rootless (in a user namespace) the kernel refuses the host's `/` as an
+/// overlay layer and refuses non-recursive binds of it, because mounts
+/// under it are locked to this namespace: the root is then a skeleton whose
+/// top-level directories are overlaid one by one, or bound recursively and
+/// read-only where they hold mounts; the host's submounts come with those.
+pub fn build(
+    root: &RootSpec,
+    host_mounts: &[Mount],
+    rootless: bool,
+) -> Result<Vec<PathBuf>, SetupFailure> {
     let on_host = root.layers.is_empty();
     let lowers: Vec<PathBuf> = if on_host {
         vec![PathBuf::from(OLD_ROOT)]
@@ -70,8 +89,13 @@ pub fn build(root: &RootSpec, host_mounts: &[Mount]) -> Result<Vec<PathBuf>, Set
             .map(|layer| in_old_root(Path::new(OsStr::from_bytes(layer))))
             .collect()
     };
+    let replaced: &[&str] = if on_host { &REPLACED_DIRS } else { &[] };
     match root.mode {
-        RootMode::Overlay => mount_overlay_root(&lowers)?,
+        RootMode::Overlay if on_host && rootless => {
+            bind_skeleton(&lowers[0], Show::Overlaid, false, replaced)?;
+            return Ok(Vec::new());
+        }
+        RootMode::Overlay => mount_overlay_root(&lowers, rootless)?,
         RootMode::Bind => {
             let [lower] = lowers.as_slice() else {
                 return Err(SetupFailure {
@@ -84,10 +108,10 @@ pub fn build(root: &RootSpec, host_mounts: &[Mount]) -> Result<Vec<PathBuf>, Set
                 });
             };
             let noexec = on_host && host_root_is(host_mounts, "noexec");
-            bind_skeleton(lower, noexec)?;
+            bind_skeleton(lower, Show::ReadOnly, noexec, replaced)?;
         }
     }
-    if !on_host {
+    if !on_host || rootless {
         return Ok(Vec::new());
     }
     expose_host_submounts(host_mounts, root.mode)
@@ -99,14 +123,7 @@ pub fn seal(root: &RootSpec) -> Result<(), SetupFailure> {
     if root.mode != RootMode::Bind {
         return Ok(());
     }
-    mount(
-        None::<&str>,
-        NEW_ROOT,
-        None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        None::<&str>,
-    )
-    .step(|| format!("remount {NEW_ROOT} read-only"))
+    restrict(Path::new(NEW_ROOT), MsFlags::MS_RDONLY)
 }
 
 fn host_root_is(host_mounts: &[Mount], option: &str) -> bool {
@@ -119,12 +136,17 @@ fn host_root_is(host_mounts: &[Mount], option: &str) -> bool {
 
 /// The root as an overlay of `lowers` (top first) with the upper layer on
 /// the scratch space, which must not be overlayfs itself.
-fn mount_overlay_root(lowers: &[PathBuf]) -> Result<(), SetupFailure> {
+fn mount_overlay_root(lowers: &[PathBuf], rootless: bool) -> Result<(), SetupFailure> {
     let lowerdir: Vec<String> = lowers.iter().map(|l| escape_overlay_path(l)).collect();
-    let options = format!(
+    let mut options = format!(
         "lowerdir={},upperdir=/upper,workdir=/work",
         lowerdir.join(":")
     );
+    if rootless {
+        // The upper layer's metadata goes in user.* xattrs, which an
+        // unprivileged user may write.
+        options.push_str(",userxattr");
+    }
     mount(
         Some("isotest"),
         NEW_ROOT,
@@ -160,28 +182,43 @@ fn overlay_failure(errno: Errno, lowers: &[PathBuf]) -> SetupFailure {
     failure
 }
 
-/// Bind mode: a tmpfs at /newroot holding a read-only bind of each
-/// top-level directory and file of `source`, its symlinks copied, and empty
-/// mount points for the kernel's filesystems. Only the top level can gain
-/// mount points; everything below is the read-only source.
-fn bind_skeleton(source: &Path, noexec: bool) -> Result<(), SetupFailure> {
-    mount(
-        Some("isotest"),
-        NEW_ROOT,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0755,size=1m"),
-    )
-    .step(|| format!("mount skeleton tmpfs at {NEW_ROOT}"))?;
-    for dir in KERNEL_DIRS {
+/// The scratch directory that holds a skeleton root.
+const SKELETON: &str = "/skeleton";
+
+/// A skeleton at /newroot holding each top-level directory and file of
+/// `source` (read-only binds, or overlays of their own), its symlinks
+/// copied, and empty mount points for the kernel's filesystems and the
+/// `replaced` directories. Only the top level can gain mount points where
+/// the directories are read-only.
+fn bind_skeleton(
+    source: &Path,
+    show: Show,
+    noexec: bool,
+    replaced: &[&str],
+) -> Result<(), SetupFailure> {
+    // The skeleton is a directory of the scratch space, bound in place so
+    // that it is a mount (pivot_root needs one).
+    let skeleton = Path::new(SKELETON);
+    fs::create_dir(skeleton).step(|| format!("create {SKELETON}"))?;
+    fs::set_permissions(skeleton, fs::Permissions::from_mode(0o755))
+        .step(|| format!("chmod {SKELETON}"))?;
+    bind(skeleton, Path::new(NEW_ROOT))?;
+    let empty: Vec<&str> = KERNEL_DIRS
+        .iter()
+        .copied()
+        .chain(replaced.iter().map(|d| d.trim_start_matches('/')))
+        .collect();
+    for dir in &empty {
         let path = Path::new(NEW_ROOT).join(dir);
-        fs::create_dir(&path).step(|| format!("create {}", path.display()))?;
+        if !path.exists() {
+            fs::create_dir(&path).step(|| format!("create {}", path.display()))?;
+        }
     }
     let entries = fs::read_dir(source).step(|| format!("read {}", source.display()))?;
-    for entry in entries {
+    for (index, entry) in entries.enumerate() {
         let entry = entry.step(|| format!("read {}", source.display()))?;
         let name = entry.file_name();
-        if KERNEL_DIRS.iter().any(|d| OsStr::new(d) == name) {
+        if empty.iter().any(|d| OsStr::new(d) == name) {
             continue;
         }
         let from = entry.path();
@@ -194,7 +231,11 @@ fn bind_skeleton(source: &Path, noexec: bool) -> Result<(), SetupFailure> {
             symlink(&target, &to).step(|| format!("create link {}", to.display()))?;
         } else if kind.is_dir() {
             fs::create_dir(&to).step(|| format!("create {}", to.display()))?;
-            bind_read_only(&from, &to, noexec)?;
+            let overlaid = show == Show::Overlaid
+                && overlay(&from, &to, &format!("/top-{index}"), true).is_ok();
+            if !overlaid {
+                bind_read_only(&from, &to, noexec)?;
+            }
         } else if kind.is_file() {
             create_file(&to)?;
             bind_read_only(&from, &to, noexec)?;
@@ -234,7 +275,7 @@ fn expose_host_submounts(
         let source = in_old_root(&host_mount.mount_point);
         let overlaid = mode == RootMode::Overlay
             && target.is_dir()
-            && overlay(&source, &target, &format!("/submount-{index}")).is_ok();
+            && overlay(&source, &target, &format!("/submount-{index}"), false).is_ok();
         if !overlaid {
             bind_read_only(&source, &target, host_mount.has_option("noexec"))?;
         }
@@ -245,18 +286,27 @@ fn expose_host_submounts(
 
 /// An overlay of `lower` at `target`, its upper layer on the scratch space
 /// under `layer`: writes succeed inside and vanish with the container.
-pub fn overlay(lower: &Path, target: &Path, layer: &str) -> Result<(), SetupFailure> {
+/// `rootless` keeps overlay metadata in user.* xattrs.
+pub fn overlay(
+    lower: &Path,
+    target: &Path,
+    layer: &str,
+    rootless: bool,
+) -> Result<(), SetupFailure> {
     let layer = PathBuf::from(layer);
     for sub in ["upper", "work"] {
         let path = layer.join(sub);
         fs::create_dir_all(&path).step(|| format!("create {}", path.display()))?;
     }
-    let options = format!(
+    let mut options = format!(
         "lowerdir={},upperdir={},workdir={}",
         escape_overlay_path(lower),
         escape_overlay_path(&layer.join("upper")),
         escape_overlay_path(&layer.join("work")),
     );
+    if rootless {
+        options.push_str(",userxattr");
+    }
     // nodev: a test may create device nodes (CAP_MKNOD), but never open one
     // to reach host devices.
     mount(
@@ -276,8 +326,26 @@ pub fn overlay(lower: &Path, target: &Path, layer: &str) -> Result<(), SetupFail
 }
 
 /// A read-only, nosuid, nodev bind of `source` at `target` (which exists).
+/// Where mounts under `source` are locked (in a user namespace), the bind
+/// must be recursive: they come along, with their own flags.
 pub fn bind_read_only(source: &Path, target: &Path, noexec: bool) -> Result<(), SetupFailure> {
-    bind(source, target)?;
+    match bind(source, target) {
+        Err(failure) if failure.cause.starts_with("EINVAL") => mount(
+            Some(source),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .step(|| {
+            format!(
+                "bind {} at {} recursively",
+                source.display(),
+                target.display()
+            )
+        })?,
+        other => other?,
+    }
     let mut flags = MsFlags::MS_RDONLY;
     if noexec {
         flags |= MsFlags::MS_NOEXEC;
