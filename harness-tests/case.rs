@@ -10,6 +10,7 @@
 //!
 //! ```toml
 //! about = "what this case proves"
+//! root_only = "why"                   # skipped in the rootless lane (cgroups, other ids)
 //! args = ["-j2", "--timeout", "1s"]   # extra `isotest run` arguments
 //! paths = ["tests"]                   # suite paths, relative to the case (default)
 //! exit_code = 100                     # of `isotest run`
@@ -88,6 +89,11 @@ struct CaseFile {
     json: BTreeMap<String, toml::Value>,
     #[serde(default)]
     hooks: Hooks,
+    /// Why the case needs root (cgroups, ids other than the caller's);
+    /// the rootless lane skips it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    root_only: Option<String>,
     tests: BTreeMap<String, Expected>,
 }
 
@@ -198,9 +204,18 @@ pub fn trials() -> Vec<Trial> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
+            let skip = support::rootless_lane() && is_root_only(&case_dir);
             Trial::test(format!("fixture::{name}"), move || run_case(&case_dir))
+                .with_ignored_flag(skip)
         })
         .collect()
+}
+
+/// Whether the case's case.toml says `root_only` (read when listing, so
+/// the rootless lane can skip it).
+fn is_root_only(case_dir: &Path) -> bool {
+    std::fs::read_to_string(case_dir.join("case.toml"))
+        .is_ok_and(|text| text.lines().any(|line| line.starts_with("root_only")))
 }
 
 fn run_case(case_dir: &Path) -> Result<(), Failed> {

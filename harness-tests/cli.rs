@@ -30,7 +30,7 @@ pub fn trials() -> Vec<Trial> {
             "run_no_capture_streams_output",
             run_no_capture_streams_output,
         ),
-        ("run_without_root_exits_96", run_without_root_exits_96),
+        ("run_as_nobody_is_rootless", run_as_nobody_is_rootless),
         (
             "run_killed_runner_takes_tests_along",
             run_killed_runner_takes_tests_along,
@@ -219,11 +219,13 @@ fn run_no_capture_streams_output() -> Result<(), Failed> {
     }
 }
 
-/// Without root (as nobody), the host cannot create containers: 96, with a
-/// message. (Rootless mode, a later issue, will change this.) The binary and
-/// the test are copied to a directory nobody can reach, as the repository
-/// may sit under a private home directory.
-fn run_without_root_exits_96() -> Result<(), Failed> {
+/// Without root (as nobody) isotest runs rootless: the test is root in its
+/// user namespace, mapped from nobody, and its root filesystem takes
+/// writes; this host gives nobody no cgroups, so limits are off with a
+/// warning, and `--require-limits` makes that exit 96. The binary and the
+/// test are copied to a directory nobody can reach, as the repository may
+/// sit under a private home directory.
+fn run_as_nobody_is_rootless() -> Result<(), Failed> {
     support::require_root()?;
     let dir = tempfile::tempdir()?;
     let open = |path: &std::path::Path| {
@@ -234,18 +236,30 @@ fn run_without_root_exits_96() -> Result<(), Failed> {
     std::fs::copy(support::ISOTEST, &binary)?;
     open(&binary)?;
     let test = dir.path().join("pass.sh");
-    std::fs::write(&test, "#!/bin/sh\nexit 0\n")?;
+    // Root inside, the caller outside; the root filesystem takes writes.
+    std::fs::write(
+        &test,
+        "#!/bin/sh\nset -e\nread inside outside count < /proc/self/uid_map\n[ \"$inside $outside\" = \"0 65534\" ]\ntouch /etc/isotest-rootless\n",
+    )?;
     open(&test)?;
 
-    let mut command = Command::new("setpriv");
-    command
-        .current_dir(dir.path())
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&binary)
-        .args(["run", "pass.sh"]);
-    let finished = support::run(command)?;
-    expect_code(&finished, 96, "running as nobody")?;
-    if finished.stderr.trim().is_empty() {
+    let as_nobody = |args: &[&str]| {
+        let mut command = Command::new("setpriv");
+        command
+            .current_dir(dir.path())
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&binary)
+            .args(args);
+        support::run(command)
+    };
+    let finished = as_nobody(&["run", "pass.sh"])?;
+    expect_code(&finished, 0, "running as nobody (rootless)")?;
+    if !finished.stderr.contains("without cgroup limits") {
+        return Err("no warning that limits are off".into());
+    }
+    let finished = as_nobody(&["run", "--require-limits", "pass.sh"])?;
+    expect_code(&finished, 96, "running as nobody with --require-limits")?;
+    if !finished.stderr.contains("--require-limits") {
         return Err("exit 96 without a word on stderr about what failed".into());
     }
     Ok(())

@@ -23,8 +23,14 @@ pub fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// fixtures/ of the repository, or a copy named by ISOTEST_HARNESS_FIXTURES
+/// (the rootless lane gives its user a copy of its own, as a developer owns
+/// their checkout).
 pub fn fixtures_dir() -> PathBuf {
-    manifest_dir().join("fixtures")
+    match std::env::var_os("ISOTEST_HARNESS_FIXTURES") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => manifest_dir().join("fixtures"),
+    }
 }
 
 /// `isotest` with the repository root as working directory.
@@ -168,13 +174,15 @@ pub fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-/// Containers need root (rootless mode is a later issue): without it every
-/// trial that runs one fails with this, rather than passing silently.
+/// The harness runs as root, or as another user in the rootless lane
+/// (ISOTEST_HARNESS_ROOTLESS set, as `ci/test-rootless` does): without
+/// either every trial that runs a container fails with this, rather than
+/// passing silently.
 pub fn require_root() -> Result<(), String> {
     let uid = std::fs::metadata("/proc/self")
         .map_err(|e| format!("stat /proc/self: {e}"))?
         .uid();
-    if uid == 0 {
+    if uid == 0 || rootless_lane() {
         Ok(())
     } else {
         Err(format!(
@@ -182,6 +190,12 @@ pub fn require_root() -> Result<(), String> {
              containers; run `sudo -E cargo test --test harness`"
         ))
     }
+}
+
+/// Whether this is the rootless lane: the harness runs as an ordinary
+/// user, and so does isotest.
+pub fn rootless_lane() -> bool {
+    std::env::var_os("ISOTEST_HARNESS_ROOTLESS").is_some_and(|v| !v.is_empty())
 }
 
 /// Set (non-empty) where xmllint and the schema are not available, as in the

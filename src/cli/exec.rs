@@ -51,7 +51,7 @@ pub fn exec(args: ExecArgs) -> i32 {
         .iter()
         .map(|a| a.as_encoded_bytes().to_vec())
         .collect();
-    let sandbox = match prepare_sandbox(&args.cgroups, &args.storage) {
+    let sandbox = match prepare_sandbox(&args.cgroups, &args.storage, true) {
         Ok(sandbox) => sandbox,
         Err(code) => return code,
     };

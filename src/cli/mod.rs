@@ -141,7 +141,13 @@ fn load_plan(
 
 /// Sets up the sandbox, telling the user once what the host's cgroups
 /// allow; with --require-limits, no cgroups is the exit code 96.
-fn prepare_sandbox(args: &CgroupArgs, storage: &StorageArgs) -> Result<Sandbox, i32> {
+/// The sandbox for a run; `tests_to_run` false (an empty run) keeps quiet
+/// about limits that no test would miss.
+fn prepare_sandbox(
+    args: &CgroupArgs,
+    storage: &StorageArgs,
+    tests_to_run: bool,
+) -> Result<Sandbox, i32> {
     let (mut sandbox, notes) = Sandbox::new(args.cgroup_parent.as_deref());
     for notice in notes.notices {
         eprintln!("isotest: note: {notice}");
@@ -166,10 +172,12 @@ fn prepare_sandbox(args: &CgroupArgs, storage: &StorageArgs) -> Result<Sandbox, 
                 exit::HOST_UNSUPPORTED,
             ));
         }
-        eprintln!(
-            "isotest: warning: tests run without cgroup limits or usage figures: {}",
-            unavailable.reason
-        );
+        if tests_to_run {
+            eprintln!(
+                "isotest: warning: tests run without cgroup limits or usage figures: {}",
+                unavailable.reason
+            );
+        }
     }
     Ok(sandbox)
 }

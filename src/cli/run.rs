@@ -51,7 +51,7 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
             Some(Baseline::load(path, threshold).map_err(|e| fail(e, exit::BAD_USAGE))?)
         }
     };
-    let sandbox = prepare_sandbox(&args.cgroups, &args.storage)?;
+    let sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
     let roots = Roots::new(args.storage.cache_dir.clone());
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;

@@ -277,6 +277,7 @@ impl Settings {
             capabilities: resolve_capabilities(&names(&self.cap_add), &names(&self.cap_drop)),
             seccomp: self.seccomp.as_ref().is_none_or(|s| s.value),
             nofile: self.nofile.as_ref().map_or(DEFAULT_NOFILE, |s| s.value),
+            nproc: None,
         }
     }
 }

@@ -42,6 +42,11 @@ pub struct Security {
     pub seccomp: bool,
     /// RLIMIT_NOFILE.
     pub nofile: u64,
+    /// RLIMIT_NPROC: the process limit where no cgroup can hold one
+    /// (rootless). In a user namespace of its own the kernel counts the
+    /// container's processes alone, so it bounds a fork bomb per test.
+    #[serde(default)]
+    pub nproc: Option<u64>,
 }
 
 impl Default for Security {
@@ -51,6 +56,7 @@ impl Default for Security {
             capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
             seccomp: true,
             nofile: DEFAULT_NOFILE,
+            nproc: None,
         }
     }
 }
@@ -113,7 +119,7 @@ pub enum Step {
 impl Step {
     pub fn describe(self) -> &'static str {
         match self {
-            Step::Rlimits => "set resource limits (RLIMIT_NOFILE, RLIMIT_CORE)",
+            Step::Rlimits => "set resource limits (RLIMIT_NOFILE, RLIMIT_CORE, RLIMIT_NPROC)",
             Step::Bounding => "drop capabilities from the bounding set",
             Step::Capabilities => "set capabilities",
             Step::NoNewPrivs => "set no_new_privs",
@@ -125,6 +131,9 @@ impl Step {
 /// Before the user switch: limits, and the bounding set (dropping from it
 /// needs CAP_SETPCAP, which the user switch may take away).
 pub fn before_user_switch(security: &Security) -> Result<(), (Step, Errno)> {
+    if let Some(nproc) = security.nproc {
+        setrlimit(Resource::RLIMIT_NPROC, nproc, nproc).map_err(|e| (Step::Rlimits, e))?;
+    }
     if security.privileged {
         return Ok(());
     }

@@ -166,6 +166,9 @@ impl Sandbox {
             .as_ref()
             .map(|s| s.path().as_os_str().as_encoded_bytes().to_vec());
         spec.user_namespace.clone_from(&self.user_namespace);
+        if cgroup.is_none() && spec.user_namespace.is_some() {
+            spec.security.nproc = spec.limits.pids;
+        }
         let spec = &spec;
         let request = HelperRequest {
             spec: spec.clone(),

@@ -65,7 +65,7 @@ pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
         for (index, dir) in spec.visible_host_dirs.iter().enumerate() {
             let dir = Path::new(OsStr::from_bytes(dir));
             if !root::is_visible(dir, &host_mounts, &exposed) {
-                mounts::overlay_host_dir(dir, index, rootless)?;
+                mounts::show_host_dir(dir, index, mode, rootless)?;
             }
         }
     }

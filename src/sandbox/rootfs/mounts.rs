@@ -101,16 +101,21 @@ pub fn mount_extra(mounts: &[ExtraMount], mode: RootMode) -> Result<(), SetupFai
 }
 
 /// Makes a host directory that a fresh mount hides (a test under /tmp)
-/// visible at the same path, writable the way the rest of the root is: an
-/// overlay whose upper layer lives on the scratch space.
-pub fn overlay_host_dir(dir: &Path, index: usize, rootless: bool) -> Result<(), SetupFailure> {
-    let target = mount_point(dir, true, RootMode::Overlay)?;
-    overlay(
-        &in_old_root(dir),
-        &target,
-        &format!("/visible-{index}"),
-        rootless,
-    )
+/// visible at the same path, the way the rest of the root is: writable
+/// through an overlay whose upper layer lives on the scratch space, or
+/// read-only in bind mode.
+pub fn show_host_dir(
+    dir: &Path,
+    index: usize,
+    mode: RootMode,
+    rootless: bool,
+) -> Result<(), SetupFailure> {
+    let target = mount_point(dir, true, mode)?;
+    let source = in_old_root(dir);
+    match mode {
+        RootMode::Overlay => overlay(&source, &target, &format!("/visible-{index}"), rootless),
+        RootMode::Bind => bind_read_only(&source, &target, false),
+    }
 }
 
 /// `target` in the new root (symlinks resolved inside it), created as an
