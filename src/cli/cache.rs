@@ -140,15 +140,30 @@ mod tests {
         };
         let table = render_table(
             &[
-                entry(EntryKind::Tarball, &"a".repeat(64), 3 << 20, Some(90), "/x.tar"),
+                entry(
+                    EntryKind::Tarball,
+                    &"a".repeat(64),
+                    3 << 20,
+                    Some(90),
+                    "/x.tar",
+                ),
                 entry(EntryKind::Tools, &"b".repeat(64), 512, None, "tools sh"),
             ],
             now,
         );
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines[0], "KIND     KEY              SIZE  LAST USED  SOURCE");
-        assert_eq!(lines[1], "tarball  aaaaaaaaaaaa  3.0 MiB  1m ago     /x.tar");
-        assert_eq!(lines[2], "tools    bbbbbbbbbbbb    512 B  never      tools sh");
+        assert_eq!(
+            lines[0],
+            "KIND     KEY              SIZE  LAST USED  SOURCE"
+        );
+        assert_eq!(
+            lines[1],
+            "tarball  aaaaaaaaaaaa  3.0 MiB  1m ago     /x.tar"
+        );
+        assert_eq!(
+            lines[2],
+            "tools    bbbbbbbbbbbb    512 B  never      tools sh"
+        );
         assert_eq!(lines[3], "2 entries, 3.0 MiB");
         assert_eq!(render_table(&[], now), "(empty)\n");
     }

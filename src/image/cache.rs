@@ -251,6 +251,13 @@ impl Cache {
         })
     }
 
+    /// This cache as a non-root process sees it: images are flattened.
+    #[cfg(test)]
+    pub(crate) fn without_overlay_whiteouts(self) -> Self {
+        let _ = self.overlay_whiteouts.set(false);
+        self
+    }
+
     /// Makes sure the entry `kind/key` exists, building it with `build`
     /// (given an empty directory to fill) if not. `source` says what it
     /// came from, for `cache list`.

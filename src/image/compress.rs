@@ -44,7 +44,13 @@ fn is_tar_header(head: &[u8]) -> bool {
     let computed: u32 = head[..512]
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum();
     head[0] != 0 && stored == Some(computed)
 }

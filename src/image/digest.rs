@@ -118,7 +118,9 @@ impl DigestMemo {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FileVersion, String>> {
-        self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -34,7 +34,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Library>, String> {
         let old_count = u32_at(bytes, 12).ok_or("truncated old-format header")? as usize;
         let end = 16 + old_count * OLD_ENTRY_LEN;
         let start = end.next_multiple_of(8);
-        if !bytes.get(start..).is_some_and(|rest| rest.starts_with(NEW_MAGIC)) {
+        if !bytes
+            .get(start..)
+            .is_some_and(|rest| rest.starts_with(NEW_MAGIC))
+        {
             return Err("old-format cache without a glibc-ld.so.cache1.1 part".into());
         }
         start
@@ -46,7 +49,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Library>, String> {
     let mut libraries = Vec::with_capacity(count);
     for i in 0..count {
         let at = NEW_HEADER_LEN + i * NEW_ENTRY_LEN;
-        let entry = cache.get(at..at + NEW_ENTRY_LEN).ok_or("truncated entry table")?;
+        let entry = cache
+            .get(at..at + NEW_ENTRY_LEN)
+            .ok_or("truncated entry table")?;
         let flags = i32::from_le_bytes(entry[0..4].try_into().expect("4 bytes"));
         let key = u32_at(entry, 4).expect("in entry") as usize;
         let value = u32_at(entry, 8).expect("in entry") as usize;

@@ -297,7 +297,10 @@ fn collect_manifests(
         ));
     }
     for descriptor in index.manifests {
-        if descriptor.annotations.get(REFERENCE_TYPE).map(String::as_str)
+        if descriptor
+            .annotations
+            .get(REFERENCE_TYPE)
+            .map(String::as_str)
             == Some("attestation-manifest")
         {
             continue;
@@ -344,7 +347,11 @@ fn resolve_docker(
         .map(|n| n.trim_end_matches(".json"))
         .filter(|n| is_sha256_hex(n));
     if let Some(expected) = named_hex {
-        check_digest(&config_bytes, expected, &format!("{}: config", image.display()))?;
+        check_digest(
+            &config_bytes,
+            expected,
+            &format!("{}: config", image.display()),
+        )?;
     }
     let config: ImageConfig = parse_json(&config_bytes, &config_path, image)?;
     let diff_ids = config
@@ -460,7 +467,11 @@ fn read_blob_json<T: DeserializeOwned>(
     let hex = blob_hex(image, digest, what)?;
     let path = layout.join("blobs/sha256").join(hex);
     let bytes = read(&path, image)?;
-    check_digest(&bytes, hex, &format!("{}: {what} {digest}", image.display()))?;
+    check_digest(
+        &bytes,
+        hex,
+        &format!("{}: {what} {digest}", image.display()),
+    )?;
     parse_json(&bytes, &path, image)
 }
 
@@ -481,9 +492,8 @@ fn read_json<T: DeserializeOwned>(path: &Path, image: &Path) -> Result<T, ImageE
 }
 
 fn read(path: &Path, image: &Path) -> Result<Vec<u8>, ImageError> {
-    fs::read(path).map_err(|e| {
-        ImageError::bad_image(image, format!("cannot read {}: {e}", path.display()))
-    })
+    fs::read(path)
+        .map_err(|e| ImageError::bad_image(image, format!("cannot read {}: {e}", path.display())))
 }
 
 fn parse_json<T: DeserializeOwned>(
@@ -491,9 +501,8 @@ fn parse_json<T: DeserializeOwned>(
     path: &Path,
     image: &Path,
 ) -> Result<T, ImageError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ImageError::bad_image(image, format!("{} is not valid: {e}", path.display()))
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| ImageError::bad_image(image, format!("{} is not valid: {e}", path.display())))
 }
 
 /// `relative` (from manifest.json) inside the layout, refusing `..` and

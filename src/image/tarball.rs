@@ -128,7 +128,9 @@ impl Layer<'_> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), ImageError> {
         let raw_path = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_path).into_owned();
-        let path = entry.path().map_err(|e| self.unpack_error(&shown, "read path", e))?;
+        let path = entry
+            .path()
+            .map_err(|e| self.unpack_error(&shown, "read path", e))?;
         let rel = in_root(&path).map_err(|problem| self.unsafe_entry(&shown, problem))?;
         let meta = self.meta(entry, &shown)?;
         let kind = entry.header().entry_type();
@@ -315,10 +317,12 @@ impl Layer<'_> {
             .map_err(|e| self.unpack_error(shown, "create file", e))?;
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
-            let n = entry.read(&mut buffer).map_err(|e| ImageError::CorruptArchive {
-                archive: format!("{} (entry `{shown}`)", self.label),
-                source: e,
-            })?;
+            let n = entry
+                .read(&mut buffer)
+                .map_err(|e| ImageError::CorruptArchive {
+                    archive: format!("{} (entry `{shown}`)", self.label),
+                    source: e,
+                })?;
             if n == 0 {
                 break;
             }
@@ -363,10 +367,7 @@ impl Layer<'_> {
             if is_link {
                 return Err(self.unsafe_entry(
                     shown,
-                    format!(
-                        "is a hard link through the symlink `{}`",
-                        prefix.display()
-                    ),
+                    format!("is a hard link through the symlink `{}`", prefix.display()),
                 ));
             }
         }
@@ -412,10 +413,8 @@ impl Layer<'_> {
         let full = self.unpacker.dest.join(hidden);
         match self.unpacker.whiteouts {
             Whiteouts::Keep => Ok(()),
-            Whiteouts::Overlay => {
-                nix::sys::stat::mknod(&full, SFlag::S_IFCHR, Mode::empty(), 0)
-                    .map_err(|e| self.unpack_error(shown, "create overlay whiteout", e.into()))
-            }
+            Whiteouts::Overlay => nix::sys::stat::mknod(&full, SFlag::S_IFCHR, Mode::empty(), 0)
+                .map_err(|e| self.unpack_error(shown, "create overlay whiteout", e.into())),
             Whiteouts::Apply => match fs::symlink_metadata(&full) {
                 Ok(found) if found.is_dir() => {
                     remove_tree(&full).map_err(|e| self.unpack_error(shown, "apply whiteout", e))

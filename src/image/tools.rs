@@ -68,11 +68,20 @@ const MOUNT_POINTS: [(&str, u32); 6] = [
 /// One path of the planned root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
-    Dir { mode: u32 },
-    Symlink { target: PathBuf },
+    Dir {
+        mode: u32,
+    },
+    Symlink {
+        target: PathBuf,
+    },
     /// A copy of a host file whose content has this digest.
-    File { mode: u32, digest: String },
-    Generated { content: &'static str },
+    File {
+        mode: u32,
+        digest: String,
+    },
+    Generated {
+        content: &'static str,
+    },
 }
 
 /// The planned root: absolute paths inside it, each with its content.
@@ -141,14 +150,15 @@ impl<'c> Planner<'c> {
     }
 
     fn plan(mut self, tools: &BTreeSet<&str>) -> Result<Plan, ImageError> {
-        let found: Vec<PathBuf> = tools.iter().map(|t| find_tool(t)).collect::<Result<_, _>>()?;
+        let found: Vec<PathBuf> = tools
+            .iter()
+            .map(|t| find_tool(t))
+            .collect::<Result<_, _>>()?;
         // PATH directories that are symlinks on the host (/bin -> usr/bin on
         // merged-/usr systems) stay symlinks, so /bin/sh works in the root
         // when sh was found in /usr/bin.
         for dir in TOOLS_PATH.split(':').map(Path::new) {
-            if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink())
-                && dir.is_dir()
-            {
+            if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) && dir.is_dir() {
                 self.add(dir)?;
             }
         }
@@ -213,16 +223,16 @@ impl<'c> Planner<'c> {
         }
         let origin = real.parent().unwrap_or(Path::new("/"));
         for name in &dynamic.needed {
-            let library = self.find_library(name, &dynamic, origin).ok_or_else(|| {
-                ImageError::Tools {
-                    path: real.to_path_buf(),
-                    problem: format!(
-                        "needs the library {name}, which is in none of its RPATH/RUNPATH, \
+            let library =
+                self.find_library(name, &dynamic, origin)
+                    .ok_or_else(|| ImageError::Tools {
+                        path: real.to_path_buf(),
+                        problem: format!(
+                            "needs the library {name}, which is in none of its RPATH/RUNPATH, \
                          {LD_SO_CACHE} or {}",
-                        DEFAULT_LIBRARY_DIRS.join(", ")
-                    ),
-                }
-            })?;
+                            DEFAULT_LIBRARY_DIRS.join(", ")
+                        ),
+                    })?;
             let resolved = self.add(&library)?;
             self.enqueue(resolved);
         }
@@ -240,7 +250,10 @@ impl<'c> Planner<'c> {
         }
         let expand = |dir: &String| {
             let origin = origin.to_string_lossy();
-            PathBuf::from(dir.replace("${ORIGIN}", &origin).replace("$ORIGIN", &origin))
+            PathBuf::from(
+                dir.replace("${ORIGIN}", &origin)
+                    .replace("$ORIGIN", &origin),
+            )
         };
         let rpath = if object.runpath.is_empty() {
             object.rpath.as_slice()
@@ -327,7 +340,9 @@ impl<'c> Planner<'c> {
                 ));
             }
             let digest = self.cache.file_digest(&next)?;
-            self.plan.items.insert(next.clone(), Item::File { mode, digest });
+            self.plan
+                .items
+                .insert(next.clone(), Item::File { mode, digest });
             return Ok(next);
         }
         Ok(current)
@@ -390,8 +405,7 @@ impl Plan {
                     .map_err(|e| ImageError::io(&inside, "create symlink", e))?,
                 Item::File { mode, digest } => copy_checked(path, &inside, *mode, digest)?,
                 Item::Generated { content } => {
-                    fs::write(&inside, content)
-                        .map_err(|e| ImageError::io(&inside, "write", e))?;
+                    fs::write(&inside, content).map_err(|e| ImageError::io(&inside, "write", e))?;
                 }
             }
         }
@@ -409,14 +423,18 @@ fn copy_checked(host: &Path, inside: &Path, mode: u32, digest: &str) -> Result<(
     let source = File::open(host).map_err(|e| ImageError::io(host, "open", e))?;
     let mut reader = HashingReader::new(source);
     let mut copy = File::create(inside).map_err(|e| ImageError::io(inside, "create", e))?;
-    io::copy(&mut reader, &mut copy)
-        .map_err(|e| ImageError::io(host, "copy", e))?;
+    io::copy(&mut reader, &mut copy).map_err(|e| ImageError::io(host, "copy", e))?;
     copy.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(|e| ImageError::io(inside, "set mode", e))?;
-    let actual = reader.finish().map_err(|e| ImageError::io(host, "read", e))?;
+    let actual = reader
+        .finish()
+        .map_err(|e| ImageError::io(host, "read", e))?;
     if actual != digest {
         return Err(ImageError::DigestMismatch {
-            what: format!("{} (changed while the tools root was built)", host.display()),
+            what: format!(
+                "{} (changed while the tools root was built)",
+                host.display()
+            ),
             expected: digest.to_string(),
             actual,
         });
