@@ -445,7 +445,27 @@ fn name_matches(name: &str, reference: &str) -> bool {
         .rsplit_once(':')
         .map(|(_, tag)| tag)
         .filter(|tag| !tag.contains('/'));
-    name == reference || tag == Some(reference) || name.ends_with(&format!("/{reference}"))
+    name == reference
+        || tag == Some(reference)
+        || name.ends_with(&format!("/{reference}"))
+        || reference.ends_with(&format!("/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn references_match_names_by_tag_or_repository_suffix() {
+        assert!(name_matches("3.19", "3.19"));
+        assert!(name_matches("alpine:3.19", "3.19"));
+        assert!(name_matches("alpine:3.19", "alpine:3.19"));
+        assert!(name_matches("docker.io/library/alpine:3.19", "alpine:3.19"));
+        assert!(name_matches("alpine:3.19", "docker.io/library/alpine:3.19"));
+        assert!(!name_matches("alpine:3.19", "3.1"));
+        assert!(!name_matches("localhost:5000/alpine", "5000"));
+        assert!(!name_matches("debian:12", "alpine:3.19"));
+    }
 }
 
 fn blob_hex<'d>(image: &Path, digest: &'d str, what: &str) -> Result<&'d str, ImageError> {

@@ -105,7 +105,8 @@ pub(crate) fn prepare(cache: &Cache, tools: &[String]) -> Result<PreparedRoot, I
 }
 
 /// Where `tool` is on the host: the first PATH directory holding an
-/// executable file of that name (absolute paths are taken as they are).
+/// executable file of that name. An absolute path is taken as it is, and
+/// may be any file (a library a program loads with dlopen, a data file).
 fn find_tool(tool: &str) -> Result<PathBuf, ImageError> {
     let executable = |path: &Path| {
         fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -116,7 +117,7 @@ fn find_tool(tool: &str) -> Result<PathBuf, ImageError> {
     };
     if tool.contains('/') {
         let path = PathBuf::from(tool);
-        return if path.is_absolute() && executable(&path) {
+        return if path.is_absolute() && path.is_file() {
             Ok(path)
         } else {
             Err(not_found())
