@@ -41,6 +41,23 @@ pub(crate) fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// `Ok` when `actual` is the `expected` hex digest, else an error naming
+/// `what`.
+pub(crate) fn expect(
+    what: impl Into<String>,
+    expected: &str,
+    actual: String,
+) -> Result<(), ImageError> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(ImageError::DigestMismatch {
+        what: what.into(),
+        expected: expected.to_string(),
+        actual,
+    })
+}
+
 /// A reader that hashes everything read through it.
 pub(crate) struct HashingReader<R> {
     inner: R,

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::cache::{Cache, EntryKind};
-use super::digest::{is_sha256_hex, sha256_hex, sha256_of_digest};
+use super::digest::{self, is_sha256_hex, sha256_hex, sha256_of_digest};
 use super::tarball::{unpack_file, Unpacker, Verify, Whiteouts};
 use super::{ImageError, PreparedRoot};
 
@@ -451,23 +451,6 @@ fn name_matches(name: &str, reference: &str) -> bool {
         || reference.ends_with(&format!("/{name}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::name_matches;
-
-    #[test]
-    fn references_match_names_by_tag_or_repository_suffix() {
-        assert!(name_matches("3.19", "3.19"));
-        assert!(name_matches("alpine:3.19", "3.19"));
-        assert!(name_matches("alpine:3.19", "alpine:3.19"));
-        assert!(name_matches("docker.io/library/alpine:3.19", "alpine:3.19"));
-        assert!(name_matches("alpine:3.19", "docker.io/library/alpine:3.19"));
-        assert!(!name_matches("alpine:3.19", "3.1"));
-        assert!(!name_matches("localhost:5000/alpine", "5000"));
-        assert!(!name_matches("debian:12", "alpine:3.19"));
-    }
-}
-
 fn blob_hex<'d>(image: &Path, digest: &'d str, what: &str) -> Result<&'d str, ImageError> {
     sha256_of_digest(digest).ok_or_else(|| {
         ImageError::bad_image(
@@ -496,15 +479,7 @@ fn read_blob_json<T: DeserializeOwned>(
 }
 
 fn check_digest(bytes: &[u8], expected: &str, what: &str) -> Result<(), ImageError> {
-    let actual = sha256_hex(bytes);
-    if actual != expected {
-        return Err(ImageError::DigestMismatch {
-            what: what.to_string(),
-            expected: expected.to_string(),
-            actual,
-        });
-    }
-    Ok(())
+    digest::expect(what, expected, sha256_hex(bytes))
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path, image: &Path) -> Result<T, ImageError> {
@@ -539,4 +514,21 @@ fn inside(layout: &Path, image: &Path, relative: &str) -> Result<PathBuf, ImageE
         ));
     }
     Ok(layout.join(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn references_match_names_by_tag_or_repository_suffix() {
+        assert!(name_matches("3.19", "3.19"));
+        assert!(name_matches("alpine:3.19", "3.19"));
+        assert!(name_matches("alpine:3.19", "alpine:3.19"));
+        assert!(name_matches("docker.io/library/alpine:3.19", "alpine:3.19"));
+        assert!(name_matches("alpine:3.19", "docker.io/library/alpine:3.19"));
+        assert!(!name_matches("alpine:3.19", "3.1"));
+        assert!(!name_matches("localhost:5000/alpine", "5000"));
+        assert!(!name_matches("debian:12", "alpine:3.19"));
+    }
 }

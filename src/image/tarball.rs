@@ -26,7 +26,7 @@ use tar::EntryType;
 
 use super::cache::{Cache, EntryKind};
 use super::compress;
-use super::digest::HashingReader;
+use super::digest::{self, HashingReader};
 use super::{ImageError, PreparedRoot};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -167,19 +167,11 @@ impl Layer<'_> {
                 self.file(entry, &rel, &meta, &shown)
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| self.unpack_error(&shown, "read link target", e))?
-                    .ok_or_else(|| self.unsafe_entry(&shown, "is a symlink without a target"))?
-                    .into_owned();
+                let target = self.link_target(entry, &shown)?;
                 self.symlink(&rel, &target, &meta, &shown)
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| self.unpack_error(&shown, "read link target", e))?
-                    .ok_or_else(|| self.unsafe_entry(&shown, "is a hard link without a target"))?
-                    .into_owned();
+                let target = self.link_target(entry, &shown)?;
                 self.hard_link(&rel, &target, &shown)
             }
             EntryType::Fifo => self.fifo(&rel, &meta, &shown),
@@ -210,6 +202,18 @@ impl Layer<'_> {
             }
         }
         Ok(meta)
+    }
+
+    fn link_target<R: Read>(
+        &self,
+        entry: &tar::Entry<R>,
+        shown: &str,
+    ) -> Result<PathBuf, ImageError> {
+        entry
+            .link_name()
+            .map_err(|e| self.unpack_error(shown, "read link target", e))?
+            .map(|target| target.into_owned())
+            .ok_or_else(|| self.unsafe_entry(shown, "is a link without a target"))
     }
 
     fn is_overlay_whiteout<R: Read>(&self, entry: &tar::Entry<R>) -> bool {
@@ -596,14 +600,7 @@ pub(crate) fn unpack_file(
             (expected, hashing.finish().map_err(corrupt)?)
         }
     };
-    if actual != expected {
-        return Err(ImageError::DigestMismatch {
-            what: label.to_string(),
-            expected: expected.to_string(),
-            actual,
-        });
-    }
-    Ok(())
+    digest::expect(label, expected, actual)
 }
 
 /// A tarball root: unpacked once, keyed by the file's SHA-256.

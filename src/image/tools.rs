@@ -18,7 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::cache::{Cache, EntryKind};
-use super::digest::{sha256_hex, HashingReader};
+use super::digest::{self, sha256_hex, HashingReader};
 use super::elf::{self, Dynamic};
 use super::ldcache;
 use super::{ImageError, PreparedRoot};
@@ -420,7 +420,7 @@ impl Plan {
 
 /// Copies the host file `host` to `inside`, checking it still has the
 /// content the root's key was computed from.
-fn copy_checked(host: &Path, inside: &Path, mode: u32, digest: &str) -> Result<(), ImageError> {
+fn copy_checked(host: &Path, inside: &Path, mode: u32, expected: &str) -> Result<(), ImageError> {
     let source = File::open(host).map_err(|e| ImageError::io(host, "open", e))?;
     let mut reader = HashingReader::new(source);
     let mut copy = File::create(inside).map_err(|e| ImageError::io(inside, "create", e))?;
@@ -430,15 +430,12 @@ fn copy_checked(host: &Path, inside: &Path, mode: u32, digest: &str) -> Result<(
     let actual = reader
         .finish()
         .map_err(|e| ImageError::io(host, "read", e))?;
-    if actual != digest {
-        return Err(ImageError::DigestMismatch {
-            what: format!(
-                "{} (changed while the tools root was built)",
-                host.display()
-            ),
-            expected: digest.to_string(),
-            actual,
-        });
-    }
-    Ok(())
+    digest::expect(
+        format!(
+            "{} (changed while the tools root was built)",
+            host.display()
+        ),
+        expected,
+        actual,
+    )
 }
