@@ -471,8 +471,13 @@ fn tree_size(path: &Path) -> io::Result<u64> {
         if !meta.is_dir() {
             return Ok(meta.len());
         }
+        // An unpacked directory may be unreadable to a non-root user (mode
+        // 0 in the archive); its content is then left out of the count.
+        let Ok(children) = fs::read_dir(path) else {
+            return Ok(0);
+        };
         let mut total = 0;
-        for child in fs::read_dir(path)? {
+        for child in children {
             total += walk(&child?.path(), seen)?;
         }
         Ok(total)

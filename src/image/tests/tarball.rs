@@ -80,6 +80,12 @@ fn round_trip_keeps_modes_links_fifos_and_owners() {
     assert!(entries[0].size > 0);
     assert!(entries[0].last_used.is_some());
     assert_eq!(temp_dirs(&cache), Vec::<String>::new());
+
+    // Clean copes with the read-only directory even when not root.
+    let summary = cache.clean().unwrap();
+    assert_eq!(summary.entries, 1);
+    assert_eq!(summary.bytes_freed, entries[0].size);
+    assert!(cache.list().unwrap().is_empty());
 }
 
 /// Each archive must be refused with an `UnsafeEntry` error naming the
