@@ -34,6 +34,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// What this host offers and what isotest will do with it.
     Doctor(DoctorArgs),
+    /// List or clean the cache of unpacked root filesystems.
+    Cache(super::cache::CacheArgs),
 }
 
 #[derive(Args, Debug)]

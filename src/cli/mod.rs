@@ -2,6 +2,7 @@
 //! exit code. `args` holds the clap definitions; one module per subcommand.
 
 mod args;
+mod cache;
 mod exec;
 mod list;
 mod run;
@@ -57,6 +58,7 @@ pub fn main() -> i32 {
         Command::List(args) => list::list(args),
         Command::Exec(args) => exec::exec(args),
         Command::Doctor(args) => doctor(args),
+        Command::Cache(args) => cache::run(args),
     }
 }
 
