@@ -23,6 +23,7 @@ mod faults;
 mod hooks;
 mod json;
 mod junit;
+mod rootfs;
 mod selection;
 mod stress;
 mod support;
@@ -42,6 +43,7 @@ fn main() {
     trials.extend(baseline::trials());
     trials.extend(faults::trials());
     trials.extend(stress::trials());
+    trials.extend(rootfs::trials());
     if support::rootless_lane() {
         trials = trials
             .into_iter()

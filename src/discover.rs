@@ -25,6 +25,9 @@ pub struct TestCase {
     pub dir: PathBuf,
     /// Tags from isotest.toml (filled in by planning).
     pub tags: Vec<String>,
+    /// True when `dir` is only a default (a `[[test]]` without `cwd`): an
+    /// image's WorkingDir takes its place.
+    pub default_dir: bool,
 }
 
 /// What a test runs.
@@ -79,6 +82,7 @@ pub fn discover(roots: &[PathBuf]) -> Result<Vec<TestCase>, DiscoverError> {
                 program: Program::File(absolute.clone()),
                 dir,
                 tags: Vec::new(),
+                default_dir: false,
             });
         } else {
             return Err(DiscoverError::NotATest(root.clone()));
@@ -133,6 +137,7 @@ fn walk(
             program: Program::File(path.clone()),
             dir: dir.to_path_buf(),
             tags: Vec::new(),
+            default_dir: false,
         });
     }
     Ok(())

@@ -111,6 +111,7 @@ fn declared_tests<'a>(
                 program: Program::Command(test.argv.clone()),
                 dir: test.cwd.clone(),
                 tags: Vec::new(),
+                default_dir: !test.cwd_declared,
             };
             cases.push((case, file.dir.clone(), Some(&test.settings)));
         }

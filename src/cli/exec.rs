@@ -36,6 +36,7 @@ pub fn exec(args: ExecArgs) -> i32 {
             ),
             dir: cwd,
             tags: Vec::new(),
+            default_dir: false,
         },
         settings: Settings::resolve([&no_timeout, &args.container.settings()]),
     };

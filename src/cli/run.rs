@@ -52,7 +52,8 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         }
     };
     let sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
-    let roots = Roots::new(args.storage.cache_dir.clone());
+    let roots = Roots::new(args.storage.cache_dir.clone())
+        .with_notices(|notice| eprintln!("isotest: note: {notice}"));
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
 

@@ -92,6 +92,8 @@ pub struct DeclaredTest {
     pub argv: Vec<String>,
     /// Absolute working directory.
     pub cwd: PathBuf,
+    /// Whether `cwd` was given (else it is the file's directory).
+    pub cwd_declared: bool,
     pub settings: Settings,
 }
 
@@ -223,6 +225,7 @@ impl Reader<'_> {
         let mut name = None;
         let mut argv = None;
         let mut cwd = self.dir.to_path_buf();
+        let mut cwd_declared = false;
         let mut settings = Settings::default();
         let label =
             |name: &Option<String>| format!("[[test]] {}", name.as_deref().unwrap_or("(unnamed)"));
@@ -247,7 +250,10 @@ impl Reader<'_> {
             match key.get_ref().as_ref() {
                 "name" => {}
                 "command" => argv = Some(self.command(value)?),
-                "cwd" => cwd = self.dir.join(self.string(value, "cwd")?),
+                "cwd" => {
+                    cwd = self.dir.join(self.string(value, "cwd")?);
+                    cwd_declared = true;
+                }
                 other => {
                     if !self.setting(other, value, &mut settings, Some(&label(&name)))? {
                         return Err(self.unknown(key, &[&["name", "command", "cwd"], SETTING_KEYS]));
@@ -266,6 +272,7 @@ impl Reader<'_> {
             name: name.ok_or_else(|| missing("name"))?,
             argv: argv.ok_or_else(|| missing("command"))?,
             cwd,
+            cwd_declared,
             settings,
         })
     }

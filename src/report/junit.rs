@@ -349,6 +349,7 @@ pub(crate) mod tests {
                 program: crate::discover::Program::File(format!("/t/{name}").into()),
                 dir: "/t".into(),
                 tags: Vec::new(),
+                default_dir: false,
             },
             status,
             exit_code: None,

@@ -497,6 +497,7 @@ mod tests {
                 program: crate::discover::Program::File(format!("/t/{name}").into()),
                 dir: "/t".into(),
                 tags: Vec::new(),
+                default_dir: false,
             },
             status,
             exit_code: None,

@@ -39,7 +39,7 @@ pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {
     let on_host = root.layers.is_empty();
     let mode = settings.rootfs_mode();
     let mut mounts = Vec::new();
-    if !on_host {
+    if !on_host && !(test.case.default_dir && root.working_dir.is_some()) {
         // The test's own directory, at the same path: a test file runs as
         // it does on the host root.
         mounts.push(ExtraMount::Bind {
@@ -71,10 +71,15 @@ pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {
         Some(user) => (Some(user), settings.group()),
         None => (image_user, settings.group().or(image_group)),
     };
+    // A `[[test]]` without `cwd` starts in the image's WorkingDir.
+    let cwd = match &root.working_dir {
+        Some(workdir) if test.case.default_dir => workdir.as_bytes().to_vec(),
+        _ => dir.clone(),
+    };
     SandboxSpec {
         argv: test.case.argv(),
         env: test_environment(&test.case.name, settings, &root.env),
-        cwd: dir.clone(),
+        cwd,
         hostname: settings.hostname().to_string(),
         host_network: settings.network() == Network::Host,
         user: user.filter(|u| !u.is_empty()).map(str::to_string),

@@ -270,6 +270,7 @@ mod tests {
             program: Program::File("/s/t.sh".into()),
             dir: "/s".into(),
             tags: Vec::new(),
+            default_dir: false,
         };
         let settings = Settings::resolve([settings]);
         classify(

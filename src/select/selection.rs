@@ -128,6 +128,7 @@ mod tests {
                 program: Program::File(PathBuf::from("/tests").join(name)),
                 dir: PathBuf::from("/tests"),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
+                default_dir: false,
             },
             settings: Settings {
                 ignore: flag(ignored, "test"),
