@@ -39,7 +39,8 @@ pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {
     let on_host = root.layers.is_empty();
     let mode = settings.rootfs_mode();
     let mut mounts = Vec::new();
-    if !on_host && !(test.case.default_dir && root.working_dir.is_some()) {
+    let starts_in_image_workdir = test.case.default_dir && root.working_dir.is_some();
+    if !on_host && !starts_in_image_workdir {
         // The test's own directory, at the same path: a test file runs as
         // it does on the host root.
         mounts.push(ExtraMount::Bind {
