@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::sandbox::cgroup::layout::{self, Layout, LayoutKind};
 use crate::sandbox::mountinfo;
+use crate::sandbox::userns::IdMapping;
 
 /// How far a check stands between this host and a full isotest run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,11 +166,12 @@ pub fn examine() -> Diagnosis {
     let cgroups = read_cgroups();
     let mut checks = vec![
         Check::ok("kernel", format!("{kernel} ({machine})")),
-        privileges_check(euid),
+        privileges_check(euid, &IdMapping::for_caller()),
         user_namespaces_check(
             read_number("/proc/sys/user/max_user_namespaces"),
             read_number("/proc/sys/kernel/unprivileged_userns_clone"),
             read_number("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+            euid != 0,
         ),
         namespaces_check(&absent_namespaces(), probe_namespaces(euid)),
         overlay_check(
@@ -204,61 +206,77 @@ fn read_number(path: &str) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-fn privileges_check(euid: u32) -> Check {
+/// Root, or rootless: what the user namespace will map.
+fn privileges_check(euid: u32, mapping: &IdMapping) -> Check {
+    const NAME: &str = "privileges";
     if euid == 0 {
-        Check::ok("privileges", "running as root")
+        return Check::ok(NAME, "running as root");
+    }
+    let finding = format!(
+        "running as uid {euid}: rootless, each container starts in a user namespace \
+         mapping {}",
+        mapping.describe()
+    );
+    if mapping.range.is_some() {
+        Check::ok(NAME, finding)
     } else {
-        Check::missing(
-            "privileges",
-            format!(
-                "running as uid {euid}: isotest needs root for now \
-                 (rootless mode, with user namespaces, is not built yet)"
-            ),
-            "run as root (sudo)",
+        Check::degraded(
+            NAME,
+            format!("{finding}; tests cannot switch to other users (`user =`)"),
+            "give this user a range in /etc/subuid and /etc/subgid (usermod --add-subuids, \
+             --add-subgids) and install newuidmap/newgidmap (package uidmap)",
         )
     }
 }
 
-/// Whether unprivileged users may create user namespaces, which rootless
-/// mode will need; as root isotest does not use them.
+/// Whether unprivileged users may create user namespaces: rootless mode
+/// needs them; as root isotest does not use them.
 fn user_namespaces_check(
     max_user_namespaces: Option<u64>,
     debian_unprivileged_clone: Option<u64>,
     ubuntu_apparmor_restrict: Option<u64>,
+    rootless: bool,
 ) -> Check {
     const NAME: &str = "user namespaces";
-    const LATER: &str = "only rootless mode (not built yet) needs them";
+    let later = if rootless {
+        "rootless mode needs them"
+    } else {
+        "only rootless mode needs them"
+    };
+    let unavailable = |finding: String, fix: &str| {
+        if rootless {
+            Check::missing(NAME, finding, fix)
+        } else {
+            Check::degraded(NAME, finding, fix)
+        }
+    };
     match (
         max_user_namespaces,
         debian_unprivileged_clone,
         ubuntu_apparmor_restrict,
     ) {
-        (None, _, _) => Check::degraded(
-            NAME,
-            format!("the kernel has none (no /proc/sys/user/max_user_namespaces); {LATER}"),
+        (None, _, _) => unavailable(
+            format!("the kernel has none (no /proc/sys/user/max_user_namespaces); {later}"),
             "a kernel built with CONFIG_USER_NS",
         ),
-        (Some(0), _, _) => Check::degraded(
-            NAME,
-            format!("disabled by user.max_user_namespaces = 0; {LATER}"),
+        (Some(0), _, _) => unavailable(
+            format!("disabled by user.max_user_namespaces = 0; {later}"),
             "sysctl -w user.max_user_namespaces=15000",
         ),
-        (_, Some(0), _) => Check::degraded(
-            NAME,
-            format!("disabled for unprivileged users by kernel.unprivileged_userns_clone = 0; {LATER}"),
+        (_, Some(0), _) => unavailable(
+            format!("disabled for unprivileged users by kernel.unprivileged_userns_clone = 0; {later}"),
             "sysctl -w kernel.unprivileged_userns_clone=1",
         ),
-        (_, _, Some(restrict)) if restrict != 0 => Check::degraded(
-            NAME,
+        (_, _, Some(restrict)) if restrict != 0 => unavailable(
             format!(
-                "restricted by AppArmor (kernel.apparmor_restrict_unprivileged_userns = {restrict}); {LATER}"
+                "restricted by AppArmor (kernel.apparmor_restrict_unprivileged_userns = {restrict}); {later}"
             ),
             "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, \
              or an AppArmor profile that allows userns for isotest",
         ),
         (Some(max), _, _) => Check::ok(
             NAME,
-            format!("available (user.max_user_namespaces = {max}); {LATER}"),
+            format!("available (user.max_user_namespaces = {max}); {later}"),
         ),
     }
 }
@@ -535,8 +553,9 @@ fn inspect_dir(path: PathBuf, files: &[&'static str]) -> CgroupDir {
     }
 }
 
-const DELEGATE_FIX: &str = "run isotest as root in a cgroup it may manage, \
-    e.g. `systemd-run --scope -p Delegate=yes isotest run ...`, \
+const DELEGATE_FIX: &str = "run isotest in a cgroup it may manage, \
+    e.g. `systemd-run --scope -p Delegate=yes isotest run ...` as root, \
+    `systemd-run --user --scope -p Delegate=yes isotest run ...` as a user (cgroup v2), \
     or pass `--cgroup-parent PATH` naming a writable cgroup";
 
 /// The one line when isotest cannot use cgroups at all.
@@ -889,6 +908,7 @@ fn pidfd_check(result: Result<(), Errno>) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::userns::SubordinateRange;
     use crate::sandbox::cgroup::layout::{V1Hierarchy, V2Tree};
 
     fn dir(path: &str, files: &[&'static str]) -> CgroupDir {
@@ -985,28 +1005,49 @@ mod tests {
 
     #[test]
     fn privileges_and_user_namespaces() {
-        assert_eq!(privileges_check(0).level, Level::Ok);
-        let user = privileges_check(1000);
-        assert_eq!(user.level, Level::Missing);
-        assert_eq!(user.fix.as_deref(), Some("run as root (sudo)"));
+        let single = IdMapping {
+            uid: 1000,
+            gid: 1000,
+            range: None,
+        };
+        assert_eq!(privileges_check(0, &single).level, Level::Ok);
+        let user = privileges_check(1000, &single);
+        assert_eq!(user.level, Level::Degraded);
+        assert!(user.fix.unwrap().contains("/etc/subuid"));
+        let ranged = IdMapping {
+            range: Some(SubordinateRange {
+                uid_start: 100000,
+                gid_start: 100000,
+                count: 65536,
+                newuidmap: "/usr/bin/newuidmap".into(),
+                newgidmap: "/usr/bin/newgidmap".into(),
+            }),
+            ..single
+        };
+        assert_eq!(privileges_check(1000, &ranged).level, Level::Ok);
+        assert_eq!(
+            user_namespaces_check(Some(0), None, None, true).level,
+            Level::Missing,
+            "rootless cannot run without them"
+        );
 
         assert_eq!(
-            user_namespaces_check(Some(63000), None, None).level,
+            user_namespaces_check(Some(63000), None, None, false).level,
             Level::Ok
         );
         assert_eq!(
-            user_namespaces_check(Some(63000), Some(1), Some(0)).level,
+            user_namespaces_check(Some(63000), Some(1), Some(0), false).level,
             Level::Ok
         );
         let fix = |check: Check| check.fix.unwrap();
         assert!(
-            fix(user_namespaces_check(Some(0), None, None)).contains("user.max_user_namespaces")
+            fix(user_namespaces_check(Some(0), None, None, false)).contains("user.max_user_namespaces")
         );
-        assert!(fix(user_namespaces_check(Some(9), Some(0), None))
+        assert!(fix(user_namespaces_check(Some(9), Some(0), None, false))
             .contains("kernel.unprivileged_userns_clone=1"));
-        assert!(fix(user_namespaces_check(Some(9), None, Some(1)))
+        assert!(fix(user_namespaces_check(Some(9), None, Some(1), false))
             .contains("kernel.apparmor_restrict_unprivileged_userns=0"));
-        assert!(fix(user_namespaces_check(None, None, None)).contains("CONFIG_USER_NS"));
+        assert!(fix(user_namespaces_check(None, None, None, false)).contains("CONFIG_USER_NS"));
     }
 
     #[test]
