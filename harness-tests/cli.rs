@@ -69,6 +69,13 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("cli::cgroup_v2_leaf", cgroup_v2_leaf)
             .with_ignored_flag(!cgroups::is_pure_v2()),
     );
+    trials.push(
+        Trial::test(
+            "cli::cgroup_v2_rootless_delegated",
+            cgroup_v2_rootless_delegated,
+        )
+        .with_ignored_flag(!cgroups::is_pure_v2()),
+    );
     trials
 }
 
@@ -787,6 +794,89 @@ fn cgroup_v2_leaf() -> Result<(), Failed> {
             "controllers still enabled in {}: {control}",
             dir.display()
         ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\nisotest {}", problems.join("\n"), finished.describe()).into())
+    }
+}
+
+/// Rootless with a delegated cgroup (what `systemd-run --user --scope -p
+/// Delegate=yes` gives a user): isotest, started as nobody in a v2 cgroup
+/// that nobody owns, runs its tests with limits and accounting: a hog is
+/// OOM-killed at --memory, and nothing is left in the cgroup afterwards.
+fn cgroup_v2_rootless_delegated() -> Result<(), Failed> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    const NOBODY: u32 = 65534;
+    support::require_root()?;
+    let parent = cgroups::Parent::create(&format!("isotest-delegated-{}", std::process::id()))?;
+    let dir = parent.dirs()[0].clone();
+    // Delegation as systemd does it: the directory and the files that move
+    // processes and hand out controllers belong to the user.
+    for path in [
+        dir.clone(),
+        dir.join("cgroup.procs"),
+        dir.join("cgroup.subtree_control"),
+        dir.join("cgroup.threads"),
+    ] {
+        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY))
+            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+    }
+    let procs = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.procs"))
+        .map_err(|e| format!("open {}/cgroup.procs: {e}", dir.display()))?;
+    let suite = support::suite(&[(
+        "hog.sh",
+        "#!/bin/sh\nread -r inside outside count < /proc/self/uid_map\n\
+         [ \"$outside\" = 65534 ] || { echo \"FAILED: not rootless: $outside\"; exit 1; }\n\
+         exec dd if=/dev/zero of=/dev/null bs=100M count=1 status=none\n",
+    )])?;
+    for path in [suite.path().to_path_buf(), suite.path().join("hog.sh")] {
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
+    let mut command = isotest();
+    command
+        .env("HOME", "/tmp")
+        .args(["run", "--memory", "32M", "--require-limits"])
+        .arg(suite.path());
+    let fd = procs.as_raw_fd();
+    // SAFETY: only write(2), setgroups(2), setgid(2) and setuid(2) between
+    // fork and exec: the child joins the delegated cgroup as root, then
+    // becomes nobody, then isotest.
+    unsafe {
+        command.pre_exec(move || {
+            let joined = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+            if joined
+                && libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setgid(NOBODY) == 0
+                && libc::setuid(NOBODY) == 0
+            {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let finished = support::run(command)?;
+    let mut problems = Vec::new();
+    if finished.code != 100 || !finished.stdout.contains("OOM") {
+        problems.push("the 100 MiB hog under --memory 32M was not OOM-killed".to_string());
+    }
+    let children: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !children.is_empty() {
+        problems.push(format!("cgroups left in {}: {children:?}", dir.display()));
     }
     if problems.is_empty() {
         Ok(())

@@ -908,8 +908,8 @@ fn pidfd_check(result: Result<(), Errno>) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::userns::SubordinateRange;
     use crate::sandbox::cgroup::layout::{V1Hierarchy, V2Tree};
+    use crate::sandbox::userns::SubordinateRange;
 
     fn dir(path: &str, files: &[&'static str]) -> CgroupDir {
         CgroupDir {
@@ -1040,9 +1040,8 @@ mod tests {
             Level::Ok
         );
         let fix = |check: Check| check.fix.unwrap();
-        assert!(
-            fix(user_namespaces_check(Some(0), None, None, false)).contains("user.max_user_namespaces")
-        );
+        assert!(fix(user_namespaces_check(Some(0), None, None, false))
+            .contains("user.max_user_namespaces"));
         assert!(fix(user_namespaces_check(Some(9), Some(0), None, false))
             .contains("kernel.unprivileged_userns_clone=1"));
         assert!(fix(user_namespaces_check(Some(9), None, Some(1), false))
