@@ -18,6 +18,7 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("rootfs::oci_layers_merge", oci_layers_merge),
         Trial::test("rootfs::tools_root_holds_only_what_is_declared", tools_root),
         Trial::test("rootfs::broken_roots_are_errors", broken_roots),
+        Trial::test("rootfs::scratch_dir_holds_writes", scratch_dir),
     ]
 }
 
@@ -324,6 +325,66 @@ fn broken_roots() -> Result<(), Failed> {
         .is_ok_and(|mut e| e.next().is_some())
     {
         problems.push("a broken tarball has a cache entry".into());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\nisotest {}", problems.join("\n"), finished.describe()).into())
+    }
+}
+
+/// `--scratch DIR`: a test's writes land in a directory of its own under
+/// DIR while it runs and are gone after; what a dead runner left there is
+/// removed, with a note; `disk` and `--scratch` together are an ERROR.
+fn scratch_dir() -> Result<(), Failed> {
+    support::require_root()?;
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let scratch = work.path().join("scratch");
+    // A dead runner's leftover (pid 2^22 + 1 is beyond pid_max's ceiling).
+    let stale = scratch.join("isotest-scratch-4194305-0/upper");
+    std::fs::create_dir_all(&stale)?;
+    let suite = support::suite(&[
+        (
+            "writes.sh",
+            "#!/bin/sh\ndd if=/dev/zero of=/var/big bs=1M count=64 status=none || exit 1\n\
+             [ \"$(stat -f -c %T /tmp)\" != tmpfs ] || { echo \"FAILED: /tmp is a tmpfs\"; exit 1; }\n",
+        ),
+        ("limited/isotest.toml", "disk = \"16M\"\n"),
+        ("limited/t.sh", "#!/bin/sh\nexit 0\n"),
+    ])?;
+    let finished = run(
+        work.path(),
+        &[
+            "--scratch",
+            scratch.to_str().unwrap(),
+            suite.path().to_str().unwrap(),
+        ],
+    )?;
+    let mut problems = Vec::new();
+    if finished.code != 100
+        || !finished
+            .stdout
+            .lines()
+            .any(|l| l.contains("PASS") && l.contains("writes.sh"))
+    {
+        problems.push("writes.sh did not pass with --scratch".to_string());
+    }
+    if !finished
+        .stdout
+        .lines()
+        .any(|l| l.contains("ERROR") && l.contains("limited/t.sh") && l.contains("--scratch"))
+    {
+        problems.push("`disk` with --scratch is not an ERROR naming --scratch".to_string());
+    }
+    if !finished.stderr.contains("removed 1 scratch directories") {
+        problems.push("no note about the removed leftover".to_string());
+    }
+    let left: Vec<_> = std::fs::read_dir(&scratch)?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    if !left.is_empty() {
+        problems.push(format!("left in the scratch directory: {left:?}"));
     }
     if problems.is_empty() {
         Ok(())

@@ -157,6 +157,17 @@ impl Sandbox {
             },
             Err(_) => None,
         };
+        if self.scratch.is_some() && spec.disk_bytes.is_some() {
+            // A directory on the host's disk has no size of its own.
+            return failed_outcome(SetupFailure {
+                step: "limit the test's disk space".into(),
+                cause: "`disk` needs the default scratch space (a tmpfs of that size), \
+                        and --scratch DIR replaces it"
+                    .into(),
+                hint: Some("drop --scratch, or the test's `disk` setting".into()),
+                host_unsupported: false,
+            });
+        }
         let scratch = match self.scratch.as_deref().map(ScratchDir::create).transpose() {
             Ok(scratch) => scratch,
             Err(failure) => return failed_outcome(failure),
