@@ -42,7 +42,31 @@ impl ScratchDir {
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
+        remove_tree(&self.path);
+    }
+}
+
+/// Removes `path` and everything in it. overlayfs leaves its work
+/// directory with mode 000, which only root may enter regardless: others
+/// (rootless) first give their own directories back their permissions.
+fn remove_tree(path: &Path) -> bool {
+    if fs::remove_dir_all(path).is_ok() {
+        return true;
+    }
+    open_up(path);
+    fs::remove_dir_all(path).is_ok()
+}
+
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&entry.path());
+        }
     }
 }
 
@@ -60,7 +84,7 @@ pub fn prepare_parent(parent: &Path) -> Result<usize, String> {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
-        if !super::cgroup::runner_alive(pid) && fs::remove_dir_all(entry.path()).is_ok() {
+        if !super::cgroup::runner_alive(pid) && remove_tree(&entry.path()) {
             removed += 1;
         }
     }
