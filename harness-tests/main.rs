@@ -65,4 +65,6 @@ const ROOT_ONLY: &[&str] = &[
     "stress::two_thousand_tests",
     // It switches to nobody itself.
     "cli::run_as_nobody_is_rootless",
+    // It mounts an overlay on the host.
+    "rootfs::overlay_refused_names_bind_mode",
 ];

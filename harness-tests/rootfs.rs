@@ -19,6 +19,7 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("rootfs::tools_root_holds_only_what_is_declared", tools_root),
         Trial::test("rootfs::broken_roots_are_errors", broken_roots),
         Trial::test("rootfs::scratch_dir_holds_writes", scratch_dir),
+        Trial::test("rootfs::overlay_refused_names_bind_mode", overlay_refused),
     ]
 }
 
@@ -393,4 +394,54 @@ fn scratch_dir() -> Result<(), Failed> {
     } else {
         Err(format!("{}\nisotest {}", problems.join("\n"), finished.describe()).into())
     }
+}
+
+/// A scratch space on overlayfs cannot hold an upper layer: the overlay
+/// root is refused, and the ERROR says why and names rootfs_mode = "bind".
+fn overlay_refused() -> Result<(), Failed> {
+    support::require_root()?;
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let dirs = ["lower", "upper", "work", "merged"].map(|d| work.path().join(d));
+    for dir in &dirs {
+        std::fs::create_dir(dir)?;
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        dirs[0].display(),
+        dirs[1].display(),
+        dirs[2].display()
+    );
+    let status = Command::new("mount")
+        .args(["-t", "overlay", "isotest-test", "-o", &options])
+        .arg(&dirs[3])
+        .status()?;
+    if !status.success() {
+        return Err(format!("mount an overlay for the scratch space: {status}").into());
+    }
+    let suite = support::suite(&[("t.sh", "#!/bin/sh\nexit 0\n")]);
+    let finished = suite.map_err(Failed::from).and_then(|suite| {
+        run(
+            work.path(),
+            &[
+                "--scratch",
+                dirs[3].to_str().unwrap(),
+                suite.path().to_str().unwrap(),
+            ],
+        )
+    });
+    let _ = Command::new("umount").arg(&dirs[3]).status();
+    let finished = finished?;
+    let line = finished.stdout.lines().find(|l| l.contains("t.sh"));
+    if finished.code != 100
+        || !line.is_some_and(|l| {
+            l.contains("ERROR") && l.contains("overlayfs") && l.contains("rootfs_mode = \"bind\"")
+        })
+    {
+        return Err(format!(
+            "expected an ERROR naming overlayfs and bind mode\nisotest {}",
+            finished.describe()
+        )
+        .into());
+    }
+    Ok(())
 }

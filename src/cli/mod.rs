@@ -155,7 +155,11 @@ fn prepare_sandbox(
         eprintln!("isotest: note: {notice}");
     }
     if storage.rootless || !nix::unistd::geteuid().is_root() {
-        sandbox.use_user_namespace(crate::sandbox::userns::IdMapping::for_caller());
+        if let Some(notice) =
+            sandbox.use_user_namespace(crate::sandbox::userns::IdMapping::for_caller())
+        {
+            eprintln!("isotest: note: {notice}");
+        }
     }
     if let Some(dir) = &storage.scratch {
         match sandbox.use_scratch_dir(dir) {

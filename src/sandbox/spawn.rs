@@ -19,7 +19,9 @@ use nix::unistd::{pipe2, Pid};
 use super::capture::{BoundedBuffer, CapturedOutput};
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
 use super::scratch::ScratchDir;
-use super::spec::{Ending, HelperRequest, Outcome, Report, SandboxSpec, SetupFailure};
+use super::spec::{
+    Ending, HelperRequest, Outcome, Report, RootMode, SandboxSpec, SetupFailure,
+};
 use super::supervisor::REPORT_FD;
 use super::userns::IdMapping;
 
@@ -77,6 +79,9 @@ pub struct Sandbox {
     scratch: Option<PathBuf>,
     /// Rootless: containers start in a user namespace mapped this way.
     user_namespace: Option<IdMapping>,
+    /// Roots are bound read-only, never overlaid (rootless on a kernel
+    /// without overlayfs in user namespaces).
+    bind_roots_only: bool,
 }
 
 /// What preparing the sandbox found out, for the user to hear once.
@@ -94,6 +99,7 @@ impl Sandbox {
                     cgroups: Ok(ready.cgroups),
                     scratch: None,
                     user_namespace: None,
+                    bind_roots_only: false,
                 },
                 SandboxNotes {
                     notices: ready.notices,
@@ -104,6 +110,7 @@ impl Sandbox {
                     cgroups: Err(unavailable),
                     scratch: None,
                     user_namespace: None,
+                    bind_roots_only: false,
                 },
                 SandboxNotes { notices: vec![] },
             ),
@@ -126,8 +133,17 @@ impl Sandbox {
 
     /// Runs every container in a user namespace of its own, mapping the
     /// caller to root inside (rootless mode).
-    pub fn use_user_namespace(&mut self, mapping: IdMapping) {
+    /// Returns a notice when the kernel cannot mount overlays there, and
+    /// roots are bound read-only instead.
+    pub fn use_user_namespace(&mut self, mapping: IdMapping) -> Option<String> {
         self.user_namespace = Some(mapping);
+        self.bind_roots_only = !super::userns::overlay_supported();
+        self.bind_roots_only.then(|| {
+            "rootless on a kernel before 5.11, which has no overlayfs in user namespaces: \
+             every root is bound read-only (rootfs_mode = \"bind\"); /tmp, `tmpfs` and \
+             `writable` paths take writes"
+                .to_string()
+        })
     }
 
     /// The user namespace mapping in rootless mode.
@@ -177,6 +193,9 @@ impl Sandbox {
             .as_ref()
             .map(|s| s.path().as_os_str().as_encoded_bytes().to_vec());
         spec.user_namespace.clone_from(&self.user_namespace);
+        if self.bind_roots_only {
+            spec.root.mode = RootMode::Bind;
+        }
         if cgroup.is_none() && spec.user_namespace.is_some() {
             spec.security.nproc = spec.limits.pids;
         }

@@ -101,6 +101,20 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// Whether this kernel mounts overlayfs inside a user namespace (5.11 and
+/// later); before that, rootless roots are bound read-only instead.
+pub fn overlay_supported() -> bool {
+    let Ok(uts) = nix::sys::utsname::uname() else {
+        return true;
+    };
+    let release = uts.release().to_string_lossy().into_owned();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    version >= (5, 11)
+}
+
 /// Moves the calling (single-threaded) process into a new user namespace
 /// and maps its ids. Afterwards it is root there, with every capability
 /// over the namespaces it creates next.
