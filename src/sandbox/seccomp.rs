@@ -19,6 +19,7 @@ compile_error!("the default seccomp filter is written for x86_64 syscall numbers
 
 use std::collections::BTreeMap;
 use std::mem::offset_of;
+use std::sync::OnceLock;
 
 use libc::c_long;
 use nix::errno::Errno;
@@ -203,6 +204,14 @@ pub fn build_default_filter() -> Result<BpfProgram, String> {
     Ok(prologue().into_iter().chain(deny_list).collect())
 }
 
+/// The default filter, compiled once per process: the fork server calls
+/// this at start, so every supervisor, init and test command it forks
+/// finds the program already built.
+pub fn prepare_default_filter() -> &'static Result<BpfProgram, String> {
+    static DEFAULT: OnceLock<Result<BpfProgram, String>> = OnceLock::new();
+    DEFAULT.get_or_init(build_default_filter)
+}
+
 /// Installs the default filter on the calling process, to be inherited by
 /// the test command it is about to exec: call it last before exec, after
 /// the setup it would refuse (mounts, namespaces, hostname) and after
@@ -210,13 +219,15 @@ pub fn build_default_filter() -> Result<BpfProgram, String> {
 /// to a process lacking CAP_SYS_ADMIN.
 pub fn install_default_filter() -> Result<(), SetupFailure> {
     let step = "install the default seccomp filter";
-    let program = build_default_filter().map_err(|cause| SetupFailure {
-        step: step.into(),
-        cause,
-        hint: None,
-        host_unsupported: false,
-    })?;
-    apply(&program).map_err(|errno| {
+    let program = prepare_default_filter()
+        .as_ref()
+        .map_err(|cause| SetupFailure {
+            step: step.into(),
+            cause: cause.clone(),
+            hint: None,
+            host_unsupported: false,
+        })?;
+    apply(program).map_err(|errno| {
         let mut failure = failure(step.into(), errno);
         if errno == Errno::EINVAL {
             failure.hint = Some(
