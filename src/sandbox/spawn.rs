@@ -166,8 +166,12 @@ impl Sandbox {
         };
         let server = self.server.submit(&TestFds {
             request: request_read.as_fd(),
-            stdout: stdout.as_ref().map_or(std::io::stdout().as_fd(), |fd| fd.as_fd()),
-            stderr: stderr.as_ref().map_or(std::io::stderr().as_fd(), |fd| fd.as_fd()),
+            stdout: stdout
+                .as_ref()
+                .map_or(std::io::stdout().as_fd(), |fd| fd.as_fd()),
+            stderr: stderr
+                .as_ref()
+                .map_or(std::io::stderr().as_fd(), |fd| fd.as_fd()),
             report: report_theirs.as_fd(),
         })?;
         // Only the supervisor may hold the write ends, or EOF never comes.

@@ -130,9 +130,8 @@ impl Server {
         };
         match started.recv() {
             Ok(Ok(())) => Ok(server),
-            Ok(Err(error)) => Err(error).step(|| {
-                format!("start the sandbox server (/proc/self/exe {SERVER_SUBCOMMAND})")
-            }),
+            Ok(Err(error)) => Err(error)
+                .step(|| format!("start the sandbox server (/proc/self/exe {SERVER_SUBCOMMAND})")),
             Err(_) => Err(SetupFailure {
                 step: "start the sandbox server".into(),
                 cause: "its thread ended early".into(),

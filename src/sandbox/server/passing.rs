@@ -61,7 +61,11 @@ pub(in crate::sandbox) fn receive(
         for cmsg in cmsgs {
             if let ControlMessageOwned::ScmRights(received) = cmsg {
                 // SAFETY: the kernel installed these descriptors for us.
-                fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                fds.extend(
+                    received
+                        .into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
             }
         }
     }

@@ -64,7 +64,8 @@ fn serve(socket: &OwnedFd) -> nix::Result<()> {
     let mut child_exits = SigSet::empty();
     child_exits.add(Signal::SIGCHLD);
     child_exits.thread_block()?;
-    let reaper = SignalFd::with_flags(&child_exits, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    let reaper =
+        SignalFd::with_flags(&child_exits, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     let server = getpid();
     let mut children = BTreeSet::new();
     loop {
