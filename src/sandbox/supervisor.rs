@@ -37,15 +37,20 @@ pub(super) const REPORT_FD: i32 = 3;
 pub(super) fn run_one() -> i32 {
     // SAFETY: fd 3 is the report socket the server put there for us.
     let report_out = unsafe { OwnedFd::from_raw_fd(REPORT_FD) };
+    let mut mount_namespace = None;
     let report = match announce(report_out.as_fd()) {
         Err(failure) => setup_failed(failure),
         Ok(()) => match read_request() {
-            Ok(request) => supervise(&request),
+            Ok(request) => supervise(&request, &mut mount_namespace),
             Err(failure) => setup_failed(failure),
         },
     };
     let json = serde_json::to_vec(&report).expect("reports serialize");
-    match File::from(report_out).write_all(&json) {
+    let sent = File::from(report_out).write_all(&json);
+    // The runner goes on at EOF of the report; only then is the container's
+    // mount namespace torn down (see `watch`).
+    drop(mount_namespace);
+    match sent {
         Ok(()) => 0,
         Err(_) => 1,
     }
@@ -97,14 +102,17 @@ struct Stopping {
     killed: bool,
 }
 
-fn supervise(request: &HelperRequest) -> Report {
-    match start_and_watch(request) {
+fn supervise(request: &HelperRequest, mount_namespace: &mut Option<File>) -> Report {
+    match start_and_watch(request, mount_namespace) {
         Ok(report) => report,
         Err(failure) => setup_failed(failure),
     }
 }
 
-fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
+fn start_and_watch(
+    request: &HelperRequest,
+    mount_namespace: &mut Option<File>,
+) -> Result<Report, SetupFailure> {
     let spec = &request.spec;
     let mut blocked = init::handled_signals();
     blocked.thread_block().step(|| "block signals".into())?;
@@ -126,6 +134,11 @@ fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
         ForkResult::Parent { child } => child,
     };
     drop((messages_write, lifeline_read, cgroup_procs));
+    // Only the container writes the output: holding it here would keep the
+    // runner from seeing its end until this process exits.
+    let null = File::open("/dev/null").step(|| "open /dev/null".into())?;
+    nix::unistd::dup2_stdout(&null).step(|| "put /dev/null on stdout".into())?;
+    nix::unistd::dup2_stderr(&null).step(|| "put /dev/null on stderr".into())?;
     // Init waits for this byte, which shows the helper is alive after it
     // armed its parent-death signal.
     nix::unistd::write(&lifeline_write, b"g").step(|| "start the container init".into())?;
@@ -135,6 +148,7 @@ fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
         &messages_read,
         &stop_signals,
         lifeline_write,
+        mount_namespace,
     );
     let rusage = wait_for_init(init_pid);
     let (ending, wall, leaked_processes) = watched?;
@@ -165,12 +179,19 @@ fn open_cgroup_procs(paths: &[Vec<u8>]) -> Result<Vec<File>, SetupFailure> {
 }
 
 /// Follows init's messages, stop requests and the timeout until init exits.
+///
+/// When the command has started, it also takes a reference to the
+/// container's mount namespace: tearing it down (and the overlay with it)
+/// waits for expedited RCU grace periods, which would otherwise happen in
+/// init's exit, before the report; holding it moves that wait after the
+/// report, off the runner's path.
 fn watch(
     spec: &SandboxSpec,
     init_pid: Pid,
     messages: &OwnedFd,
     stop_signals: &SignalFd,
     _lifeline: OwnedFd,
+    mount_namespace: &mut Option<File>,
 ) -> Result<(Ending, Duration, u32), SetupFailure> {
     let init_exited = pidfd_open(init_pid).step(|| "pidfd_open(container init)".into())?;
     let mut inbox = Inbox::default();
@@ -222,6 +243,8 @@ fn watch(
             messages_open = inbox.read_from(messages);
             if started.is_none() && inbox.started {
                 started = Some(Instant::now());
+                // Best effort: without it the teardown is only slower.
+                *mount_namespace = File::open(format!("/proc/{init_pid}/ns/mnt")).ok();
             }
         }
         if stop_requested {
