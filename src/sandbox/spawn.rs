@@ -119,7 +119,7 @@ impl Sandbox {
 
     /// Runs `spec` in a fresh container (and cgroup) and waits for it.
     pub fn run(&self, spec: &SandboxSpec, output: OutputMode, stop: &StopRequest) -> Outcome {
-        let cgroup = match &self.cgroups {
+        let mut cgroup = match &self.cgroups {
             Ok(cgroups) => match cgroups.create(&spec.limits) {
                 Ok(group) => Some(group),
                 Err(failure) => return failed_outcome(failure),
@@ -134,10 +134,14 @@ impl Sandbox {
                 .map(|p| p.into_os_string().into_encoded_bytes())
                 .collect(),
         };
-        match self.start(&request, output) {
-            Ok(started) => collect(started, spec, stop, cgroup),
+        let outcome = match self.start(&request, output) {
+            Ok(started) => collect(started, spec, stop, cgroup.as_mut()),
             Err(failure) => failed_outcome(failure),
+        };
+        if let (Some(group), Ok(cgroups)) = (cgroup, &self.cgroups) {
+            cgroups.remove(group);
         }
+        outcome
     }
 
     /// Hands the test to the fork server: the request on a pipe, the
@@ -214,7 +218,7 @@ fn collect(
     started: Started,
     spec: &SandboxSpec,
     stop: &StopRequest,
-    mut cgroup: Option<TestCgroup>,
+    mut cgroup: Option<&mut TestCgroup>,
 ) -> Outcome {
     let Started {
         server,
@@ -273,9 +277,7 @@ fn collect(
             }
         }
     }
-    let usage = cgroup.as_ref().map(TestCgroup::usage);
-    // Dropping the group kills anything left in it and removes it.
-    drop(cgroup);
+    let usage = cgroup.map(|group| group.usage());
     let [stdout, stderr, report] = streams;
     let report: Option<Report> = serde_json::from_slice(&report.raw).ok();
     let (stdout, stderr) = (stdout.buffer.finish(), stderr.buffer.finish());

@@ -9,6 +9,7 @@
 //! `isotest-<run id>-<n>`, removed again after its test.
 
 mod files;
+mod janitor;
 pub mod layout;
 
 use std::fs;
@@ -20,6 +21,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use self::janitor::Janitor;
 use self::layout::{Layout, LayoutKind};
 use super::mountinfo;
 use super::spec::SetupFailure;
@@ -110,6 +112,7 @@ pub struct Cgroups {
     run_id: String,
     counter: AtomicU32,
     runner_leaf: Option<RunnerLeaf>,
+    janitor: Janitor,
 }
 
 /// Cgroups are ready, with things the user should hear about once.
@@ -235,6 +238,7 @@ impl Cgroups {
                 run_id,
                 counter: AtomicU32::new(0),
                 runner_leaf,
+                janitor: Janitor::start(),
             },
             notices,
         })
@@ -290,11 +294,19 @@ impl Cgroups {
         group.pids_peak_file = group.file_exists(&group.pids, "pids.peak");
         Ok(group)
     }
+
+    /// Removes a finished test's group (killing anything left in it) in
+    /// the background.
+    pub fn remove(&self, group: TestCgroup) {
+        self.janitor.remove(group);
+    }
 }
 
 impl Drop for Cgroups {
-    /// Gives the runner its original cgroup back on v2 (best effort).
+    /// Waits for the test groups' removal, then gives the runner its
+    /// original cgroup back on v2 (best effort).
     fn drop(&mut self) {
+        self.janitor.finish();
         let Some(leaf) = self.runner_leaf.take() else {
             return;
         };
