@@ -15,6 +15,7 @@ pub mod layout;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -113,6 +114,9 @@ pub struct Cgroups {
     counter: AtomicU32,
     runner_leaf: Option<RunnerLeaf>,
     janitor: Janitor,
+    /// Whether test groups have memory.peak (v2) or max_usage_in_bytes
+    /// (v1), and pids.peak.
+    peak_files: OnceLock<(bool, bool)>,
 }
 
 /// Cgroups are ready, with things the user should hear about once.
@@ -239,6 +243,7 @@ impl Cgroups {
                 counter: AtomicU32::new(0),
                 runner_leaf,
                 janitor: Janitor::start(),
+                peak_files: OnceLock::new(),
             },
             notices,
         })
@@ -290,8 +295,13 @@ impl Cgroups {
         }
         // On error `group` is dropped, which removes what was created.
         group.apply(limits)?;
-        group.memory_peak_file = group.file_exists(&group.memory, group.memory_peak_name());
-        group.pids_peak_file = group.file_exists(&group.pids, "pids.peak");
+        // Every test group has the same files: look once per run.
+        (group.memory_peak_file, group.pids_peak_file) = *self.peak_files.get_or_init(|| {
+            (
+                group.file_exists(&group.memory, group.memory_peak_name()),
+                group.file_exists(&group.pids, "pids.peak"),
+            )
+        });
         Ok(group)
     }
 
