@@ -299,7 +299,7 @@ fn collect(
             } else {
                 Ending::SetupFailed(SetupFailure {
                     step: "sandbox supervisor".into(),
-                    cause: match server.exit() {
+                    cause: match server.fate() {
                         Some(exit) => format!("the sandbox server {exit} while the test ran"),
                         None => "ended without a report".into(),
                     },

@@ -16,6 +16,7 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, SockType};
 
 use super::spec::SetupFailure;
@@ -152,6 +153,21 @@ impl Server {
     /// How the server ended, if it has: `ended (signal: 9 (SIGKILL))`.
     pub fn exit(&self) -> Option<&str> {
         self.exit.get().map(String::as_str)
+    }
+
+    /// Like `exit`, but also knows of a death its thread has not reaped
+    /// yet: the server's end of the socket closes as it dies, before its
+    /// supervisors die with it.
+    pub fn fate(&self) -> Option<String> {
+        if let Some(exit) = self.exit() {
+            return Some(exit.to_string());
+        }
+        let mut socket = [PollFd::new(self.socket.as_fd(), PollFlags::empty())];
+        let hung_up = poll(&mut socket, PollTimeout::ZERO).is_ok()
+            && socket[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLHUP));
+        hung_up.then(|| "died".to_string())
     }
 }
 
