@@ -23,9 +23,16 @@ becomes the test command):
   test: caps + exec        .. test command's execve done
   test: runs               .. the test process exits
   init: exit               test exit .. init exits
-  supervisor: report+exit  init exit .. supervisor exits
-  runner: collect+cleanup  supervisor exit .. last test-cgroup rmdir
-  runner: next test        last rmdir .. next test's first mkdir
+  supervisor: report       init exit .. report written (fd 3)
+  runner: collect, next    report written .. next test's first mkdir
+                           (usage figures, result, next spec; the cgroup
+                           rmdirs happen on the janitor thread meanwhile)
+
+and, off the test's path (the runner goes on meanwhile):
+
+  (supervisor: teardown)   report written .. supervisor exits (the mount
+                           namespace and overlay go with it)
+  (janitor: cgroup rmdir)  report written .. last test-cgroup rmdir
 
 Usage: breakdown.py TRACE_TEXT
 """
@@ -136,8 +143,9 @@ def main():
         test_exit = first(test, lambda nm, r: nm == "sched_process_exit")
         init_exit = first(init, lambda nm, r: nm == "sched_process_exit")
         helper_exit = first(helper, lambda nm, r: nm == "sched_process_exit")
+        reported = first(helper, lambda nm, r: nm == "sys_write" and "fd: 3," in r)
         cleaned = max(rmdirs[n])
-        if None in (first_write, joined, test_execd, test_exit, init_exit, helper_exit):
+        if None in (first_write, joined, test_execd, test_exit, init_exit, helper_exit, reported):
             continue
         nxt = mkdirs[numbers[i + 1]] if i + 1 < len(numbers) else None
         marks = [
@@ -152,12 +160,13 @@ def main():
             ("test: caps + exec", joined, test_execd),
             ("test: runs", test_execd, test_exit),
             ("init: exit", test_exit, init_exit),
-            ("supervisor: report+exit", init_exit, helper_exit),
-            ("runner: collect+cleanup", helper_exit, cleaned),
+            ("supervisor: report", init_exit, reported),
         ]
         if nxt:
-            marks.append(("runner: next test", cleaned, min(nxt)[0]))
+            marks.append(("runner: collect, next", reported, min(nxt)[0]))
             marks.append(("TOTAL (mkdir to next mkdir)", start, min(nxt)[0]))
+        marks.append(("(supervisor: teardown)", reported, helper_exit))
+        marks.append(("(janitor: cgroup rmdir)", reported, cleaned))
         for label, a, b in marks:
             if label not in order:
                 order.append(label)
