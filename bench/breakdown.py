@@ -6,14 +6,15 @@ mean milliseconds over the run's tests (the first test, which also pays for
 warming up, is left out when there are more than two).
 
 Phases, in the order they happen (runner = isotest's scheduler thread,
-helper = the re-executed /proc/self/exe, init = PID 1 of the container,
-test = the process that becomes the test command):
+supervisor = the process that supervises one container: a fork of the
+sandbox server, init = PID 1 of the container, test = the process that
+becomes the test command):
 
-  runner: cgroups + fork   first test-cgroup mkdir .. helper forked
-  helper: fork..exec       runner's fork returns .. helper's execve done
-  helper: startup          execve done .. unshare(CLONE_NEWPID)
-                           (ld.so, Rust runtime, read spec, open cgroup.procs)
-  helper: newpid + fork    unshare(CLONE_NEWPID) .. init forked
+  runner: cgroups, hand-over  first test-cgroup mkdir .. supervisor forked
+                           (request to the server, which forks)
+  supervisor: startup      forked .. unshare(CLONE_NEWPID)
+                           (pidfd to the runner, read spec, open cgroup.procs)
+  supervisor: newpid+fork  unshare(CLONE_NEWPID) .. init forked
   init: unshare ns         unshare(NEWNS|NEWUTS|NEWIPC|NEWNET) itself
   init: rootfs             unshare done .. umount of the old root done
   init: host, lo, fork     .. test process forked
@@ -22,9 +23,16 @@ test = the process that becomes the test command):
   test: caps + exec        .. test command's execve done
   test: runs               .. the test process exits
   init: exit               test exit .. init exits
-  helper: report + exit    init exit .. helper exits
-  runner: collect+cleanup  helper exit .. last test-cgroup rmdir
-  runner: next test        last rmdir .. next test's first mkdir
+  supervisor: report       init exit .. report written (fd 3)
+  runner: collect, next    report written .. next test's first mkdir
+                           (usage figures, result, next spec; the cgroup
+                           rmdirs happen on the janitor thread meanwhile)
+
+and, off the test's path (the runner goes on meanwhile):
+
+  (supervisor: teardown)   report written .. supervisor exits (the mount
+                           namespace and overlay go with it)
+  (janitor: cgroup rmdir)  report written .. last test-cgroup rmdir
 
 Usage: breakdown.py TRACE_TEXT
 """
@@ -69,11 +77,13 @@ def main():
         sys.exit("breakdown: no isotest exec in the trace")
     ours = {runner}
     children = defaultdict(list)
+    forks = []  # (ts, child) of every fork in the runner's tree, threads too
     for ts, pid, name, rest in events:
         if name == "sched_process_fork" and pid in ours:
             child = int(field(rest, "child_pid"))
             ours.add(child)
             children[pid].append((ts, child))
+            forks.append((ts, child))
     events = [e for e in events if e[1] in ours]
     by_pid = defaultdict(list)
     for e in events:
@@ -104,16 +114,20 @@ def main():
     phases = defaultdict(list)
     order = []
     numbers = sorted(mkdirs)
+    def unshares_pid(pid):
+        return first(pid, lambda nm, r: nm == "sys_unshare" and "unshare_flags: 0x2" in r)
+
     for i, n in enumerate(numbers):
-        start, thread = min(mkdirs[n])
-        helper = next((c for ts, c in children[thread] if ts >= start), None)
+        start, _thread = min(mkdirs[n])
+        # The test's supervisor: the first process forked after its cgroup
+        # was made that creates a PID namespace (at -j1).
+        forked, helper = next(((ts, c) for ts, c in forks if ts >= start and unshares_pid(c)),
+                              (None, None))
         if helper is None or n not in rmdirs:
             continue
-        forked = next(ts for ts, c in children[thread] if c == helper)
-        execd = first(helper, lambda nm, r: nm == "sched_process_exec")
-        newpid = first(helper, lambda nm, r: nm == "sys_unshare" and "unshare_flags" in r)
+        newpid = unshares_pid(helper)
         init = next((c for ts, c in children[helper]), None)
-        if None in (execd, newpid, init):
+        if init is None:
             continue
         init_forked = children[helper][0][0]
         ns_start = first(init, lambda nm, r: nm == "sys_unshare" and "unshare_flags" in r)
@@ -129,15 +143,15 @@ def main():
         test_exit = first(test, lambda nm, r: nm == "sched_process_exit")
         init_exit = first(init, lambda nm, r: nm == "sched_process_exit")
         helper_exit = first(helper, lambda nm, r: nm == "sched_process_exit")
+        reported = first(helper, lambda nm, r: nm == "sys_write" and "fd: 3," in r)
         cleaned = max(rmdirs[n])
-        if None in (first_write, joined, test_execd, test_exit, init_exit, helper_exit):
+        if None in (first_write, joined, test_execd, test_exit, init_exit, helper_exit, reported):
             continue
         nxt = mkdirs[numbers[i + 1]] if i + 1 < len(numbers) else None
         marks = [
-            ("runner: cgroups + fork", start, forked),
-            ("helper: fork..exec", forked, execd),
-            ("helper: startup", execd, newpid),
-            ("helper: newpid + fork", newpid, init_forked),
+            ("runner: cgroups, hand-over", start, forked),
+            ("supervisor: startup", forked, newpid),
+            ("supervisor: newpid+fork", newpid, init_forked),
             ("init: unshare ns", ns_start, ns_end),
             ("init: rootfs", ns_end, umounted),
             ("init: host, lo, fork", umounted, test_forked),
@@ -146,12 +160,13 @@ def main():
             ("test: caps + exec", joined, test_execd),
             ("test: runs", test_execd, test_exit),
             ("init: exit", test_exit, init_exit),
-            ("helper: report + exit", init_exit, helper_exit),
-            ("runner: collect+cleanup", helper_exit, cleaned),
+            ("supervisor: report", init_exit, reported),
         ]
         if nxt:
-            marks.append(("runner: next test", cleaned, min(nxt)[0]))
+            marks.append(("runner: collect, next", reported, min(nxt)[0]))
             marks.append(("TOTAL (mkdir to next mkdir)", start, min(nxt)[0]))
+        marks.append(("(supervisor: teardown)", reported, helper_exit))
+        marks.append(("(janitor: cgroup rmdir)", reported, cleaned))
         for label, a, b in marks:
             if label not in order:
                 order.append(label)

@@ -15,7 +15,7 @@ use crate::{cgroups, hooks, junit};
 type Check = fn() -> Result<(), Failed>;
 
 pub fn trials() -> Vec<Trial> {
-    let trials: [(&str, Check); 21] = [
+    let trials: [(&str, Check); 22] = [
         ("run_bad_flag_exits_2", run_bad_flag_exits_2),
         ("run_bad_duration_exits_2", run_bad_duration_exits_2),
         ("run_empty_directory_exits_4", run_empty_directory_exits_4),
@@ -34,6 +34,10 @@ pub fn trials() -> Vec<Trial> {
         (
             "run_killed_runner_takes_tests_along",
             run_killed_runner_takes_tests_along,
+        ),
+        (
+            "run_survives_a_killed_sandbox_server",
+            run_survives_a_killed_sandbox_server,
         ),
         ("list_prints_names_in_order", list_prints_names_in_order),
         ("list_applies_include_exclude", list_applies_include_exclude),
@@ -305,6 +309,86 @@ fn run_killed_runner_takes_tests_along() -> Result<(), Failed> {
     });
     hooks::kill_leftovers(MARKER)
         .map_err(|e| format!("5 s after the runner was killed: {e}").into())
+}
+
+/// When the sandbox server (the runner's child that forks every test's
+/// supervisor) dies, the test it was running ends as an ERROR naming it,
+/// with nothing of it left, and the next test runs under a new server.
+fn run_survives_a_killed_sandbox_server() -> Result<(), Failed> {
+    support::require_root()?;
+    const MARKER: &str = "1000.6262";
+    let suite = support::suite(&[
+        ("a_sleeps.sh", &format!("#!/bin/sh\nsleep {MARKER}\n")),
+        ("b_passes.sh", "#!/bin/sh\nexit 0\n"),
+    ])?;
+    let mut command = isotest();
+    command.args(["run", "-j1"]).arg(suite.path());
+    let runner = support::start(command)?;
+    let runner_pid = runner.pid().to_string();
+    let started = wait_until(Duration::from_secs(10), || {
+        !hooks::processes_with(MARKER).is_empty()
+    });
+    // The server: the runner's child running the hidden subcommand.
+    let server = hooks::processes_with(&format!("__sandbox-helper {runner_pid}"))
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    == Some(runner_pid.as_str())
+            })
+        });
+    let (true, Some(server)) = (started, server) else {
+        let _ = runner.signal(Signal::SIGKILL);
+        let finished = runner.finish();
+        hooks::kill_leftovers(MARKER)?;
+        let output = finished.map(|f| f.describe()).unwrap_or_else(|e| e);
+        return Err(format!(
+            "within 10 s the test did not start or no sandbox server was found\nisotest {output}"
+        )
+        .into());
+    };
+    let killed = Command::new("kill").args(["-KILL", &server]).status()?;
+    let finished = runner.finish_within(Duration::from_secs(30))?;
+    let mut problems = Vec::new();
+    if !killed.success() {
+        problems.push(format!("kill -KILL {server} failed"));
+    }
+    wait_until(Duration::from_secs(2), || {
+        hooks::processes_with(MARKER).is_empty()
+    });
+    if let Err(e) = hooks::kill_leftovers(MARKER) {
+        problems.push(format!("2 s after the server was killed: {e}"));
+    }
+    if finished.code != 100 {
+        problems.push(format!("exited with {}, expected 100", finished.code));
+    }
+    let line = |status: &str, name: &str| {
+        finished
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{status} [")) && l.contains(name))
+            .map(str::to_owned)
+    };
+    match line("ERROR", "a_sleeps.sh") {
+        Some(l) if l.contains("sandbox server") => {}
+        other => problems.push(format!(
+            "a_sleeps.sh: expected an ERROR line naming the sandbox server, got {other:?}"
+        )),
+    }
+    if line("PASS", "b_passes.sh").is_none() {
+        problems.push("b_passes.sh did not pass under a new server".to_owned());
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "SIGKILL to the sandbox server while a test ran:\n  - {}\nisotest {}",
+        problems.join("\n  - "),
+        finished.describe()
+    )
+    .into())
 }
 
 /// Polls `condition` until it holds (true) or `limit` has passed (false).

@@ -35,12 +35,12 @@ pub mod exit {
 /// The whole program; returns the process exit code.
 pub fn main() -> i32 {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == sandbox::HELPER_SUBCOMMAND) {
+    if args.get(1).is_some_and(|a| a == sandbox::SERVER_SUBCOMMAND) {
         let runner = args
             .get(2)
             .and_then(|pid| pid.to_str()?.parse().ok())
             .unwrap_or(0);
-        return sandbox::helper_main(runner);
+        return sandbox::server_main(runner);
     }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,

@@ -2,8 +2,9 @@
 //! it takes a `SandboxSpec` and returns an `Outcome`. Every `unsafe` block
 //! and raw syscall of the crate lives here.
 //!
-//! - `spawn`: the runner's side (start the helper, capture output);
-//! - `supervisor`: the single-threaded helper (PID namespace, timeout);
+//! - `spawn`: the runner's side (hand a test over, capture output);
+//! - `server`: the fork server, one per run, forking a supervisor per test;
+//! - `supervisor`: one container's supervisor (PID namespace, timeout);
 //! - `init`: PID 1 inside the container;
 //! - `rootfs`, `net`: what init sets up;
 //! - `mountinfo`, `capture`, `step`: parsing, bounded output, error naming.
@@ -19,6 +20,7 @@ mod rootfs;
 mod scratch;
 mod seccomp;
 pub mod security;
+mod server;
 mod spawn;
 mod spec;
 mod step;
@@ -27,9 +29,10 @@ pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
-pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest, HELPER_SUBCOMMAND};
+pub use server::{server_main, SERVER_SUBCOMMAND};
+pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest};
 pub use spec::{
     Ending, ExtraMount, HelperRequest, Outcome, Report, RootMode, RootSpec, Rusage, SandboxSpec,
     SetupFailure,
 };
-pub use supervisor::{helper_main, pidfd_open};
+pub use supervisor::pidfd_open;

@@ -1,32 +1,30 @@
-//! The runner's side of a container: start the helper (a re-exec of
-//! /proc/self/exe), hand it the spec, capture the command's output within
-//! bounds, pass on stop requests, and collect the helper's report.
+//! The runner's side of a container: hand the test to the fork server
+//! (`server`) with its request and pipes, capture the command's output
+//! within bounds, pass on stop requests, and collect the supervisor's
+//! report.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::{pipe2, Pid};
+use nix::sys::signal::Signal;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::pipe2;
 
 use super::capture::{BoundedBuffer, CapturedOutput};
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
 use super::scratch::ScratchDir;
-use super::spec::{
-    Ending, HelperRequest, Outcome, Report, RootMode, SandboxSpec, SetupFailure,
-};
-use super::supervisor::REPORT_FD;
+use super::server::{self, ForkServer, Server, TestFds};
+use super::spec::{Ending, HelperRequest, Outcome, Report, RootMode, SandboxSpec, SetupFailure};
+use super::step::Step;
+use super::supervisor::pidfd_send_signal;
 use super::userns::IdMapping;
-
-/// The hidden subcommand that runs the helper.
-pub const HELPER_SUBCOMMAND: &str = "__sandbox-helper";
 
 /// What happens to the command's stdout and stderr.
 #[derive(Clone, Copy, Debug)]
@@ -68,13 +66,15 @@ impl StopRequest {
 
 /// How often a running container checks for stop requests.
 const STOP_POLL: Duration = Duration::from_millis(50);
-/// Slack the helper gets beyond timeout + grace before the runner kills it.
-const HELPER_SLACK: Duration = Duration::from_secs(10);
+/// Slack the supervisor gets beyond timeout + grace before the runner
+/// kills it.
+const SUPERVISOR_SLACK: Duration = Duration::from_secs(10);
 
 /// The container engine for one run: it owns the run's cgroups, if the
-/// host lets us use them.
+/// host lets us use them, and its fork server.
 pub struct Sandbox {
     cgroups: Result<Cgroups, Unavailable>,
+    server: ForkServer,
     /// `--scratch`: per-test writable space goes in directories under it.
     scratch: Option<PathBuf>,
     /// Rootless: containers start in a user namespace mapped this way.
@@ -97,6 +97,7 @@ impl Sandbox {
             Ok(ready) => (
                 Sandbox {
                     cgroups: Ok(ready.cgroups),
+                    server: ForkServer::default(),
                     scratch: None,
                     user_namespace: None,
                     bind_roots_only: false,
@@ -108,6 +109,7 @@ impl Sandbox {
             Err(unavailable) => (
                 Sandbox {
                     cgroups: Err(unavailable),
+                    server: ForkServer::default(),
                     scratch: None,
                     user_namespace: None,
                     bind_roots_only: false,
@@ -132,9 +134,9 @@ impl Sandbox {
     }
 
     /// Runs every container in a user namespace of its own, mapping the
-    /// caller to root inside (rootless mode).
-    /// Returns a notice when the kernel cannot mount overlays there, and
-    /// roots are bound read-only instead.
+    /// caller to root inside (rootless mode). Returns a notice when the
+    /// kernel cannot mount overlays there, and roots are bound read-only
+    /// instead.
     pub fn use_user_namespace(&mut self, mapping: IdMapping) -> Option<String> {
         self.user_namespace = Some(mapping);
         self.bind_roots_only = !super::userns::overlay_supported();
@@ -144,11 +146,6 @@ impl Sandbox {
              `writable` paths take writes"
                 .to_string()
         })
-    }
-
-    /// The user namespace mapping in rootless mode.
-    pub fn user_namespace(&self) -> Option<&IdMapping> {
-        self.user_namespace.as_ref()
     }
 
     /// The host's cgroup layout.
@@ -166,7 +163,7 @@ impl Sandbox {
 
     /// Runs `spec` in a fresh container (and cgroup) and waits for it.
     pub fn run(&self, spec: &SandboxSpec, output: OutputMode, stop: &StopRequest) -> Outcome {
-        let cgroup = match &self.cgroups {
+        let mut cgroup = match &self.cgroups {
             Ok(cgroups) => match cgroups.create(&spec.limits) {
                 Ok(group) => Some(group),
                 Err(failure) => return failed_outcome(failure),
@@ -208,11 +205,71 @@ impl Sandbox {
                 .map(|p| p.into_os_string().into_encoded_bytes())
                 .collect(),
         };
-        match start_helper(&request, output) {
-            Ok((child, report)) => collect(child, report, spec, output, stop, cgroup),
+        let outcome = match self.start(&request, output) {
+            Ok(started) => collect(started, spec, stop, cgroup.as_mut()),
             Err(failure) => failed_outcome(failure),
+        };
+        if let (Some(group), Ok(cgroups)) = (cgroup, &self.cgroups) {
+            cgroups.remove(group);
         }
+        outcome
     }
+
+    /// Hands the test to the fork server: the request on a pipe, the
+    /// output pipes (or the runner's own stdout and stderr), and a report
+    /// socket, on which the supervisor sends a pidfd of itself, then its
+    /// report.
+    fn start(&self, request: &HelperRequest, output: OutputMode) -> Result<Started, SetupFailure> {
+        let (request_read, request_write) =
+            pipe2(OFlag::O_CLOEXEC).step(|| "create the request pipe".into())?;
+        let (report, report_theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .step(|| "create the report socket".into())?;
+        let capture = || pipe2(OFlag::O_CLOEXEC).step(|| "create an output pipe".into());
+        let (stdout, stderr, ours) = match output {
+            OutputMode::Capture { limit_per_stream } => {
+                let (out_read, out_write) = capture()?;
+                let (err_read, err_write) = capture()?;
+                let ours = [Some(out_read), Some(err_read)];
+                (Some(out_write), Some(err_write), (ours, limit_per_stream))
+            }
+            OutputMode::Inherit => (None, None, ([None, None], 0)),
+        };
+        let server = self.server.submit(&TestFds {
+            request: request_read.as_fd(),
+            stdout: stdout
+                .as_ref()
+                .map_or(std::io::stdout().as_fd(), |fd| fd.as_fd()),
+            stderr: stderr
+                .as_ref()
+                .map_or(std::io::stderr().as_fd(), |fd| fd.as_fd()),
+            report: report_theirs.as_fd(),
+        })?;
+        // Only the supervisor may hold the write ends, or EOF never comes.
+        drop((request_read, stdout, stderr, report_theirs));
+        let json = serde_json::to_vec(request).expect("requests serialize");
+        // A supervisor that died early shows in its report (or lack of one).
+        let _ = std::fs::File::from(request_write).write_all(&json);
+        let ([stdout, stderr], limit) = ours;
+        Ok(Started {
+            server,
+            streams: [
+                Stream::output(stdout, limit),
+                Stream::output(stderr, limit),
+                Stream::report(report),
+            ],
+        })
+    }
+}
+
+/// A test the server took: the streams to read until EOF.
+struct Started {
+    server: Arc<Server>,
+    streams: [Stream; 3],
 }
 
 fn failed_outcome(failure: SetupFailure) -> Outcome {
@@ -227,83 +284,20 @@ fn failed_outcome(failure: SetupFailure) -> Outcome {
     }
 }
 
-fn start_helper(
-    request: &HelperRequest,
-    output: OutputMode,
-) -> Result<(Child, OwnedFd), SetupFailure> {
-    let failed = |step: &str, error: std::io::Error| SetupFailure {
-        step: step.to_string(),
-        cause: error.to_string(),
-        hint: None,
-        host_unsupported: false,
-    };
-    let (report_read, report_write) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| failed("create report pipe", e.into()))?;
-    let output_stdio = || match output {
-        OutputMode::Capture { .. } => Stdio::piped(),
-        OutputMode::Inherit => Stdio::inherit(),
-    };
-    let mut command = Command::new("/proc/self/exe");
-    command
-        .arg(HELPER_SUBCOMMAND)
-        .arg(std::process::id().to_string())
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(output_stdio())
-        .stderr(output_stdio())
-        // Its own process group: a terminal's Ctrl-C reaches only the
-        // runner, which decides how to stop each container.
-        .process_group(0);
-    let report_raw = report_write.as_raw_fd();
-    // SAFETY: between fork and exec this only calls dup2/fcntl, which are
-    // async-signal-safe.
-    unsafe {
-        command.pre_exec(move || {
-            let result = if report_raw == REPORT_FD {
-                libc::fcntl(REPORT_FD, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(report_raw, REPORT_FD)
-            };
-            if result < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = command
-        .spawn()
-        .map_err(|e| failed("start the sandbox helper (/proc/self/exe)", e))?;
-    drop(report_write);
-    let spec_json = serde_json::to_vec(request).expect("requests serialize");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    // A helper that died early shows in its report (or lack of one).
-    let _ = stdin.write_all(&spec_json);
-    drop(stdin);
-    Ok((child, report_read))
-}
-
-/// Reads output and the report until the helper is done, then reaps it.
+/// Reads output and the report until the supervisor is done.
 fn collect(
-    mut child: Child,
-    report_fd: OwnedFd,
+    started: Started,
     spec: &SandboxSpec,
-    output: OutputMode,
     stop: &StopRequest,
-    mut cgroup: Option<TestCgroup>,
+    mut cgroup: Option<&mut TestCgroup>,
 ) -> Outcome {
-    let limit = match output {
-        OutputMode::Capture { limit_per_stream } => limit_per_stream,
-        OutputMode::Inherit => 0,
-    };
-    let mut streams = [
-        Stream::new(child.stdout.take().map(OwnedFd::from), limit),
-        Stream::new(child.stderr.take().map(OwnedFd::from), limit),
-        Stream::new(Some(report_fd), usize::MAX),
-    ];
-    let helper = Pid::from_raw(child.id() as i32);
+    let Started {
+        server,
+        mut streams,
+    } = started;
     let backstop = spec
         .timeout
-        .map(|t| Instant::now() + t + spec.grace + HELPER_SLACK);
+        .map(|t| Instant::now() + t + spec.grace + SUPERVISOR_SLACK);
     let mut stop_level_sent = 0;
     let mut killed_by_backstop = false;
 
@@ -311,17 +305,21 @@ fn collect(
         if let Some(group) = cgroup.as_mut() {
             group.sample();
         }
-        let level = stop.level();
-        if level > stop_level_sent {
-            // The helper stops the container; a second SIGTERM skips grace.
-            let _ = kill(helper, Signal::SIGTERM);
-            stop_level_sent = level;
-        }
-        if backstop.is_some_and(|b| Instant::now() >= b) && !killed_by_backstop {
-            // The helper is stuck: killing it kills init (PDEATHSIG) and so
-            // the whole container.
-            let _ = kill(helper, Signal::SIGKILL);
-            killed_by_backstop = true;
+        // Signals wait for the supervisor's pidfd, its first message.
+        if let Some(supervisor) = &streams[2].pidfd {
+            let level = stop.level();
+            if level > stop_level_sent {
+                // The supervisor stops the container; a second SIGTERM
+                // skips grace.
+                let _ = pidfd_send_signal(supervisor.as_fd(), Signal::SIGTERM);
+                stop_level_sent = level;
+            }
+            if backstop.is_some_and(|b| Instant::now() >= b) && !killed_by_backstop {
+                // The supervisor is stuck: killing it kills init
+                // (PDEATHSIG) and so the whole container.
+                let _ = pidfd_send_signal(supervisor.as_fd(), Signal::SIGKILL);
+                killed_by_backstop = true;
+            }
         }
         let mut fds: Vec<PollFd> = streams
             .iter()
@@ -350,10 +348,7 @@ fn collect(
             }
         }
     }
-    let status = child.wait();
-    let usage = cgroup.as_ref().map(TestCgroup::usage);
-    // Dropping the group kills anything left in it and removes it.
-    drop(cgroup);
+    let usage = cgroup.map(|group| group.usage());
     let [stdout, stderr, report] = streams;
     let report: Option<Report> = serde_json::from_slice(&report.raw).ok();
     let (stdout, stderr) = (stdout.buffer.finish(), stderr.buffer.finish());
@@ -374,11 +369,11 @@ fn collect(
                 Ending::Stopped
             } else {
                 Ending::SetupFailed(SetupFailure {
-                    step: "sandbox helper".into(),
-                    cause: format!(
-                        "ended ({}) without a report",
-                        status.map_or_else(|e| e.to_string(), |s| s.to_string())
-                    ),
+                    step: "sandbox supervisor".into(),
+                    cause: match server.fate() {
+                        Some(exit) => format!("the sandbox server {exit} while the test ran"),
+                        None => "ended without a report".into(),
+                    },
                     hint: None,
                     host_unsupported: false,
                 })
@@ -396,22 +391,33 @@ fn collect(
     }
 }
 
-/// One pipe from the helper, read until EOF.
+/// One stream from the supervisor, read until EOF: an output pipe, or the
+/// report socket.
 struct Stream {
     fd: Option<OwnedFd>,
     buffer: BoundedBuffer,
     /// The report stream keeps everything (it is small and ours).
     raw: Vec<u8>,
     is_report: bool,
+    /// The supervisor's pidfd, the report socket's first message.
+    pidfd: Option<OwnedFd>,
 }
 
 impl Stream {
-    fn new(fd: Option<OwnedFd>, limit: usize) -> Self {
+    fn output(fd: Option<OwnedFd>, limit: usize) -> Self {
         Stream {
             fd,
-            buffer: BoundedBuffer::new(if limit == usize::MAX { 0 } else { limit }),
+            buffer: BoundedBuffer::new(limit),
             raw: Vec::new(),
-            is_report: limit == usize::MAX,
+            is_report: false,
+            pidfd: None,
+        }
+    }
+
+    fn report(fd: OwnedFd) -> Self {
+        Stream {
+            is_report: true,
+            ..Stream::output(Some(fd), 0)
         }
     }
 
@@ -422,9 +428,16 @@ impl Stream {
     fn read_available(&mut self) {
         let Some(fd) = &self.fd else { return };
         let mut chunk = [0u8; 64 * 1024];
+        if self.is_report {
+            match server::receive(fd.as_fd(), &mut chunk) {
+                Ok((0, _)) | Err(_) => self.fd = None,
+                Ok((_, fds)) if !fds.is_empty() => self.pidfd = fds.into_iter().next(),
+                Ok((n, _)) => self.raw.extend_from_slice(&chunk[..n]),
+            }
+            return;
+        }
         match read_fd(fd.as_fd(), &mut chunk) {
             Ok(0) | Err(_) => self.fd = None,
-            Ok(n) if self.is_report => self.raw.extend_from_slice(&chunk[..n]),
             Ok(n) => self.buffer.push(&chunk[..n]),
         }
     }

@@ -1,69 +1,65 @@
-//! The sandbox helper: a fresh, single-threaded isotest process (re-exec of
-//! /proc/self/exe) that supervises one container. It reads its
-//! `SandboxSpec` from stdin, creates the PID namespace and forks the
-//! container's init into it, enforces the timeout (SIGTERM, grace, SIGKILL),
-//! honours stop requests from the runner, and writes a `Report` to fd 3.
+//! The supervisor of one container: a child the fork server forked for one
+//! test (so single-threaded, with only that test's descriptors). It reads
+//! its `SandboxSpec` from stdin, creates the PID namespace and forks the
+//! container's init into it, enforces the timeout (SIGTERM, grace,
+//! SIGKILL), honours stop requests from the runner, and sends a `Report`
+//! on the report socket (fd 3).
 //!
-//! Doing this in a fresh process, never in a forked child of the
-//! multi-threaded runner, is what makes allocation and locks safe here.
+//! Doing this in a fork of the single-threaded server, never in a forked
+//! child of the multi-threaded runner, is what makes allocation and locks
+//! safe here.
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::unistd::{fork, getppid, pipe2, ForkResult, Pid};
+use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
 use super::init::{self, CommandExit, InitMessage};
+use super::server;
 use super::spec::{Ending, HelperRequest, Report, Rusage, SandboxSpec, SetupFailure};
 use super::step::Step;
 
-/// The fd on which the helper writes its report.
+/// The fd of the report socket.
 pub(super) const REPORT_FD: i32 = 3;
 
-/// Entry point of the hidden helper subcommand. `runner` is the pid of the
-/// process that started us, to detect that it died before we armed
-/// PDEATHSIG.
-pub fn helper_main(runner: i32) -> i32 {
-    // Keep the report pipe out of the container.
-    if fcntl(
-        unsafe_borrow(REPORT_FD),
-        FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC),
-    )
-    .is_err()
-    {
-        eprintln!("isotest: the sandbox helper is internal; run `isotest exec` instead");
-        return 2;
-    }
-    // SAFETY: fd 3 was handed to us by the runner for this purpose.
-    let mut report_out = unsafe { File::from_raw_fd(REPORT_FD) };
-    let report = match nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
-        _ if getppid().as_raw() != runner => return 1,
-        Err(errno) => setup_failed(super::step::failure(
-            "set parent-death signal".into(),
-            errno,
-        )),
+/// Supervises one container, with the request on stdin and the report
+/// socket on fd 3 (the server arranged both, and armed PDEATHSIG). First
+/// sends the runner a pidfd of this process, for stop requests; last, the
+/// report. Returns the exit code.
+pub(super) fn run_one() -> i32 {
+    // SAFETY: fd 3 is the report socket the server put there for us.
+    let report_out = unsafe { OwnedFd::from_raw_fd(REPORT_FD) };
+    let mut mount_namespace = None;
+    let report = match announce(report_out.as_fd()) {
+        Err(failure) => setup_failed(failure),
         Ok(()) => match read_request() {
-            Ok(request) => supervise(&request),
+            Ok(request) => supervise(&request, &mut mount_namespace),
             Err(failure) => setup_failed(failure),
         },
     };
     let json = serde_json::to_vec(&report).expect("reports serialize");
-    match report_out.write_all(&json) {
+    let sent = File::from(report_out).write_all(&json);
+    // The runner goes on at EOF of the report; only then is the container's
+    // mount namespace torn down (see `watch`).
+    drop(mount_namespace);
+    match sent {
         Ok(()) => 0,
         Err(_) => 1,
     }
 }
 
-fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: only used on fds that stay open for the process lifetime.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+/// Sends the runner a pidfd of this process.
+fn announce(report: BorrowedFd<'_>) -> Result<(), SetupFailure> {
+    let own = pidfd_open(Pid::this()).step(|| "pidfd_open(sandbox supervisor)".into())?;
+    server::send(report, b"p", &[own.as_fd()]).step(|| "send the supervisor's pidfd".into())
 }
 
 /// Reads the request from stdin, then puts /dev/null there: the
@@ -84,7 +80,7 @@ fn read_request() -> Result<HelperRequest, SetupFailure> {
     Ok(request)
 }
 
-fn setup_failed(failure: SetupFailure) -> Report {
+pub(super) fn setup_failed(failure: SetupFailure) -> Report {
     Report {
         ending: Ending::SetupFailed(failure),
         wall: Duration::ZERO,
@@ -106,14 +102,17 @@ struct Stopping {
     killed: bool,
 }
 
-fn supervise(request: &HelperRequest) -> Report {
-    match start_and_watch(request) {
+fn supervise(request: &HelperRequest, mount_namespace: &mut Option<File>) -> Report {
+    match start_and_watch(request, mount_namespace) {
         Ok(report) => report,
         Err(failure) => setup_failed(failure),
     }
 }
 
-fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
+fn start_and_watch(
+    request: &HelperRequest,
+    mount_namespace: &mut Option<File>,
+) -> Result<Report, SetupFailure> {
     let spec = &request.spec;
     let mut blocked = init::handled_signals();
     blocked.thread_block().step(|| "block signals".into())?;
@@ -138,6 +137,11 @@ fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
         ForkResult::Parent { child } => child,
     };
     drop((messages_write, lifeline_read, cgroup_procs));
+    // Only the container writes the output: holding it here would keep the
+    // runner from seeing its end until this process exits.
+    let null = File::open("/dev/null").step(|| "open /dev/null".into())?;
+    nix::unistd::dup2_stdout(&null).step(|| "put /dev/null on stdout".into())?;
+    nix::unistd::dup2_stderr(&null).step(|| "put /dev/null on stderr".into())?;
     // Init waits for this byte, which shows the helper is alive after it
     // armed its parent-death signal.
     nix::unistd::write(&lifeline_write, b"g").step(|| "start the container init".into())?;
@@ -147,6 +151,7 @@ fn start_and_watch(request: &HelperRequest) -> Result<Report, SetupFailure> {
         &messages_read,
         &stop_signals,
         lifeline_write,
+        mount_namespace,
     );
     let rusage = wait_for_init(init_pid);
     let (ending, wall, leaked_processes) = watched?;
@@ -177,12 +182,19 @@ fn open_cgroup_procs(paths: &[Vec<u8>]) -> Result<Vec<File>, SetupFailure> {
 }
 
 /// Follows init's messages, stop requests and the timeout until init exits.
+///
+/// When the command has started, it also takes a reference to the
+/// container's mount namespace: tearing it down (and the overlay with it)
+/// waits for expedited RCU grace periods, which would otherwise happen in
+/// init's exit, before the report; holding it moves that wait after the
+/// report, off the runner's path.
 fn watch(
     spec: &SandboxSpec,
     init_pid: Pid,
     messages: &OwnedFd,
     stop_signals: &SignalFd,
     _lifeline: OwnedFd,
+    mount_namespace: &mut Option<File>,
 ) -> Result<(Ending, Duration, u32), SetupFailure> {
     let init_exited = pidfd_open(init_pid).step(|| "pidfd_open(container init)".into())?;
     let mut inbox = Inbox::default();
@@ -234,6 +246,8 @@ fn watch(
             messages_open = inbox.read_from(messages);
             if started.is_none() && inbox.started {
                 started = Some(Instant::now());
+                // Best effort: without it the teardown is only slower.
+                *mount_namespace = File::open(format!("/proc/{init_pid}/ns/mnt")).ok();
             }
         }
         if stop_requested {
@@ -367,6 +381,22 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     }
     // SAFETY: fd is a freshly opened descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// pidfd_send_signal(2), which nix does not wrap.
+pub(super) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain integers and a null siginfo, which the kernel allows.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as i32,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(result).map(drop)
 }
 
 /// Counts the processes under `pid` through /proc/PID/task/TID/children.

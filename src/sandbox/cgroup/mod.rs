@@ -9,17 +9,20 @@
 //! `isotest-<run id>-<n>`, removed again after its test.
 
 mod files;
+mod janitor;
 pub mod layout;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use self::janitor::Janitor;
 use self::layout::{Layout, LayoutKind};
 use super::mountinfo;
 use super::spec::SetupFailure;
@@ -110,6 +113,10 @@ pub struct Cgroups {
     run_id: String,
     counter: AtomicU32,
     runner_leaf: Option<RunnerLeaf>,
+    janitor: Janitor,
+    /// Whether test groups have memory.peak (v2) or max_usage_in_bytes
+    /// (v1), and pids.peak.
+    peak_files: OnceLock<(bool, bool)>,
 }
 
 /// Cgroups are ready, with things the user should hear about once.
@@ -235,6 +242,8 @@ impl Cgroups {
                 run_id,
                 counter: AtomicU32::new(0),
                 runner_leaf,
+                janitor: Janitor::start(),
+                peak_files: OnceLock::new(),
             },
             notices,
         })
@@ -286,15 +295,28 @@ impl Cgroups {
         }
         // On error `group` is dropped, which removes what was created.
         group.apply(limits)?;
-        group.memory_peak_file = group.file_exists(&group.memory, group.memory_peak_name());
-        group.pids_peak_file = group.file_exists(&group.pids, "pids.peak");
+        // Every test group has the same files: look once per run.
+        (group.memory_peak_file, group.pids_peak_file) = *self.peak_files.get_or_init(|| {
+            (
+                group.file_exists(&group.memory, group.memory_peak_name()),
+                group.file_exists(&group.pids, "pids.peak"),
+            )
+        });
         Ok(group)
+    }
+
+    /// Removes a finished test's group (killing anything left in it) in
+    /// the background.
+    pub fn remove(&self, group: TestCgroup) {
+        self.janitor.remove(group);
     }
 }
 
 impl Drop for Cgroups {
-    /// Gives the runner its original cgroup back on v2 (best effort).
+    /// Waits for the test groups' removal, then gives the runner its
+    /// original cgroup back on v2 (best effort).
     fn drop(&mut self) {
+        self.janitor.finish();
         let Some(leaf) = self.runner_leaf.take() else {
             return;
         };
