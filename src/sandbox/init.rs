@@ -124,8 +124,10 @@ fn supervise_command(
 
     let signals = SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_CLOEXEC)
         .step(|| "create signalfd".into())?;
-    let command = start_command(spec, identity, cgroup_procs)?;
+    // The clock starts at the fork: the command's own exec counts, and a
+    // `sleep 2` never shows as 1.999s.
     let started = Instant::now();
+    let command = start_command(spec, identity, cgroup_procs)?;
     send(report, &InitMessage::Started);
 
     let (exit, forwarded_signal) = wait_for_command(command, &signals)?;
