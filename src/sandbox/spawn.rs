@@ -73,8 +73,11 @@ const SUPERVISOR_SLACK: Duration = Duration::from_secs(10);
 /// The container engine for one run: it owns the run's cgroups, if the
 /// host lets us use them, and its fork server.
 pub struct Sandbox {
-    cgroups: Result<Cgroups, Unavailable>,
+    /// Declared (so dropped) before the cgroups: the server lives in the
+    /// runner's cgroup and must be gone before isotest leaves its leaf
+    /// cgroup on v2 and removes it.
     server: ForkServer,
+    cgroups: Result<Cgroups, Unavailable>,
     /// `--scratch`: per-test writable space goes in directories under it.
     scratch: Option<PathBuf>,
     /// Rootless: containers start in a user namespace mapped this way.
