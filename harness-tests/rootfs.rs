@@ -136,7 +136,8 @@ fn suite_with(extra: &[(&str, &str)]) -> Result<tempfile::TempDir, Failed> {
 
 /// A tarball root: the test sees the tarball's files, not the host's;
 /// writes vanish and stay private at -j8; the tarball is unpacked once
-/// (the second run is a cache hit) and the host is untouched.
+/// (the second run is a cache hit) and the host is untouched. The same
+/// tests pass on the unpacked directory as a root.
 fn tarball_root() -> Result<(), Failed> {
     support::require_root()?;
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
@@ -164,7 +165,21 @@ fn tarball_root() -> Result<(), Failed> {
         )
         .into());
     }
-    if Path::new("/written-by-1").exists() {
+    // The same suite on the unpacked directory itself: no cache involved,
+    // and the directory is left as it was.
+    let base = work.path().join("base");
+    let args = [
+        "-j8",
+        "--rootfs",
+        base.to_str().unwrap(),
+        suite.path().to_str().unwrap(),
+    ];
+    let on_dir = run(work.path(), &args)?;
+    expect(&on_dir, 0, "the same tests on a directory root")?;
+    if prepared_notes(&on_dir) != 0 {
+        return Err(format!("a directory root went through the cache\n{}", on_dir.stderr).into());
+    }
+    if Path::new("/written-by-1").exists() || base.join("written-by-1").exists() {
         return Err("a test's write reached the host".into());
     }
     Ok(())
