@@ -860,15 +860,7 @@ fn cgroup_v2_leaf() -> Result<(), Failed> {
     if finished.code != 100 || !finished.stdout.contains("OOM") {
         problems.push("the 100 MiB hog under --memory 32M was not OOM-killed".to_string());
     }
-    let children: Vec<String> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let children = child_cgroups(&dir);
     if !children.is_empty() {
         problems.push(format!("cgroups left in {}: {children:?}", dir.display()));
     }
@@ -950,15 +942,7 @@ fn cgroup_v2_rootless_delegated() -> Result<(), Failed> {
     if finished.code != 100 || !finished.stdout.contains("OOM") {
         problems.push("the 100 MiB hog under --memory 32M was not OOM-killed".to_string());
     }
-    let children: Vec<String> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let children = child_cgroups(&dir);
     if !children.is_empty() {
         problems.push(format!("cgroups left in {}: {children:?}", dir.display()));
     }
@@ -967,4 +951,17 @@ fn cgroup_v2_rootless_delegated() -> Result<(), Failed> {
     } else {
         Err(format!("{}\nisotest {}", problems.join("\n"), finished.describe()).into())
     }
+}
+
+/// The cgroups directly under `dir`.
+fn child_cgroups(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
