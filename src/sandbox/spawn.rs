@@ -199,9 +199,8 @@ impl Sandbox {
         if cgroup.is_none() && spec.user_namespace.is_some() {
             spec.security.nproc = spec.limits.pids;
         }
-        let spec = &spec;
         let request = HelperRequest {
-            spec: spec.clone(),
+            spec,
             cgroup_procs: cgroup
                 .iter()
                 .flat_map(|g| g.procs_files())
@@ -209,7 +208,7 @@ impl Sandbox {
                 .collect(),
         };
         let outcome = match self.start(&request, output) {
-            Ok(started) => collect(started, spec, stop, cgroup.as_mut()),
+            Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut()),
             Err(failure) => failed_outcome(failure),
         };
         if let (Some(group), Ok(cgroups)) = (cgroup, &self.cgroups) {
