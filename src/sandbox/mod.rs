@@ -16,6 +16,7 @@ mod init;
 pub mod interrupt;
 pub mod mountinfo;
 mod net;
+mod network;
 mod rootfs;
 mod scratch;
 mod seccomp;
@@ -29,8 +30,9 @@ pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
+pub use network::{address, hosts_file, show_address, Network, NetworkAttachment, GATEWAY};
 pub use server::{server_main, SERVER_SUBCOMMAND};
-pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest};
+pub use spawn::{Observed, OutputMode, Sandbox, SandboxNotes, StopRequest};
 pub use spec::{
     Ending, ExtraMount, HelperRequest, Outcome, Report, RootMode, RootSpec, Rusage, SandboxSpec,
     SetupFailure,

@@ -19,11 +19,12 @@ use nix::unistd::pipe2;
 
 use super::capture::{BoundedBuffer, CapturedOutput};
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
+use super::network::{Network, NetworkRequest};
 use super::scratch::ScratchDir;
 use super::server::{self, ForkServer, Server, TestFds};
 use super::spec::{Ending, HelperRequest, Outcome, Report, RootMode, SandboxSpec, SetupFailure};
 use super::step::Step;
-use super::supervisor::pidfd_send_signal;
+use super::supervisor::{pidfd_pid, pidfd_send_signal};
 use super::userns::IdMapping;
 
 /// What happens to the command's stdout and stderr.
@@ -85,6 +86,15 @@ pub struct Sandbox {
     /// Roots are bound read-only, never overlaid (rootless on a kernel
     /// without overlayfs in user namespaces).
     bind_roots_only: bool,
+}
+
+/// What a caller of `Sandbox::run_observed` hears while the container runs.
+pub enum Observed<'a> {
+    /// The command started; `init_pid` (in the runner's PID namespace) is
+    /// in the container's namespaces.
+    Started { init_pid: u32 },
+    /// A chunk of the command's stdout or stderr, as it arrives.
+    Output(&'a [u8]),
 }
 
 /// What preparing the sandbox found out, for the user to hear once.
@@ -151,6 +161,16 @@ impl Sandbox {
         })
     }
 
+    /// A private network for a test and its services (`outbound`: with a
+    /// NAT'd route to the host's networks). It lasts as long as the value.
+    pub fn create_network(&self, outbound: bool) -> Result<Network, SetupFailure> {
+        let request = NetworkRequest {
+            user_namespace: self.user_namespace.clone(),
+            outbound,
+        };
+        super::network::create(&self.server, &request)
+    }
+
     /// The host's cgroup layout.
     pub fn cgroup_layout(&self) -> CgroupLayout {
         match &self.cgroups {
@@ -166,6 +186,18 @@ impl Sandbox {
 
     /// Runs `spec` in a fresh container (and cgroup) and waits for it.
     pub fn run(&self, spec: &SandboxSpec, output: OutputMode, stop: &StopRequest) -> Outcome {
+        self.run_observed(spec, output, stop, &mut |_| {})
+    }
+
+    /// `run`, telling `observer` when the command starts and what it
+    /// prints (when captured) as it goes.
+    pub fn run_observed(
+        &self,
+        spec: &SandboxSpec,
+        output: OutputMode,
+        stop: &StopRequest,
+        observer: &mut dyn FnMut(Observed<'_>),
+    ) -> Outcome {
         let mut cgroup = match &self.cgroups {
             Ok(cgroups) => match cgroups.create(&spec.limits) {
                 Ok(group) => Some(group),
@@ -208,7 +240,7 @@ impl Sandbox {
                 .collect(),
         };
         let outcome = match self.start(&request, output) {
-            Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut()),
+            Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut(), observer),
             Err(failure) => failed_outcome(failure),
         };
         if let (Some(group), Ok(cgroups)) = (cgroup, &self.cgroups) {
@@ -292,6 +324,7 @@ fn collect(
     spec: &SandboxSpec,
     stop: &StopRequest,
     mut cgroup: Option<&mut TestCgroup>,
+    observer: &mut dyn FnMut(Observed<'_>),
 ) -> Outcome {
     let Started {
         server,
@@ -346,7 +379,7 @@ fn collect(
         let mut ready = ready.into_iter();
         for stream in streams.iter_mut().filter(|s| s.is_open()) {
             if ready.next() == Some(true) {
-                stream.read_available();
+                stream.read_available(observer);
             }
         }
     }
@@ -405,6 +438,9 @@ struct Stream {
     pidfd: Option<OwnedFd>,
 }
 
+/// The tag of the report socket's message with init's pidfd.
+const INIT_PIDFD_TAG: u8 = b'i';
+
 impl Stream {
     fn output(fd: Option<OwnedFd>, limit: usize) -> Self {
         Stream {
@@ -427,12 +463,17 @@ impl Stream {
         self.fd.is_some()
     }
 
-    fn read_available(&mut self) {
+    fn read_available(&mut self, observer: &mut dyn FnMut(Observed<'_>)) {
         let Some(fd) = &self.fd else { return };
         let mut chunk = [0u8; 64 * 1024];
         if self.is_report {
             match server::receive(fd.as_fd(), &mut chunk) {
                 Ok((0, _)) | Err(_) => self.fd = None,
+                Ok((_, fds)) if chunk[0] == INIT_PIDFD_TAG && !fds.is_empty() => {
+                    if let Some(init_pid) = fds.first().and_then(|fd| pidfd_pid(fd.as_fd())) {
+                        observer(Observed::Started { init_pid });
+                    }
+                }
                 Ok((_, fds)) if !fds.is_empty() => self.pidfd = fds.into_iter().next(),
                 Ok((n, _)) => self.raw.extend_from_slice(&chunk[..n]),
             }
@@ -440,7 +481,10 @@ impl Stream {
         }
         match read_fd(fd.as_fd(), &mut chunk) {
             Ok(0) | Err(_) => self.fd = None,
-            Ok(n) => self.buffer.push(&chunk[..n]),
+            Ok(n) => {
+                self.buffer.push(&chunk[..n]);
+                observer(Observed::Output(&chunk[..n]));
+            }
         }
     }
 }
