@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::config::{Configs, Settings};
+use crate::config::{Configs, ServiceConfig, Settings};
 use crate::discover::{self, display_name, relative_name, DiscoverError, Program, TestCase};
 use crate::select::expression::Subject;
 use crate::select::Filter;
@@ -16,6 +17,8 @@ use crate::select::Filter;
 pub struct PlannedTest {
     pub case: TestCase,
     pub settings: Settings,
+    /// The `[[service]]`s it runs beside it, in starting order.
+    pub services: Vec<Arc<ServiceConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,8 @@ pub enum PlanError {
     Glob(String),
     #[error("two tests are named `{0}` (a file and a [[test]] table, or two tables); rename one")]
     Duplicate(String),
+    #[error("test `{test}`: {message}")]
+    Services { test: String, message: String },
 }
 
 /// Builds the plan: tests in discovery order (declared tests after the
@@ -78,7 +83,17 @@ pub fn plan(
             if !names.insert(case.name.clone()) {
                 return Err(PlanError::Duplicate(case.name));
             }
-            planned.push(PlannedTest { case, settings });
+            let services = configs
+                .services_for(&config_dir, settings.services())
+                .map_err(|message| PlanError::Services {
+                    test: case.name.clone(),
+                    message,
+                })?;
+            planned.push(PlannedTest {
+                case,
+                settings,
+                services,
+            });
         }
     }
     Ok(planned)

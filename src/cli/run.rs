@@ -14,7 +14,6 @@ use crate::sandbox::{interrupt, OutputMode};
 use crate::select::{Criteria, Partition, RunIgnored, Selected, Selection};
 
 /// Output kept per stream and test; the middle of longer output is dropped.
-const OUTPUT_LIMIT: usize = 4 << 20;
 
 pub fn run(args: RunArgs) -> i32 {
     match run_tests(args) {
@@ -84,7 +83,7 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
             OutputMode::Inherit
         } else {
             OutputMode::Capture {
-                limit_per_stream: OUTPUT_LIMIT,
+                limit_per_stream: run::OUTPUT_LIMIT,
             }
         },
         max_fail: if args.fail_fast {

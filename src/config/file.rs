@@ -33,6 +33,9 @@ use crate::duration::parse_duration;
 use crate::select::expression::Expression;
 use crate::size::parse_size;
 
+mod service;
+pub use service::{Readiness, ServiceConfig, ServiceScope};
+
 /// The file name isotest looks for.
 pub const FILE_NAME: &str = "isotest.toml";
 
@@ -72,6 +75,7 @@ const SETTING_KEYS: &[&str] = &[
     "tmpfs",
     "writable",
     "disk",
+    "services",
 ];
 /// Keys about the run or discovery in this subtree: file top level and
 /// profiles.
@@ -122,6 +126,8 @@ pub struct ConfigFile {
     pub tests: Vec<DeclaredTest>,
     pub overrides: Vec<Override>,
     pub profiles: BTreeMap<String, Profile>,
+    /// `[[service]]` tables, for the tests of this subtree.
+    pub services: Vec<ServiceConfig>,
 }
 
 impl ConfigFile {
@@ -165,6 +171,7 @@ impl Reader<'_> {
             tests: Vec::new(),
             overrides: Vec::new(),
             profiles: BTreeMap::new(),
+            services: Vec::new(),
         };
         for (key, value) in table.iter() {
             let name = key.get_ref().as_ref();
@@ -177,6 +184,15 @@ impl Reader<'_> {
                 "override" => {
                     for item in self.array_of_tables(value, "override")? {
                         file.overrides.push(self.override_table(item)?);
+                    }
+                }
+                "service" => {
+                    for item in self.array_of_tables(value, "service")? {
+                        let service = self.service(item)?;
+                        if file.services.iter().any(|s| s.name == service.name) {
+                            return Err(self.error(&item.span(), "name", format!("a second [[service]] named `{}`", service.name)));
+                        }
+                        file.services.push(service);
                     }
                 }
                 "profile" => {
@@ -202,7 +218,11 @@ impl Reader<'_> {
                     {
                         return Err(self.unknown(
                             key,
-                            &[SETTING_KEYS, RUN_KEYS, &["test", "override", "profile"]],
+                            &[
+                                SETTING_KEYS,
+                                RUN_KEYS,
+                                &["test", "override", "profile", "service"],
+                            ],
                         ));
                     }
                 }
@@ -387,8 +407,9 @@ impl Reader<'_> {
                 let network = match self.string(value, key)?.as_str() {
                     "none" => Network::None,
                     "host" => Network::Host,
+                    "outbound" => Network::Outbound,
                     other => {
-                        return Err(self.error(&value.span(), key, format!("`{other}` is not a network (expected \"none\": loopback only, or \"host\")")))
+                        return Err(self.error(&value.span(), key, format!("`{other}` is not a network (expected \"none\": loopback only, \"outbound\": a private network with NAT to the host's, or \"host\")")))
                     }
                 };
                 settings.network = Some(Sourced::new(network, source));
@@ -551,6 +572,10 @@ impl Reader<'_> {
                 }
             }
             "disk" => settings.disk = Some(Sourced::new(self.optional_size(value, key)?, source)),
+            "services" => {
+                let names = self.strings(value, key)?;
+                settings.services = Some(Sourced::new(names, source));
+            }
             _ => return Ok(false),
         }
         Ok(true)

@@ -40,6 +40,9 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
+    /// A private network (as with services) with a NAT'd route to the
+    /// host's networks.
+    Outbound,
 }
 
 /// How a test must end to pass.
@@ -97,6 +100,9 @@ pub struct Settings {
     pub writable: Vec<Sourced<String>>,
     /// Size of the test's writable space; `None` inside means unlimited.
     pub disk: Option<Sourced<Option<u64>>>,
+    /// Names of the `[[service]]`s the test runs beside it; a later layer's
+    /// list replaces an earlier one.
+    pub services: Option<Sourced<Vec<String>>>,
 }
 
 impl Settings {
@@ -156,6 +162,7 @@ impl Settings {
         over(&mut self.rootfs, &upper.rootfs);
         over(&mut self.rootfs_mode, &upper.rootfs_mode);
         over(&mut self.disk, &upper.disk);
+        over(&mut self.services, &upper.services);
         for bind in &upper.binds {
             self.binds.retain(|b| b.value.target != bind.value.target);
             self.binds.push(bind.clone());
@@ -262,6 +269,9 @@ impl Settings {
     }
     pub fn disk(&self) -> Option<u64> {
         self.disk.as_ref().and_then(|s| s.value)
+    }
+    pub fn services(&self) -> &[String] {
+        self.services.as_ref().map_or(&[], |s| s.value.as_slice())
     }
     pub fn privileged(&self) -> bool {
         self.privileged.as_ref().is_some_and(|s| s.value)
@@ -393,8 +403,12 @@ impl Settings {
             let name = match s.value {
                 Network::None => "none",
                 Network::Host => "host",
+                Network::Outbound => "outbound",
             };
             row("network", json!(name), &s.source);
+        }
+        if let Some(s) = &self.services {
+            row("services", json!(s.value), &s.source);
         }
         if let Some(s) = &self.hostname {
             row("hostname", json!(s.value), &s.source);

@@ -513,6 +513,7 @@ mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+        services: Vec::new(),
         }
     }
 

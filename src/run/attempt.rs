@@ -10,6 +10,7 @@ use super::environment::{test_environment, HOME};
 use super::events::Event;
 use super::result::{Attempt, Status, TestResult};
 use super::roots::{Root, Roots};
+use super::services::{run_with_services, ServiceContext};
 use crate::config::Network;
 use crate::plan::PlannedTest;
 use crate::sandbox::{
@@ -133,7 +134,7 @@ pub fn run_test(
             .retain(|(key, _)| key != ATTEMPT_VARIABLE.as_bytes());
         spec.env
             .push((ATTEMPT_VARIABLE.as_bytes().to_vec(), attempt.into_bytes()));
-        let mut result = run_attempt(test, &spec, sandbox, settings.output, stop);
+        let mut result = run_attempt(test, &spec, sandbox, settings, stop);
         let last_try = earlier.len() as u32 >= retries;
         let host_broken = result
             .setup_failure
@@ -197,12 +198,23 @@ fn run_attempt(
     test: &PlannedTest,
     spec: &SandboxSpec,
     sandbox: &Sandbox,
-    output: OutputMode,
+    settings: &AttemptSettings,
     stop: &StopRequest,
 ) -> TestResult {
+    let output = settings.output;
+    let context = ServiceContext {
+        sandbox,
+        roots: settings.roots,
+        stop,
+        output_limit: match output {
+            OutputMode::Capture { limit_per_stream } => limit_per_stream,
+            OutputMode::Inherit => super::OUTPUT_LIMIT,
+        },
+    };
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let outcome = sandbox.run(spec, output, stop);
+    let (outcome, services) =
+        run_with_services(test, spec, &context, &|spec| sandbox.run(spec, output, stop));
     let duration = if outcome.wall.is_zero() {
         clock.elapsed()
     } else {
@@ -214,14 +226,16 @@ fn run_attempt(
     } else {
         Limits::default()
     };
-    classify(
+    let mut result = classify(
         test.case.clone(),
         outcome,
         started_at,
         duration,
         &test.settings,
         limits,
-    )
+    );
+    result.services = services;
+    result
 }
 
 /// The final result: FLAKY when it passed after failing, the earlier

@@ -6,8 +6,10 @@ mod attempt;
 mod classify;
 mod environment;
 mod events;
+mod readiness;
 mod result;
 mod roots;
+mod services;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -18,6 +20,11 @@ pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Attempt, Status, TestResult};
 pub use roots::{Root, Roots};
+pub use services::{ServiceResult, ServiceStatus};
+
+/// Bytes of output kept per stream of a test (or service): the first and
+/// last half of it.
+pub const OUTPUT_LIMIT: usize = 4 << 20;
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};

@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::discover::TestCase;
+use super::services::ServiceResult;
 use crate::sandbox::{CapturedOutput, Limits, Rusage, SetupFailure, Usage};
 
 /// The status of one finished (or never started) test.
@@ -117,4 +118,6 @@ pub struct TestResult {
     /// Earlier attempts that did not pass (with `retries`), oldest first;
     /// the fields above describe the last attempt.
     pub attempts: Vec<Attempt>,
+    /// The services of the last attempt, in starting order.
+    pub services: Vec<ServiceResult>,
 }

@@ -134,6 +134,7 @@ mod tests {
                 ignore: flag(ignored, "test"),
                 ..Settings::default()
             },
+            services: Vec::new(),
         }
     }
 

@@ -50,7 +50,9 @@ pub struct NetworkAttachment {
     /// has the right to plug into the bridge).
     pub user_namespace: Option<Vec<u8>>,
     /// The container's address; its last byte names the veth on the bridge.
-    pub address: [u8; 4],
+    /// None: join `namespace` itself, another container's (a readiness
+    /// check sees the service's own `localhost`).
+    pub address: Option<[u8; 4]>,
     /// Route everything else through the bridge (`network = "outbound"`).
     pub default_route: bool,
     /// The container's /etc/hosts.
@@ -76,9 +78,19 @@ impl Network {
         NetworkAttachment {
             namespace: path("net"),
             user_namespace: self.rootless.then(|| path("user")),
-            address,
+            address: Some(address),
             default_route: self.host_address.is_some(),
             hosts: hosts.to_vec(),
+        }
+    }
+
+    /// How a container joins the network namespace of another one, whose
+    /// init is `init_pid`, seeing `hosts` as its /etc/hosts.
+    pub fn beside(&self, init_pid: u32, hosts: &[u8]) -> NetworkAttachment {
+        NetworkAttachment {
+            namespace: format!("/proc/{init_pid}/ns/net").into_bytes(),
+            address: None,
+            ..self.attachment(GATEWAY, hosts)
         }
     }
 }
@@ -146,9 +158,13 @@ pub fn show_address(address: [u8; 4]) -> String {
 pub(super) fn join(attachment: &NetworkAttachment) -> Result<(), SetupFailure> {
     let path = String::from_utf8_lossy(&attachment.namespace).into_owned();
     let network = File::open(&path).step(|| format!("open the test's network {path}"))?;
+    let Some(address) = attachment.address else {
+        return setns(network.as_fd(), CloneFlags::CLONE_NEWNET)
+            .step(|| format!("join the network namespace {path}"));
+    };
     unshare(CloneFlags::CLONE_NEWNET).step(|| "unshare(CLONE_NEWNET)".into())?;
     let own = File::open("/proc/self/ns/net").step(|| "open /proc/self/ns/net".into())?;
-    let veth = format!("veth{}", attachment.address[3]);
+    let veth = format!("veth{}", address[3]);
     setns(network.as_fd(), CloneFlags::CLONE_NEWNET)
         .step(|| format!("enter the test's network {path}"))?;
     let plugged = plug_into_bridge(&veth, &own);
@@ -156,7 +172,7 @@ pub(super) fn join(attachment: &NetworkAttachment) -> Result<(), SetupFailure> {
         .step(|| "return to the container's network namespace".into())?;
     plugged?;
     super::net::bring_up_loopback()?;
-    configure_interface(attachment)
+    configure_interface(address, attachment.default_route)
 }
 
 /// In the network's namespace: a veth pair, `eth0` in the container's
@@ -170,15 +186,15 @@ fn plug_into_bridge(veth: &str, container: &File) -> Result<(), SetupFailure> {
         .step(|| format!("put {veth} on bridge {BRIDGE}"))
 }
 
-fn configure_interface(attachment: &NetworkAttachment) -> Result<(), SetupFailure> {
-    let shown = show_address(attachment.address);
+fn configure_interface(address: [u8; 4], default_route: bool) -> Result<(), SetupFailure> {
+    let shown = show_address(address);
     let mut link = netlink::Netlink::open().step(|| "open a netlink socket".into())?;
     let index = if_nametoindex(INTERFACE).step(|| format!("find {INTERFACE}"))?;
-    link.add_address(index, attachment.address, PREFIX)
+    link.add_address(index, address, PREFIX)
         .step(|| format!("give {INTERFACE} address {shown}/{PREFIX}"))?;
     link.set_up(INTERFACE, None)
         .step(|| format!("bring up {INTERFACE}"))?;
-    if attachment.default_route {
+    if default_route {
         link.add_default_route(GATEWAY)
             .step(|| format!("add a default route via {}", show_address(GATEWAY)))?;
     }
