@@ -190,7 +190,11 @@ impl Reader<'_> {
                     for item in self.array_of_tables(value, "service")? {
                         let service = self.service(item)?;
                         if file.services.iter().any(|s| s.name == service.name) {
-                            return Err(self.error(&item.span(), "name", format!("a second [[service]] named `{}`", service.name)));
+                            return Err(self.error(
+                                &item.span(),
+                                "name",
+                                format!("a second [[service]] named `{}`", service.name),
+                            ));
                         }
                         file.services.push(service);
                     }

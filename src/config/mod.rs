@@ -15,8 +15,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use file::{
-    ConfigFile, DeclaredTest, Override, Profile, Readiness, RunSettings, ServiceConfig, ServiceScope,
-    FILE_NAME,
+    ConfigFile, DeclaredTest, Override, Profile, Readiness, RunSettings, ServiceConfig,
+    ServiceScope, FILE_NAME,
 };
 pub use settings::{flag, Bind, Described, Expect, Network, RootMode, Rootfs, Settings};
 pub use source::{ConfigError, Source, Sourced};

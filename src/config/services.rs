@@ -101,7 +101,10 @@ mod tests {
                  [[service]]\nname = \"app\"\ncommand = \"b\"\ndepends_on = [\"db\", \"cache\"]\n\
                  [[service]]\nname = \"cache\"\ncommand = \"c\"\ndepends_on = [\"db\"]\n",
             ),
-            ("/s/deep", "[[service]]\nname = \"db\"\ncommand = \"deeper\"\n"),
+            (
+                "/s/deep",
+                "[[service]]\nname = \"db\"\ncommand = \"deeper\"\n",
+            ),
         ]);
         let order = configs
             .services_for(Path::new("/s"), &["app".into(), "db".into()])

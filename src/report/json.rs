@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
 use crate::discover::Program;
-use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
+use crate::run::{signal_name, Attempt, Event, RunSummary, ServiceResult, Status, TestResult};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -112,6 +112,26 @@ pub struct JsonTest {
     /// wait4 on the container's init; null when the test did not run.
     pub rusage: Option<JsonRusage>,
     pub leaked_processes: u32,
+    #[serde(flatten)]
+    pub output: JsonOutput,
+    /// The services of the last attempt, in starting order (absent from
+    /// reports written before services existed).
+    #[serde(default)]
+    pub services: Vec<JsonService>,
+}
+
+/// One `[[service]]` of a test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonService {
+    pub name: String,
+    /// `stopped`, `exited`, `not-ready`, `error` or `not-started`.
+    pub status: String,
+    pub message: Option<String>,
+    /// From its start to readiness; null when it never was ready.
+    pub ready_secs: Option<f64>,
+    pub duration_secs: f64,
+    pub usage: JsonUsage,
+    pub rusage: Option<JsonRusage>,
     #[serde(flatten)]
     pub output: JsonOutput,
 }
@@ -221,6 +241,22 @@ impl From<&TestResult> for JsonTest {
             rusage: result.rusage.map(JsonRusage::from),
             leaked_processes: result.leaked_processes,
             output: JsonOutput::new(&result.stdout, &result.stderr),
+            services: result.services.iter().map(JsonService::from).collect(),
+        }
+    }
+}
+
+impl From<&ServiceResult> for JsonService {
+    fn from(service: &ServiceResult) -> Self {
+        JsonService {
+            name: service.name.clone(),
+            status: service.status.label().to_string(),
+            message: service.message.clone(),
+            ready_secs: service.ready_after.map(|d| d.as_secs_f64()),
+            duration_secs: service.duration.as_secs_f64(),
+            usage: service.usage.unwrap_or_default().into(),
+            rusage: service.rusage.map(JsonRusage::from),
+            output: JsonOutput::new(&service.stdout, &service.stderr),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{ReportError, Reporter};
 use crate::duration::format_seconds;
-use crate::run::{Event, RunSummary, Status, TestResult};
+use crate::run::{Event, RunSummary, ServiceStatus, Status, TestResult};
 use crate::sandbox::Usage;
 use crate::size::format_size;
 
@@ -148,10 +148,24 @@ impl TerminalReporter {
             1 => Some("1 leaked process".to_string()),
             n => Some(format!("{n} leaked processes")),
         };
+        // Services that ended on their own during the test.
+        let services: Vec<String> = result
+            .services
+            .iter()
+            .filter(|s| s.status == ServiceStatus::Exited)
+            .map(|s| {
+                format!(
+                    "service {}: {}",
+                    s.name,
+                    s.message.as_deref().unwrap_or("exited")
+                )
+            })
+            .collect();
         let details: Vec<&str> = message
             .as_deref()
             .into_iter()
             .chain(leaked.as_deref())
+            .chain(services.iter().map(String::as_str))
             .collect();
         if !details.is_empty() {
             line.push_str(&format!(" ({})", details.join(", ")));
@@ -225,14 +239,25 @@ impl TerminalReporter {
             .collect();
         let mut out = String::new();
         for result in &attention {
-            for (stream, captured) in [("STDOUT", &result.stdout), ("STDERR", &result.stderr)] {
-                if captured.is_empty() {
-                    continue;
-                }
-                out.push_str(&format!("--- {stream}: {} ---\n", result.test.name));
-                out.push_str(&captured.to_string_lossy());
-                if !out.ends_with('\n') {
-                    out.push('\n');
+            let own = [("", &result.stdout, &result.stderr)];
+            let services = result
+                .services
+                .iter()
+                .map(|s| (s.name.as_str(), &s.stdout, &s.stderr));
+            for (service, stdout, stderr) in own.into_iter().chain(services) {
+                let whose = match service {
+                    "" => result.test.name.clone(),
+                    name => format!("{} [service {name}]", result.test.name),
+                };
+                for (stream, captured) in [("STDOUT", stdout), ("STDERR", stderr)] {
+                    if captured.is_empty() {
+                        continue;
+                    }
+                    out.push_str(&format!("--- {stream}: {whose} ---\n"));
+                    out.push_str(&captured.to_string_lossy());
+                    if !out.ends_with('\n') {
+                        out.push('\n');
+                    }
                 }
             }
         }
@@ -422,35 +447,51 @@ fn cpu_usec(usage: &Usage) -> Option<u64> {
     Some(usage.cpu_user_usec? + usage.cpu_system_usec?)
 }
 
-/// Every test's usage, `-` where a figure is not available.
+/// Every test's usage, each of its services on a line below it, `-`
+/// where a figure is not available.
 fn usage_table(summary: &RunSummary) -> String {
     let mut out = format!(
         "{:>8} {:>10} {:>10} {:>10} {:>12} {:>6} {:>4}  {}\n",
         "STATUS", "WALL", "CPU USER", "CPU SYS", "PEAK MEM", "PIDS", "OOM", "TEST"
     );
-    let dash = || "-".to_string();
     for result in &summary.results {
-        let usage = result.usage.unwrap_or_default();
-        let seconds = |usec: Option<u64>| {
-            usec.map(|u| format_seconds(Duration::from_micros(u)))
-                .unwrap_or_else(dash)
-        };
-        out.push_str(&format!(
-            "{:>8} {:>10} {:>10} {:>10} {:>12} {:>6} {:>4}  {}\n",
+        let name = &result.test.name;
+        out.push_str(&usage_row(
             result.status.label(),
-            format_seconds(result.duration),
-            seconds(usage.cpu_user_usec),
-            seconds(usage.cpu_system_usec),
-            usage
-                .memory_peak_bytes
-                .map(format_size)
-                .unwrap_or_else(dash),
-            usage.pids_peak.map(|p| p.to_string()).unwrap_or_else(dash),
-            usage.oom_kills.map(|p| p.to_string()).unwrap_or_else(dash),
-            result.test.name
+            result.duration,
+            result.usage,
+            name,
         ));
+        for service in &result.services {
+            let name = format!("{name} [service {}]", service.name);
+            let status = service.status.label();
+            out.push_str(&usage_row(status, service.duration, service.usage, &name));
+        }
     }
     out
+}
+
+fn usage_row(status: &str, wall: Duration, usage: Option<Usage>, name: &str) -> String {
+    let usage = usage.unwrap_or_default();
+    let dash = || "-".to_string();
+    let seconds = |usec: Option<u64>| {
+        usec.map(|u| format_seconds(Duration::from_micros(u)))
+            .unwrap_or_else(dash)
+    };
+    format!(
+        "{:>8} {:>10} {:>10} {:>10} {:>12} {:>6} {:>4}  {}\n",
+        status,
+        format_seconds(wall),
+        seconds(usage.cpu_user_usec),
+        seconds(usage.cpu_system_usec),
+        usage
+            .memory_peak_bytes
+            .map(format_size)
+            .unwrap_or_else(dash),
+        usage.pids_peak.map(|p| p.to_string()).unwrap_or_else(dash),
+        usage.oom_kills.map(|p| p.to_string()).unwrap_or_else(dash),
+        name
+    )
 }
 
 fn plural(count: usize, noun: &str) -> String {
@@ -513,7 +554,7 @@ mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
-        services: Vec::new(),
+            services: Vec::new(),
         }
     }
 

@@ -213,8 +213,9 @@ fn run_attempt(
     };
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let (outcome, services) =
-        run_with_services(test, spec, &context, &|spec| sandbox.run(spec, output, stop));
+    let (outcome, services) = run_with_services(test, spec, &context, &|spec| {
+        sandbox.run(spec, output, stop)
+    });
     let duration = if outcome.wall.is_zero() {
         clock.elapsed()
     } else {

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::discover::TestCase;
 use super::services::ServiceResult;
+use crate::discover::TestCase;
 use crate::sandbox::{CapturedOutput, Limits, Rusage, SetupFailure, Usage};
 
 /// The status of one finished (or never started) test.

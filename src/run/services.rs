@@ -94,8 +94,7 @@ pub fn run_with_services(
     if test.settings.network() == NetworkSetting::Host {
         let failure = SetupFailure {
             step: "give the test its services".into(),
-            cause: "services live on a private network, and the test has network = \"host\""
-                .into(),
+            cause: "services live on a private network, and the test has network = \"host\"".into(),
             hint: Some("drop `network = \"host\"`, or the test's `services`".into()),
             host_unsupported: false,
         };
@@ -243,7 +242,9 @@ impl<'scope> RunningService<'scope> {
                     (_, None) | (Some(Readiness::Log(_)), _) => false,
                     (None, Some(_)) => true,
                     (Some(Readiness::Tcp(port)), Some(pid)) => readiness::tcp_listening(pid, *port),
-                    (Some(Readiness::Command(argv)), Some(pid)) if Instant::now() >= next_command => {
+                    (Some(Readiness::Command(argv)), Some(pid))
+                        if Instant::now() >= next_command =>
+                    {
                         next_command = Instant::now() + COMMAND_INTERVAL;
                         let check = self.run_check(argv, pid, network, hosts, deadline, context);
                         check.map_err(|output| last_check = output).is_ok()
@@ -278,7 +279,8 @@ impl<'scope> RunningService<'scope> {
         deadline: Instant,
         context: &ServiceContext,
     ) -> Result<(), String> {
-        let mut spec = service_spec(&self.config, argv, context.roots).map_err(|f| f.to_string())?;
+        let mut spec =
+            service_spec(&self.config, argv, context.roots).map_err(|f| f.to_string())?;
         spec.network = Some(network.beside(init_pid, hosts));
         spec.hostname = format!("{}-ready", self.config.name);
         spec.timeout = Some(deadline.saturating_duration_since(Instant::now()));
@@ -315,7 +317,10 @@ impl<'scope> RunningService<'scope> {
             .map_or("started".to_string(), readiness::describe);
         self.not_ready = Some(cause.clone());
         SetupFailure {
-            step: format!("wait for service `{}` to be ready ({how})", self.config.name),
+            step: format!(
+                "wait for service `{}` to be ready ({how})",
+                self.config.name
+            ),
             cause,
             hint,
             host_unsupported: false,

@@ -214,7 +214,7 @@ impl Reader<'_> {
         };
         match kind.get_ref().as_ref() {
             "tcp" => Ok(Readiness::Tcp(
-                self.integer(inner, "ready.tcp", 1, 65535)? as u16,
+                self.integer(inner, "ready.tcp", 1, 65535)? as u16
             )),
             "command" => Ok(Readiness::Command(self.command(inner)?)),
             "log" => match inner.get_ref() {

@@ -173,7 +173,16 @@ fn masquerade() -> Result<(), SetupFailure> {
         return Ok(());
     }
     let iptables = Command::new("iptables")
-        .args(["-t", "nat", "-A", "POSTROUTING", "-o", UPLINK, "-j", "MASQUERADE"])
+        .args([
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            UPLINK,
+            "-j",
+            "MASQUERADE",
+        ])
         .stdout(Stdio::null())
         .status();
     match iptables {

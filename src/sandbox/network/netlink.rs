@@ -245,7 +245,10 @@ mod tests {
         message.finish(7);
         let b = &message.bytes;
         assert_eq!(b.len(), 16 + 16 + 8 + 4 + 12);
-        assert_eq!(u32::from_ne_bytes(b[0..4].try_into().unwrap()), b.len() as u32);
+        assert_eq!(
+            u32::from_ne_bytes(b[0..4].try_into().unwrap()),
+            b.len() as u32
+        );
         assert_eq!(u16::from_ne_bytes(b[4..6].try_into().unwrap()), RTM_NEWLINK);
         let flags = u16::from_ne_bytes(b[6..8].try_into().unwrap());
         assert_eq!(flags, NLM_F_CREATE | NLM_F_REQUEST | NLM_F_ACK);
