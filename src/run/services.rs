@@ -108,11 +108,13 @@ pub fn run_with_services(
     std::thread::scope(|scope| {
         let mut running: Vec<RunningService> = Vec::new();
         let mut failure = None;
+        let mut not_started_error = None;
         for (index, config) in test.services.iter().enumerate() {
             let at = address(3 + index as u8);
             match RunningService::start(scope, config, &network, at, &hosts, context) {
                 Ok(service) => running.push(service),
                 Err(error) => {
+                    not_started_error = Some(error.to_string());
                     failure = Some(error);
                     break;
                 }
@@ -132,7 +134,12 @@ pub fn run_with_services(
             }
         };
         let mut results: Vec<ServiceResult> = stop_all(running);
-        results.extend(not_started(&test.services[results.len()..]));
+        let mut rest = not_started(&test.services[results.len()..]);
+        if let (Some(first), Some(error)) = (rest.first_mut(), not_started_error) {
+            first.status = ServiceStatus::Error;
+            first.message = Some(error);
+        }
+        results.extend(rest);
         (outcome, results)
     })
 }
