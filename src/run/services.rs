@@ -87,8 +87,9 @@ pub fn run_with_services(
     context: &ServiceContext,
     run: &dyn Fn(&SandboxSpec) -> Outcome,
 ) -> (Outcome, Vec<ServiceResult>) {
-    let outbound = test.settings.network() == NetworkSetting::Outbound;
-    if test.services.is_empty() && !outbound {
+    let outbound = |settings: &Settings| settings.network() == NetworkSetting::Outbound;
+    let test_outbound = outbound(&test.settings);
+    if test.services.is_empty() && !test_outbound {
         return (run(spec), Vec::new());
     }
     if test.settings.network() == NetworkSetting::Host {
@@ -100,7 +101,8 @@ pub fn run_with_services(
         };
         return (failed(failure), not_started(&test.services));
     }
-    let network = match context.sandbox.create_network(outbound) {
+    let uplink = test_outbound || test.services.iter().any(|s| outbound(&s.settings));
+    let network = match context.sandbox.create_network(uplink) {
         Ok(network) => network,
         Err(failure) => return (failed(failure), not_started(&test.services)),
     };
@@ -129,7 +131,7 @@ pub fn run_with_services(
             Some(failure) => failed(failure),
             None => {
                 let mut spec = spec.clone();
-                spec.network = Some(network.attachment(address(2), &hosts));
+                spec.network = Some(network.attachment(address(2), &hosts, test_outbound));
                 run(&spec)
             }
         };
@@ -186,7 +188,8 @@ impl<'scope> RunningService<'scope> {
         context: &'env ServiceContext<'env>,
     ) -> Result<RunningService<'scope>, SetupFailure> {
         let mut spec = service_spec(config, &config.argv_with_setup(), context.roots)?;
-        spec.network = Some(network.attachment(at, hosts));
+        let outbound = config.settings.network() == NetworkSetting::Outbound;
+        spec.network = Some(network.attachment(at, hosts, outbound));
         let stop = Arc::new(StopRequest::new());
         let watching = Arc::new(AtomicBool::new(true));
         let (tell, heard) = mpsc::channel();

@@ -24,7 +24,7 @@ use super::netlink::Netlink;
 use super::{show_address, BRIDGE, GATEWAY, PREFIX};
 use crate::sandbox::spec::SetupFailure;
 use crate::sandbox::step::Step;
-use crate::sandbox::userns::IdMapping;
+use crate::sandbox::userns::{find_program, IdMapping};
 
 /// What the runner asks of a network.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -155,10 +155,11 @@ fn configure_host_side(name: &str, address: [u8; 4], network: &File) -> Result<(
 /// iptables where nft is missing), in the network's namespace.
 fn masquerade() -> Result<(), SetupFailure> {
     let rules = format!(
-        "table ip isotest {{ chain out {{ type nat hook postrouting priority 100; \
-         oifname \"{UPLINK}\" masquerade; }} }}\n"
+        "table ip isotest {{\n chain out {{\n  type nat hook postrouting priority 100; policy accept;\n  \
+         oifname \"{UPLINK}\" masquerade\n }}\n}}\n"
     );
-    let nft = Command::new("nft")
+    let program = |name: &str| find_program(name).unwrap_or_else(|| name.into());
+    let nft = Command::new(program("nft"))
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -172,7 +173,7 @@ fn masquerade() -> Result<(), SetupFailure> {
     if nft.as_ref().is_ok_and(|s| s.success()) {
         return Ok(());
     }
-    let iptables = Command::new("iptables")
+    let iptables = Command::new(program("iptables"))
         .args([
             "-t",
             "nat",

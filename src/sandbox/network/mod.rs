@@ -72,14 +72,15 @@ pub struct Network {
 
 impl Network {
     /// How a container joins the network at `address`, seeing `hosts` as
-    /// its /etc/hosts.
-    pub fn attachment(&self, address: [u8; 4], hosts: &[u8]) -> NetworkAttachment {
+    /// its /etc/hosts; `outbound`: with a route out by the uplink (when the
+    /// network has one).
+    pub fn attachment(&self, address: [u8; 4], hosts: &[u8], outbound: bool) -> NetworkAttachment {
         let path = |kind: &str| format!("/proc/{}/ns/{kind}", self.pid).into_bytes();
         NetworkAttachment {
             namespace: path("net"),
             user_namespace: self.rootless.then(|| path("user")),
             address: Some(address),
-            default_route: self.host_address.is_some(),
+            default_route: outbound && self.host_address.is_some(),
             hosts: hosts.to_vec(),
         }
     }
@@ -90,7 +91,7 @@ impl Network {
         NetworkAttachment {
             namespace: format!("/proc/{init_pid}/ns/net").into_bytes(),
             address: None,
-            ..self.attachment(GATEWAY, hosts)
+            ..self.attachment(GATEWAY, hosts, false)
         }
     }
 }
