@@ -25,6 +25,7 @@ mod json;
 mod junit;
 mod rootfs;
 mod selection;
+mod services;
 mod stress;
 mod support;
 
@@ -44,6 +45,7 @@ fn main() {
     trials.extend(faults::trials());
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
+    trials.extend(services::trials());
     if support::rootless_lane() {
         trials = trials
             .into_iter()

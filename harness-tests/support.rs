@@ -274,3 +274,15 @@ pub fn shorten(text: &str) -> String {
         &text[tail_start..]
     )
 }
+
+/// Polls `condition` until it holds (true) or `limit` has passed (false).
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    condition()
+}
