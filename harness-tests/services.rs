@@ -25,13 +25,19 @@ pub fn trials() -> Vec<Trial> {
         .collect()
 }
 
-/// The suite: a test on an outbound network (so the host gets an uplink
-/// link) with a service, both sleeping with a marker of the signal's own.
+/// The suite: a test with a service, both sleeping with a marker of the
+/// signal's own; as root the test's network is outbound (so the host gets
+/// an uplink link), which rootless cannot have.
 fn suite(service_marker: &str, test_marker: &str) -> Result<tempfile::TempDir, String> {
     let suite = support::suite(&[])?;
+    let network = if support::rootless_lane() {
+        "none"
+    } else {
+        "outbound"
+    };
     let config = format!(
         "[[service]]\nname = \"sleeper\"\ncommand = \"exec sleep {service_marker}\"\n\n\
-         [[test]]\nname = \"waits\"\nnetwork = \"outbound\"\nservices = [\"sleeper\"]\n\
+         [[test]]\nname = \"waits\"\nnetwork = \"{network}\"\nservices = [\"sleeper\"]\n\
          command = \"exec sleep {test_marker}\"\n"
     );
     support::write_file(&suite.path().join("isotest.toml"), &config, 0o644)?;
@@ -62,7 +68,7 @@ fn runner_killed_leaves_nothing(signal: Signal) -> Result<(), Failed> {
     if !started {
         problems.push("within 15 s the service and the test did not both start".to_string());
     }
-    if new_links == 0 {
+    if new_links == 0 && !support::rootless_lane() {
         problems.push("no isotest-* link appeared on the host for the outbound test".into());
     }
     wait_until(Duration::from_secs(5), || {
