@@ -189,6 +189,7 @@ pub fn examine() -> Diagnosis {
             .as_deref(),
     ));
     checks.push(pidfd_check(pidfd_open_self()));
+    checks.extend(network_checks(euid, probe_network(euid)));
     Diagnosis {
         kernel,
         cgroup_layout: cgroups.kind(),
@@ -905,6 +906,54 @@ fn pidfd_check(result: Result<(), Errno>) -> Check {
     }
 }
 
+/// What building a throwaway test network did: the bridge (with its
+/// veths), and as root the outbound uplink with NAT. The probe runs through
+/// the sandbox's own fork server, as a test's network does.
+struct NetworkProbe {
+    bridge: Result<(), String>,
+    outbound: Option<Result<(), String>>,
+}
+
+fn probe_network(euid: u32) -> NetworkProbe {
+    let rootless = (euid != 0).then(IdMapping::for_caller);
+    let bridge = crate::sandbox::probe_network(false, rootless).map_err(|f| f.to_string());
+    let outbound =
+        (euid == 0).then(|| crate::sandbox::probe_network(true, None).map_err(|f| f.to_string()));
+    NetworkProbe { bridge, outbound }
+}
+
+fn network_checks(euid: u32, probe: NetworkProbe) -> Vec<Check> {
+    let mut checks = vec![match probe.bridge {
+        Ok(()) => Check::ok(
+            "networks",
+            "a bridge and veth pairs in a namespace of their own: tests get services",
+        ),
+        Err(e) => Check::degraded(
+            "networks",
+            format!("a test network could not be built: {e}"),
+            "a kernel with CONFIG_BRIDGE and CONFIG_VETH; until then tests with              `services` or network = \"outbound\" are errors",
+        ),
+    }];
+    checks.push(match probe.outbound {
+        Some(Ok(())) => Check::ok(
+            "outbound",
+            "an uplink veth to the host with NAT (nftables or iptables) in the test network",
+        ),
+        Some(Err(e)) => Check::degraded(
+            "outbound",
+            format!("network = \"outbound\" does not work here: {e}"),
+            "install nftables (or iptables) and a kernel with CONFIG_NFT_MASQ or              CONFIG_IP_NF_TARGET_MASQUERADE",
+        ),
+        None if euid != 0 => Check::degraded(
+            "outbound",
+            "rootless: a user namespace cannot add an uplink to the host's network",
+            "run as root for network = \"outbound\"",
+        ),
+        None => Check::ok("outbound", "not probed"),
+    });
+    checks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -971,6 +1020,41 @@ mod tests {
 
     fn levels(checks: &[Check]) -> Vec<(&str, Level)> {
         checks.iter().map(|c| (c.name, c.level)).collect()
+    }
+
+    #[test]
+    fn network_checks_name_what_failed() {
+        let all = network_checks(
+            0,
+            NetworkProbe {
+                bridge: Ok(()),
+                outbound: Some(Ok(())),
+            },
+        );
+        assert_eq!(
+            levels(&all),
+            [("networks", Level::Ok), ("outbound", Level::Ok)]
+        );
+        let broken = network_checks(
+            0,
+            NetworkProbe {
+                bridge: Err("create bridge br0: EOPNOTSUPP".into()),
+                outbound: Some(Err("masquerade: no nft".into())),
+            },
+        );
+        assert_eq!(
+            levels(&broken),
+            [("networks", Level::Degraded), ("outbound", Level::Degraded)]
+        );
+        assert!(broken[0].finding.contains("EOPNOTSUPP"));
+        let rootless = network_checks(
+            1000,
+            NetworkProbe {
+                bridge: Ok(()),
+                outbound: None,
+            },
+        );
+        assert!(rootless[1].finding.contains("rootless"));
     }
 
     #[test]

@@ -379,6 +379,35 @@ mod tests {
     }
 
     #[test]
+    fn services_are_listed_under_their_test() {
+        use crate::run::{ServiceResult, ServiceStatus};
+        let mut summary = summary();
+        summary.results[0].services = vec![ServiceResult {
+            name: "db".into(),
+            status: ServiceStatus::Exited,
+            message: Some("exit 1 during the test".into()),
+            ready_after: Some(std::time::Duration::from_millis(1500)),
+            duration: std::time::Duration::from_secs(2),
+            usage: None,
+            rusage: None,
+            stdout: CapturedOutput::default(),
+            stderr: crate::report::junit::tests::output(b"FATAL: crashed\n"),
+        }];
+        let (_dir, path) = write(&summary);
+        let run: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let service = &run["tests"][0]["services"][0];
+        assert_eq!(service["name"], "db");
+        assert_eq!(service["status"], "exited");
+        assert_eq!(service["message"], "exit 1 during the test");
+        assert_eq!(service["ready_secs"], 1.5);
+        assert_eq!(service["duration_secs"], 2.0);
+        assert_eq!(service["usage"]["memory_peak_bytes"], Value::Null);
+        assert_eq!(service["stderr"], "FATAL: crashed\n");
+        let back = read(&path).unwrap();
+        assert_eq!(back.tests[0].services[0].status, "exited");
+    }
+
+    #[test]
     fn writes_the_run() {
         let mut summary = summary();
         summary.results[0].stdout.dropped_bytes = 1000;
@@ -433,7 +462,8 @@ mod tests {
                            [isotest: 1000 bytes of output dropped here]\n",
                 "stdout_bytes": 1027,
                 "stderr": "",
-                "stderr_bytes": 0
+                "stderr_bytes": 0,
+                "services": []
             })
         );
 

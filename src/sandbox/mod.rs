@@ -30,7 +30,9 @@ pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
-pub use network::{address, hosts_file, show_address, Network, NetworkAttachment, GATEWAY};
+pub use network::{
+    address, hosts_file, probe as probe_network, show_address, Network, NetworkAttachment, GATEWAY,
+};
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{Observed, OutputMode, Sandbox, SandboxNotes, StopRequest};
 pub use spec::{

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::server::{ForkServer, TestFds};
 use super::spec::SetupFailure;
 use super::step::Step;
+use super::userns::IdMapping;
 
 pub(super) use holder::{run_holder, NetworkReady, NetworkRequest};
 
@@ -140,6 +141,18 @@ pub(super) fn create(
         rootless: request.user_namespace.is_some(),
         host_address: ready.host_address,
     })
+}
+
+/// Builds a throwaway network (for `isotest doctor`) through a fork server
+/// of its own: a bridge, and with `outbound` an uplink veth pair to the
+/// host with NAT; everything is gone when this returns.
+pub fn probe(outbound: bool, user_namespace: Option<IdMapping>) -> Result<(), SetupFailure> {
+    let server = ForkServer::default();
+    let request = NetworkRequest {
+        user_namespace,
+        outbound,
+    };
+    create(&server, &request).map(drop)
 }
 
 /// The `n`th address of the network (`n` ≥ 2; `.1` is the bridge).
