@@ -13,8 +13,6 @@ use crate::run::{self, Roots, RunSettings, RunSummary, TestResult};
 use crate::sandbox::{interrupt, OutputMode};
 use crate::select::{Criteria, Partition, RunIgnored, Selected, Selection};
 
-/// Output kept per stream and test; the middle of longer output is dropped.
-
 pub fn run(args: RunArgs) -> i32 {
     match run_tests(args) {
         Ok(code) | Err(code) => code,
