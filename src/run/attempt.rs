@@ -14,7 +14,7 @@ use super::services::{run_with_services, ServiceContext};
 use crate::config::Network;
 use crate::plan::PlannedTest;
 use crate::sandbox::{
-    Ending, ExtraMount, Limits, Outcome, OutputMode, RootMode, RootSpec, Sandbox, SandboxSpec,
+    ExtraMount, Limits, Outcome, OutputMode, RootMode, RootSpec, Sandbox, SandboxSpec,
     SetupFailure, StopRequest,
 };
 
@@ -175,18 +175,9 @@ fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
         hint: None,
         host_unsupported: false,
     };
-    let outcome = Outcome {
-        ending: Ending::SetupFailed(failure),
-        wall: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        usage: None,
-        stdout: Default::default(),
-        stderr: Default::default(),
-    };
     classify(
         test.case.clone(),
-        outcome,
+        Outcome::setup_failed(failure),
         SystemTime::now(),
         Duration::ZERO,
         &test.settings,

@@ -99,12 +99,12 @@ pub fn run_with_services(
             hint: Some("drop `network = \"host\"`, or the test's `services`".into()),
             host_unsupported: false,
         };
-        return (failed(failure), not_started(&test.services));
+        return (Outcome::setup_failed(failure), not_started(&test.services));
     }
     let uplink = test_outbound || test.services.iter().any(|s| outbound(&s.settings));
     let network = match context.sandbox.create_network(uplink) {
         Ok(network) => network,
-        Err(failure) => return (failed(failure), not_started(&test.services)),
+        Err(failure) => return (Outcome::setup_failed(failure), not_started(&test.services)),
     };
     let hosts = hosts_for(test, &network);
     std::thread::scope(|scope| {
@@ -128,7 +128,7 @@ pub fn run_with_services(
             }
         }
         let outcome = match failure {
-            Some(failure) => failed(failure),
+            Some(failure) => Outcome::setup_failed(failure),
             None => {
                 let mut spec = spec.clone();
                 spec.network = Some(network.attachment(address(2), &hosts, test_outbound));
@@ -340,7 +340,7 @@ impl<'scope> RunningService<'scope> {
     fn join(&mut self) -> &Outcome {
         if let Some(thread) = self.thread.take() {
             let outcome = thread.join().unwrap_or_else(|_| {
-                failed(SetupFailure {
+                Outcome::setup_failed(SetupFailure {
                     step: format!("run service `{}`", self.config.name),
                     cause: "its thread panicked".into(),
                     hint: None,
@@ -457,16 +457,4 @@ fn service_spec(
     let mut spec = spec(&planned, &root);
     spec.timeout = None;
     Ok(spec)
-}
-
-pub fn failed(failure: SetupFailure) -> Outcome {
-    Outcome {
-        ending: Ending::SetupFailed(failure),
-        wall: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        usage: None,
-        stdout: CapturedOutput::default(),
-        stderr: CapturedOutput::default(),
-    }
 }

@@ -17,7 +17,7 @@ use nix::sys::signal::Signal;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::pipe2;
 
-use super::capture::{BoundedBuffer, CapturedOutput};
+use super::capture::BoundedBuffer;
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
 use super::network::{Network, NetworkRequest};
 use super::scratch::ScratchDir;
@@ -201,13 +201,13 @@ impl Sandbox {
         let mut cgroup = match &self.cgroups {
             Ok(cgroups) => match cgroups.create(&spec.limits) {
                 Ok(group) => Some(group),
-                Err(failure) => return failed_outcome(failure),
+                Err(failure) => return Outcome::setup_failed(failure),
             },
             Err(_) => None,
         };
         if self.scratch.is_some() && spec.disk_bytes.is_some() {
             // A directory on the host's disk has no size of its own.
-            return failed_outcome(SetupFailure {
+            return Outcome::setup_failed(SetupFailure {
                 step: "limit the test's disk space".into(),
                 cause: "`disk` needs the default scratch space (a tmpfs of that size), \
                         and --scratch DIR replaces it"
@@ -218,7 +218,7 @@ impl Sandbox {
         }
         let scratch = match self.scratch.as_deref().map(ScratchDir::create).transpose() {
             Ok(scratch) => scratch,
-            Err(failure) => return failed_outcome(failure),
+            Err(failure) => return Outcome::setup_failed(failure),
         };
         let mut spec = spec.clone();
         spec.scratch_dir = scratch
@@ -241,7 +241,7 @@ impl Sandbox {
         };
         let outcome = match self.start(&request, output) {
             Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut(), observer),
-            Err(failure) => failed_outcome(failure),
+            Err(failure) => Outcome::setup_failed(failure),
         };
         if let (Some(group), Ok(cgroups)) = (cgroup, &self.cgroups) {
             cgroups.remove(group);
@@ -304,18 +304,6 @@ impl Sandbox {
 struct Started {
     server: Arc<Server>,
     streams: [Stream; 3],
-}
-
-fn failed_outcome(failure: SetupFailure) -> Outcome {
-    Outcome {
-        ending: Ending::SetupFailed(failure),
-        wall: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        usage: None,
-        stdout: CapturedOutput::default(),
-        stderr: CapturedOutput::default(),
-    }
 }
 
 /// Reads output and the report until the supervisor is done.

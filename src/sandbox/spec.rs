@@ -176,3 +176,18 @@ pub struct Outcome {
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
 }
+
+impl Outcome {
+    /// A container that never ran: `failure` says why.
+    pub fn setup_failed(failure: SetupFailure) -> Outcome {
+        Outcome {
+            ending: Ending::SetupFailed(failure),
+            wall: Duration::ZERO,
+            leaked_processes: 0,
+            rusage: None,
+            usage: None,
+            stdout: CapturedOutput::default(),
+            stderr: CapturedOutput::default(),
+        }
+    }
+}
