@@ -241,6 +241,7 @@ mod tests {
                 cgroups_in_use: true,
             },
             interrupted_by: None,
+            services: Vec::new(),
         }
     }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::file::ServiceConfig;
+use super::file::{ServiceConfig, ServiceScope};
 use super::Configs;
 
 impl Configs {
@@ -67,6 +67,13 @@ fn visit<'a>(
     path.push(name.to_string());
     for dependency in &service.depends_on {
         visit(dependency, find, path, ordered, Some(name))?;
+        let scope_of = |name: &str| ordered.iter().find(|s| s.name == name).map(|s| s.scope);
+        if service.scope == ServiceScope::Run && scope_of(dependency) == Some(ServiceScope::Test) {
+            return Err(format!(
+                "service `{name}` (scope = \"run\") depends on `{dependency}`, which is \
+                 one per test (scope = \"test\"); give `{dependency}` scope = \"run\" too"
+            ));
+        }
     }
     path.pop();
     ordered.push(Arc::new(service.clone()));
@@ -136,5 +143,14 @@ mod tests {
             .services_for(Path::new("/other"), &["a".into()])
             .unwrap_err();
         assert!(error.contains("no [[service]] named `a`"), "{error}");
+        let scopes = self::configs(&[(
+            "/s",
+            "[[service]]\nname = \"shared\"\ncommand = \"x\"\nscope = \"run\"\ndepends_on = [\"own\"]\n\
+             [[service]]\nname = \"own\"\ncommand = \"x\"\n",
+        )]);
+        let error = scopes
+            .services_for(Path::new("/s"), &["shared".into()])
+            .unwrap_err();
+        assert!(error.contains("give `own` scope = \"run\" too"), "{error}");
     }
 }

@@ -73,6 +73,10 @@ pub struct JsonRun {
     pub counts: BTreeMap<String, usize>,
     /// Every test: the ignored (SKIPPED) ones, then the plan in order.
     pub tests: Vec<JsonTest>,
+    /// The run's `scope = "run"` services, in starting order (absent from
+    /// reports written before services existed).
+    #[serde(default)]
+    pub services: Vec<JsonService>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -213,6 +217,7 @@ impl JsonRun {
                 .map(|&status| (status.label().to_string(), summary.count(status)))
                 .collect(),
             tests: summary.results.iter().map(JsonTest::from).collect(),
+            services: summary.services.iter().map(JsonService::from).collect(),
         }
     }
 }

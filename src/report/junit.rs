@@ -512,6 +512,7 @@ pub(crate) mod tests {
                 cgroups_in_use: true,
             },
             interrupted_by: Some(2),
+            services: Vec::new(),
         }
     }
 

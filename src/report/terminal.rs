@@ -261,6 +261,26 @@ impl TerminalReporter {
                 }
             }
         }
+        // A run service that did not run to the end: its output once.
+        for service in summary
+            .services
+            .iter()
+            .filter(|s| s.status != ServiceStatus::Stopped)
+        {
+            for (stream, captured) in [("STDOUT", &service.stdout), ("STDERR", &service.stderr)] {
+                if captured.is_empty() {
+                    continue;
+                }
+                out.push_str(&format!(
+                    "--- {stream}: [run service {}] ---\n",
+                    service.name
+                ));
+                out.push_str(&captured.to_string_lossy());
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
         out.push_str("------------\n");
         if self.usage_table {
             out.push_str(&usage_table(summary));
@@ -462,11 +482,20 @@ fn usage_table(summary: &RunSummary) -> String {
             result.usage,
             name,
         ));
-        for service in &result.services {
+        for service in result
+            .services
+            .iter()
+            .filter(|s| s.status != ServiceStatus::Shared)
+        {
             let name = format!("{name} [service {}]", service.name);
             let status = service.status.label();
             out.push_str(&usage_row(status, service.duration, service.usage, &name));
         }
+    }
+    for service in &summary.services {
+        let name = format!("[run service {}]", service.name);
+        let status = service.status.label();
+        out.push_str(&usage_row(status, service.duration, service.usage, &name));
     }
     out
 }
@@ -633,6 +662,7 @@ mod tests {
             results,
             host: host(),
             interrupted_by: None,
+            services: Vec::new(),
         })
     }
 
@@ -720,6 +750,7 @@ mod tests {
             results: vec![passed.clone(), failed, passed, timed_out, not_run],
             host: host(),
             interrupted_by: Some(2),
+            services: Vec::new(),
         };
         assert_eq!(
             render(&[Event::RunFinished(summary)], false),
@@ -765,6 +796,7 @@ mod tests {
             results: vec![hog, unmeasured],
             host: host(),
             interrupted_by: None,
+            services: Vec::new(),
         };
         let table = usage_table(&summary);
         let lines: Vec<&str> = table.lines().collect();
@@ -787,6 +819,7 @@ mod tests {
             results,
             host: host(),
             interrupted_by: None,
+            services: Vec::new(),
         };
         let one = summary(vec![result("ok.sh", Status::Pass, 1, None)]);
         assert_eq!(

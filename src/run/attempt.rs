@@ -11,6 +11,7 @@ use super::events::Event;
 use super::result::{Attempt, Status, TestResult};
 use super::roots::{Root, Roots};
 use super::services::{run_with_services, ServiceContext};
+use super::shared::RunServices;
 use crate::config::Network;
 use crate::plan::PlannedTest;
 use crate::sandbox::{
@@ -30,6 +31,8 @@ pub struct AttemptSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// The run's `scope = "run"` services.
+    pub shared: &'a dyn RunServices,
 }
 
 /// The container for one attempt of `test`, in `root`.
@@ -201,6 +204,7 @@ fn run_attempt(
             OutputMode::Capture { limit_per_stream } => limit_per_stream,
             OutputMode::Inherit => super::OUTPUT_LIMIT,
         },
+        shared: settings.shared,
     };
     let started_at = SystemTime::now();
     let clock = Instant::now();

@@ -10,6 +10,7 @@ mod readiness;
 mod result;
 mod roots;
 mod services;
+mod shared;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -30,6 +31,7 @@ use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
 use attempt::AttemptSettings;
 use classify::not_run;
+use shared::SharedServices;
 
 /// How the plan is run.
 pub struct RunSettings<'a> {
@@ -89,85 +91,97 @@ pub fn run(
     let failures = AtomicUsize::new(0);
     let stop_starting = AtomicBool::new(false);
     let host_broken = AtomicBool::new(false);
-    let attempt_settings = AttemptSettings {
-        output: settings.output,
-        flaky_is_failure: settings.flaky_is_failure,
-        post_check: settings.post_check,
-        roots: settings.roots,
-    };
     let mut results: Vec<Option<TestResult>> = vec![None; plan.len()];
     let mut interrupted_by = None;
 
-    std::thread::scope(|scope| {
-        let (sender, receiver) = mpsc::channel::<Message>();
-        for _ in 0..jobs {
-            let sender = sender.clone();
-            let shared = (&plan, &next, &stop, &stop_starting, &host_broken, &failures);
-            let attempt_settings = &attempt_settings;
-            scope.spawn(move || {
-                let (plan, next, stop, stop_starting, host_broken, failures) = shared;
-                loop {
-                    if stop.is_requested() || stop_starting.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(test) = plan.get(index) else { return };
-                    let _ = sender.send(Message::Event(Event::TestStarted {
-                        name: test.case.name.clone(),
-                        at: Instant::now(),
-                    }));
-                    let emit = |event| {
-                        let _ = sender.send(Message::Event(event));
-                    };
-                    let result = attempt::run_test(test, sandbox, attempt_settings, stop, &emit);
-                    if result
-                        .setup_failure
-                        .as_ref()
-                        .is_some_and(|f| f.host_unsupported)
-                    {
-                        host_broken.store(true, Ordering::SeqCst);
-                        stop_starting.store(true, Ordering::SeqCst);
-                    }
-                    if result.status.is_failure() {
-                        let failed = failures.fetch_add(1, Ordering::SeqCst) + 1;
-                        if settings.max_fail.is_some_and(|max| failed >= max) {
+    // `scope = "run"` services outlive the jobs: their threads live in
+    // an outer scope, and stop when every job is done.
+    let output_limit = match settings.output {
+        OutputMode::Capture { limit_per_stream } => limit_per_stream,
+        OutputMode::Inherit => OUTPUT_LIMIT,
+    };
+    let run_services = std::thread::scope(|service_scope| {
+        let run_scoped = SharedServices::new(service_scope, sandbox, settings.roots, output_limit);
+        let attempt_settings = AttemptSettings {
+            output: settings.output,
+            flaky_is_failure: settings.flaky_is_failure,
+            post_check: settings.post_check,
+            roots: settings.roots,
+            shared: &run_scoped,
+        };
+        std::thread::scope(|scope| {
+            let (sender, receiver) = mpsc::channel::<Message>();
+            for _ in 0..jobs {
+                let sender = sender.clone();
+                let shared = (&plan, &next, &stop, &stop_starting, &host_broken, &failures);
+                let attempt_settings = &attempt_settings;
+                scope.spawn(move || {
+                    let (plan, next, stop, stop_starting, host_broken, failures) = shared;
+                    loop {
+                        if stop.is_requested() || stop_starting.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let index = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(test) = plan.get(index) else { return };
+                        let _ = sender.send(Message::Event(Event::TestStarted {
+                            name: test.case.name.clone(),
+                            at: Instant::now(),
+                        }));
+                        let emit = |event| {
+                            let _ = sender.send(Message::Event(event));
+                        };
+                        let result =
+                            attempt::run_test(test, sandbox, attempt_settings, stop, &emit);
+                        if result
+                            .setup_failure
+                            .as_ref()
+                            .is_some_and(|f| f.host_unsupported)
+                        {
+                            host_broken.store(true, Ordering::SeqCst);
                             stop_starting.store(true, Ordering::SeqCst);
                         }
+                        if result.status.is_failure() {
+                            let failed = failures.fetch_add(1, Ordering::SeqCst) + 1;
+                            if settings.max_fail.is_some_and(|max| failed >= max) {
+                                stop_starting.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        let _ = sender.send(Message::Finished(index, Box::new(result)));
                     }
-                    let _ = sender.send(Message::Finished(index, Box::new(result)));
-                }
-            });
-        }
-        drop(sender);
-        let mut interrupts_seen = 0;
-        let mut next_tick = Instant::now() + TICK;
-        loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            match receiver.recv_timeout(wait) {
-                Ok(Message::Event(event)) => on_event(&event),
-                Ok(Message::Finished(index, result)) => {
-                    results[index] = Some(emit_finished(on_event, result));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if Instant::now() >= next_tick {
-                on_event(&Event::Tick {
-                    now: Instant::now(),
                 });
-                next_tick = Instant::now() + TICK;
             }
-            let (count, signal) = interrupt::received();
-            if count > interrupts_seen {
-                interrupts_seen = count;
-                interrupted_by = Some(signal);
-                if count == 1 {
-                    stop.stop_gracefully();
-                } else {
-                    stop.stop_now();
+            drop(sender);
+            let mut interrupts_seen = 0;
+            let mut next_tick = Instant::now() + TICK;
+            loop {
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                match receiver.recv_timeout(wait) {
+                    Ok(Message::Event(event)) => on_event(&event),
+                    Ok(Message::Finished(index, result)) => {
+                        results[index] = Some(emit_finished(on_event, result));
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+                if Instant::now() >= next_tick {
+                    on_event(&Event::Tick {
+                        now: Instant::now(),
+                    });
+                    next_tick = Instant::now() + TICK;
+                }
+                let (count, signal) = interrupt::received();
+                if count > interrupts_seen {
+                    interrupts_seen = count;
+                    interrupted_by = Some(signal);
+                    if count == 1 {
+                        stop.stop_gracefully();
+                    } else {
+                        stop.stop_now();
+                    }
                 }
             }
-        }
+        });
+        run_scoped.stop_all()
     });
 
     let reason = if host_broken.load(Ordering::SeqCst) {
@@ -187,6 +201,7 @@ pub fn run(
         results: finished,
         host,
         interrupted_by,
+        services: run_services,
     };
     // Emitted, then taken back: a summary holds every test's output.
     let event = Event::RunFinished(summary);

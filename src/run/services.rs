@@ -11,19 +11,22 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use super::attempt::spec;
 use super::readiness::{self, LogWatch, COMMAND_INTERVAL, POLL};
 use super::roots::Roots;
-use crate::config::{Network as NetworkSetting, Readiness, ServiceConfig, Settings, Sourced};
+use super::shared::{shared_links, shared_results, RunServices, SharedUse};
+use crate::config::{
+    Network as NetworkSetting, Readiness, ServiceConfig, ServiceScope, Settings, Sourced,
+};
 use crate::discover::{Program, TestCase};
 use crate::plan::PlannedTest;
 use crate::sandbox::{
-    address, hosts_file, CapturedOutput, Ending, Network, Observed, Outcome, OutputMode, Rusage,
-    Sandbox, SandboxSpec, SetupFailure, StopRequest, Usage,
+    hosts_file, CapturedOutput, Ending, Network, NetworkAttachment, Observed, Outcome, OutputMode,
+    Rusage, Sandbox, SandboxSpec, SetupFailure, StopRequest, Subnet, Usage,
 };
 
 /// How a service ended, from the test's point of view.
@@ -39,6 +42,9 @@ pub enum ServiceStatus {
     Error,
     /// Not started: a service before it failed.
     NotStarted,
+    /// A `scope = "run"` service the test used, still running after it;
+    /// its output and usage are the run's (`services` of the run).
+    Shared,
 }
 
 impl ServiceStatus {
@@ -49,6 +55,7 @@ impl ServiceStatus {
             ServiceStatus::NotReady => "not-ready",
             ServiceStatus::Error => "error",
             ServiceStatus::NotStarted => "not-started",
+            ServiceStatus::Shared => "shared",
         }
     }
 }
@@ -77,6 +84,8 @@ pub struct ServiceContext<'a> {
     pub stop: &'a StopRequest,
     /// Bytes of output kept per stream of each service.
     pub output_limit: usize,
+    /// The run's `scope = "run"` services.
+    pub shared: &'a dyn RunServices,
 }
 
 /// Runs `spec` (the test) with its services beside it, through `run`;
@@ -87,8 +96,7 @@ pub fn run_with_services(
     context: &ServiceContext,
     run: &dyn Fn(&SandboxSpec) -> Outcome,
 ) -> (Outcome, Vec<ServiceResult>) {
-    let outbound = |settings: &Settings| settings.network() == NetworkSetting::Outbound;
-    let test_outbound = outbound(&test.settings);
+    let test_outbound = is_outbound(&test.settings);
     if test.services.is_empty() && !test_outbound {
         return (run(spec), Vec::new());
     }
@@ -101,22 +109,43 @@ pub fn run_with_services(
         };
         return (Outcome::setup_failed(failure), not_started(&test.services));
     }
-    let uplink = test_outbound || test.services.iter().any(|s| outbound(&s.settings));
-    let network = match context.sandbox.create_network(uplink) {
+    let (shared, own): (Vec<_>, Vec<_>) = test
+        .services
+        .iter()
+        .partition(|s| s.scope == ServiceScope::Run);
+    let mut uses = Vec::new();
+    for config in &shared {
+        match context.shared.use_service(config, context.stop) {
+            Ok(used) => uses.push(used),
+            Err(failure) => {
+                let mut results = shared_results(&uses);
+                results.extend(not_started(&test.services[results.len()..]));
+                return (Outcome::setup_failed(failure), results);
+            }
+        }
+    }
+    let uplink = test_outbound || own.iter().any(|s| is_outbound(&s.settings));
+    let network = match context.sandbox.create_network(Subnet::PRIVATE, uplink) {
         Ok(network) => network,
-        Err(failure) => return (Outcome::setup_failed(failure), not_started(&test.services)),
+        Err(failure) => {
+            let mut results = shared_results(&uses);
+            results.extend(not_started(own));
+            return (Outcome::setup_failed(failure), results);
+        }
     };
-    let hosts = hosts_for(test, &network);
-    std::thread::scope(|scope| {
+    let hosts = hosts_for(&own, &network, &uses);
+    let (outcome, own_results) = std::thread::scope(|scope| {
         let mut running: Vec<RunningService> = Vec::new();
         let mut failure = None;
-        let mut not_started_error = None;
-        for (index, config) in test.services.iter().enumerate() {
-            let at = address(3 + index as u8);
-            match RunningService::start(scope, config, &network, at, &hosts, context) {
+        let mut start_error = None;
+        for (index, config) in own.iter().enumerate() {
+            let mut links = vec![network.link(3 + index as u32, is_outbound(&config.settings))];
+            links.extend(shared_links(&uses));
+            let attachment = network.attachment(links, &hosts);
+            match RunningService::start(scope, context.sandbox, config, attachment, context) {
                 Ok(service) => running.push(service),
                 Err(error) => {
-                    not_started_error = Some(error.to_string());
+                    start_error = Some(error.to_string());
                     failure = Some(error);
                     break;
                 }
@@ -130,28 +159,42 @@ pub fn run_with_services(
         let outcome = match failure {
             Some(failure) => Outcome::setup_failed(failure),
             None => {
+                let mut links = vec![network.link(2, test_outbound)];
+                links.extend(shared_links(&uses));
                 let mut spec = spec.clone();
-                spec.network = Some(network.attachment(address(2), &hosts, test_outbound));
+                spec.network = Some(network.attachment(links, &hosts));
                 run(&spec)
             }
         };
-        let mut results: Vec<ServiceResult> = stop_all(running);
-        let mut rest = not_started(&test.services[results.len()..]);
-        if let (Some(first), Some(error)) = (rest.first_mut(), not_started_error) {
+        let mut results = stop_all(running);
+        let mut rest = not_started(own[results.len()..].iter().copied());
+        if let (Some(first), Some(error)) = (rest.first_mut(), start_error) {
             first.status = ServiceStatus::Error;
             first.message = Some(error);
         }
         results.extend(rest);
         (outcome, results)
-    })
+    });
+    let mut results = shared_results(&uses);
+    results.extend(own_results);
+    (outcome, results)
 }
 
-/// /etc/hosts of every container of the test's network.
-fn hosts_for(test: &PlannedTest, network: &Network) -> Vec<u8> {
-    let mut names = vec![("test".to_string(), address(2))];
-    for (index, service) in test.services.iter().enumerate() {
-        names.push((service.name.clone(), address(3 + index as u8)));
+fn is_outbound(settings: &Settings) -> bool {
+    settings.network() == NetworkSetting::Outbound
+}
+
+/// /etc/hosts of every container of the test's network: the test, its own
+/// services, the run's services it uses, and `host.isotest` with an uplink.
+fn hosts_for(own: &[&Arc<ServiceConfig>], network: &Network, shared: &[SharedUse]) -> Vec<u8> {
+    let mut names = vec![("test".to_string(), network.subnet.address(2))];
+    for (index, service) in own.iter().enumerate() {
+        names.push((
+            service.name.clone(),
+            network.subnet.address(3 + index as u32),
+        ));
     }
+    names.extend(shared.iter().map(|used| (used.name.clone(), used.address)));
     if let Some(host) = network.host_address {
         names.push(("host.isotest".to_string(), host));
     }
@@ -164,7 +207,7 @@ enum Heard {
     Output(Vec<u8>),
 }
 
-struct RunningService<'scope> {
+pub(super) struct RunningService<'scope> {
     config: Arc<ServiceConfig>,
     stop: Arc<StopRequest>,
     thread: Option<ScopedJoinHandle<'scope, Outcome>>,
@@ -176,20 +219,24 @@ struct RunningService<'scope> {
     started: Instant,
     ready_after: Option<Duration>,
     not_ready: Option<String>,
+    /// How it ended, set by its thread.
+    ended: Arc<OnceLock<Ending>>,
 }
 
 impl<'scope> RunningService<'scope> {
-    fn start<'env>(
+    /// Starts `config` in a container on `attachment`'s networks, in a
+    /// thread of `scope`.
+    pub(super) fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
+        sandbox: &'env Sandbox,
         config: &Arc<ServiceConfig>,
-        network: &Network,
-        at: [u8; 4],
-        hosts: &[u8],
-        context: &'env ServiceContext<'env>,
+        attachment: NetworkAttachment,
+        context: &ServiceContext,
     ) -> Result<RunningService<'scope>, SetupFailure> {
         let mut spec = service_spec(config, &config.argv_with_setup(), context.roots)?;
-        let outbound = config.settings.network() == NetworkSetting::Outbound;
-        spec.network = Some(network.attachment(at, hosts, outbound));
+        spec.network = Some(attachment);
+        let ended = Arc::new(OnceLock::new());
+        let thread_ended = ended.clone();
         let stop = Arc::new(StopRequest::new());
         let watching = Arc::new(AtomicBool::new(true));
         let (tell, heard) = mpsc::channel();
@@ -206,9 +253,9 @@ impl<'scope> RunningService<'scope> {
                 };
                 let _ = tell.send(heard);
             };
-            context
-                .sandbox
-                .run_observed(&spec, output, &thread_stop, &mut observer)
+            let outcome = sandbox.run_observed(&spec, output, &thread_stop, &mut observer);
+            let _ = thread_ended.set(outcome.ending.clone());
+            outcome
         });
         Ok(RunningService {
             config: config.clone(),
@@ -221,12 +268,22 @@ impl<'scope> RunningService<'scope> {
             started: Instant::now(),
             ready_after: None,
             not_ready: None,
+            ended,
         })
+    }
+
+    pub(super) fn ready_after(&self) -> Option<Duration> {
+        self.ready_after
+    }
+
+    /// How it ended, once it has.
+    pub(super) fn ended(&self) -> Arc<OnceLock<Ending>> {
+        self.ended.clone()
     }
 
     /// Waits until the service is ready; a timeout, or the service ending
     /// first, is a failure naming it.
-    fn wait_ready(
+    pub(super) fn wait_ready(
         &mut self,
         network: &Network,
         hosts: &[u8],
@@ -355,7 +412,7 @@ impl<'scope> RunningService<'scope> {
 
 /// Stops every service at once (SIGTERM, grace, SIGKILL, by the sandbox),
 /// noting those that had ended on their own, and collects their results.
-fn stop_all(mut running: Vec<RunningService>) -> Vec<ServiceResult> {
+pub(super) fn stop_all(mut running: Vec<RunningService>) -> Vec<ServiceResult> {
     let ended_early: Vec<bool> = running
         .iter()
         .map(|s| s.thread.as_ref().is_none_or(|t| t.is_finished()))
@@ -397,7 +454,7 @@ fn stop_all(mut running: Vec<RunningService>) -> Vec<ServiceResult> {
         .collect()
 }
 
-fn describe_ending(ending: &Ending) -> String {
+pub(super) fn describe_ending(ending: &Ending) -> String {
     match ending {
         Ending::Exited(code) => format!("exit {code}"),
         Ending::Signaled(signal) => format!("killed by {}", super::signal_name(*signal)),
@@ -406,9 +463,11 @@ fn describe_ending(ending: &Ending) -> String {
     }
 }
 
-fn not_started(services: &[Arc<ServiceConfig>]) -> Vec<ServiceResult> {
+fn not_started<'a>(
+    services: impl IntoIterator<Item = &'a Arc<ServiceConfig>>,
+) -> Vec<ServiceResult> {
     services
-        .iter()
+        .into_iter()
         .map(|config| ServiceResult {
             name: config.name.clone(),
             status: ServiceStatus::NotStarted,

@@ -31,7 +31,7 @@ pub mod userns;
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
 pub use network::{
-    address, hosts_file, probe as probe_network, show_address, Network, NetworkAttachment, GATEWAY,
+    hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
 };
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{Observed, OutputMode, Sandbox, SandboxNotes, StopRequest};

@@ -19,7 +19,7 @@ use nix::unistd::pipe2;
 
 use super::capture::BoundedBuffer;
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
-use super::network::{Network, NetworkRequest};
+use super::network::{Network, NetworkRequest, Subnet};
 use super::scratch::ScratchDir;
 use super::server::{self, ForkServer, Server, TestFds};
 use super::spec::{Ending, HelperRequest, Outcome, Report, RootMode, SandboxSpec, SetupFailure};
@@ -161,12 +161,14 @@ impl Sandbox {
         })
     }
 
-    /// A private network for a test and its services (`outbound`: with a
-    /// NAT'd route to the host's networks). It lasts as long as the value.
-    pub fn create_network(&self, outbound: bool) -> Result<Network, SetupFailure> {
+    /// A network for a test and its services, or for a run's shared
+    /// services, on `subnet` (`outbound`: with a NAT'd route to the host's
+    /// networks). It lasts as long as the value.
+    pub fn create_network(&self, subnet: Subnet, outbound: bool) -> Result<Network, SetupFailure> {
         let request = NetworkRequest {
             user_namespace: self.user_namespace.clone(),
             outbound,
+            subnet,
         };
         super::network::create(&self.server, &request)
     }

@@ -21,7 +21,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use serde::{Deserialize, Serialize};
 
 use super::netlink::Netlink;
-use super::{show_address, BRIDGE, GATEWAY, PREFIX};
+use super::{show_address, Subnet, BRIDGE};
 use crate::sandbox::spec::SetupFailure;
 use crate::sandbox::step::Step;
 use crate::sandbox::userns::{find_program, IdMapping};
@@ -34,6 +34,7 @@ pub struct NetworkRequest {
     pub user_namespace: Option<IdMapping>,
     /// An uplink to the host with NAT.
     pub outbound: bool,
+    pub subnet: Subnet,
 }
 
 /// The holder's answer: its pid, whose /proc/PID/ns/net is the network.
@@ -97,8 +98,9 @@ fn build(request: &NetworkRequest) -> Result<NetworkReady, SetupFailure> {
     link.create_bridge(BRIDGE)
         .step(|| format!("create bridge {BRIDGE}"))?;
     let index = if_nametoindex(BRIDGE).step(|| format!("find bridge {BRIDGE}"))?;
-    link.add_address(index, GATEWAY, PREFIX)
-        .step(|| format!("give {BRIDGE} address {}", show_address(GATEWAY)))?;
+    let (gateway, prefix) = (request.subnet.gateway(), request.subnet.prefix);
+    link.add_address(index, gateway, prefix)
+        .step(|| format!("give {BRIDGE} address {}", show_address(gateway)))?;
     link.set_up(BRIDGE, None)
         .step(|| format!("bring up {BRIDGE}"))?;
     let pid = std::process::id();

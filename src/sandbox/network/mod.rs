@@ -8,8 +8,10 @@
 //! - `join`: what a container's init does to take its place on the bridge;
 //! - `netlink`: the rtnetlink requests both need.
 //!
-//! Every network has the same private range, 10.89.0.0/24: they never
-//! meet, so two tests each have their own `db` on port 5432.
+//! Every test's network has the same private range, 10.89.0.0/24: they
+//! never meet, so two tests each have their own `db` on port 5432. A run's
+//! shared networks (`scope = "run"` services) have ranges of their own,
+//! 10.90.0.0/16 up; a test using such a service gets a second link.
 
 mod holder;
 mod netlink;
@@ -34,30 +36,75 @@ pub(super) use holder::{run_holder, NetworkReady, NetworkRequest};
 
 /// The bridge in the network's namespace.
 const BRIDGE: &str = "br0";
-/// The container's side of its veth pair.
-const INTERFACE: &str = "eth0";
-/// The network's range: `10.89.0.0/24`, the bridge at `.1`.
-pub const SUBNET: [u8; 3] = [10, 89, 0];
-const PREFIX: u8 = 24;
-pub const GATEWAY: [u8; 4] = [SUBNET[0], SUBNET[1], SUBNET[2], 1];
 
-/// How a container joins a test's network.
+/// A network's range: `base` (host part zero) and its prefix length; the
+/// bridge is the first address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub base: [u8; 4],
+    pub prefix: u8,
+}
+
+impl Subnet {
+    /// Every test's own network: `10.89.0.0/24`. They never meet, so each
+    /// test has its own `db` at the same address.
+    pub const PRIVATE: Subnet = Subnet {
+        base: [10, 89, 0, 0],
+        prefix: 24,
+    };
+
+    /// The `k`th network shared by a run (`scope = "run"` services):
+    /// `10.(90 + k).0.0/16`, apart from the private one, so that a
+    /// container on both routes each range by its own link.
+    pub fn shared(k: u8) -> Subnet {
+        Subnet {
+            base: [10, 90u8.saturating_add(k), 0, 0],
+            prefix: 16,
+        }
+    }
+
+    /// The `n`th address (the bridge is 1).
+    pub fn address(self, n: u32) -> [u8; 4] {
+        (u32::from_be_bytes(self.base) | n).to_be_bytes()
+    }
+
+    pub fn gateway(self) -> [u8; 4] {
+        self.address(1)
+    }
+
+    /// Host numbers a container may have: 2 up to the last before the
+    /// broadcast address.
+    pub fn hosts(self) -> u32 {
+        (1u32 << (32 - self.prefix)) - 3
+    }
+}
+
+/// How a container joins test networks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkAttachment {
-    /// `/proc/PID/ns/net` of the network's holder.
-    pub namespace: Vec<u8>,
-    /// Rootless: the holder's `/proc/PID/ns/user`, which the container
-    /// joins instead of making a user namespace of its own (only that one
-    /// has the right to plug into the bridge).
+    /// Its links, `eth0` first; the bridges they plug into.
+    pub links: Vec<Link>,
+    /// Join this network namespace (`/proc/PID/ns/net` of a running
+    /// container) instead of making one: a service's readiness command
+    /// sees the service's own `localhost`.
+    pub beside: Option<Vec<u8>>,
+    /// Rootless: the `/proc/PID/ns/user` of the network's holder, which the
+    /// container joins instead of making a user namespace of its own (only
+    /// that one has the right to plug into the bridge).
     pub user_namespace: Option<Vec<u8>>,
-    /// The container's address; its last byte names the veth on the bridge.
-    /// None: join `namespace` itself, another container's (a readiness
-    /// check sees the service's own `localhost`).
-    pub address: Option<[u8; 4]>,
-    /// Route everything else through the bridge (`network = "outbound"`).
-    pub default_route: bool,
     /// The container's /etc/hosts.
     pub hosts: Vec<u8>,
+}
+
+/// One link of a container: a veth pair to a network's bridge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// `/proc/PID/ns/net` of the network's holder.
+    pub namespace: Vec<u8>,
+    pub subnet: Subnet,
+    pub address: [u8; 4],
+    /// Route everything else through this bridge (`network = "outbound"`).
+    pub default_route: bool,
 }
 
 /// A test's network, as long as this lives: dropping it lets its holder
@@ -67,21 +114,32 @@ pub struct Network {
     _holder: OwnedFd,
     pid: u32,
     rootless: bool,
+    pub subnet: Subnet,
     /// Outbound: the host's address on the uplink.
     pub host_address: Option<[u8; 4]>,
 }
 
 impl Network {
-    /// How a container joins the network at `address`, seeing `hosts` as
-    /// its /etc/hosts; `outbound`: with a route out by the uplink (when the
-    /// network has one).
-    pub fn attachment(&self, address: [u8; 4], hosts: &[u8], outbound: bool) -> NetworkAttachment {
-        let path = |kind: &str| format!("/proc/{}/ns/{kind}", self.pid).into_bytes();
-        NetworkAttachment {
-            namespace: path("net"),
-            user_namespace: self.rootless.then(|| path("user")),
-            address: Some(address),
+    /// A link to this network at its `n`th address; `outbound`: with a
+    /// route out by the uplink (when the network has one).
+    pub fn link(&self, n: u32, outbound: bool) -> Link {
+        Link {
+            namespace: format!("/proc/{}/ns/net", self.pid).into_bytes(),
+            subnet: self.subnet,
+            address: self.subnet.address(n),
             default_route: outbound && self.host_address.is_some(),
+        }
+    }
+
+    /// A container on `links` (this network's and others'), seeing
+    /// `hosts` as its /etc/hosts.
+    pub fn attachment(&self, links: Vec<Link>, hosts: &[u8]) -> NetworkAttachment {
+        NetworkAttachment {
+            links,
+            beside: None,
+            user_namespace: self
+                .rootless
+                .then(|| format!("/proc/{}/ns/user", self.pid).into_bytes()),
             hosts: hosts.to_vec(),
         }
     }
@@ -90,9 +148,8 @@ impl Network {
     /// init is `init_pid`, seeing `hosts` as its /etc/hosts.
     pub fn beside(&self, init_pid: u32, hosts: &[u8]) -> NetworkAttachment {
         NetworkAttachment {
-            namespace: format!("/proc/{init_pid}/ns/net").into_bytes(),
-            address: None,
-            ..self.attachment(GATEWAY, hosts, false)
+            beside: Some(format!("/proc/{init_pid}/ns/net").into_bytes()),
+            ..self.attachment(Vec::new(), hosts)
         }
     }
 }
@@ -139,6 +196,7 @@ pub(super) fn create(
         _holder: socket,
         pid: ready.pid,
         rootless: request.user_namespace.is_some(),
+        subnet: request.subnet,
         host_address: ready.host_address,
     })
 }
@@ -151,13 +209,9 @@ pub fn probe(outbound: bool, user_namespace: Option<IdMapping>) -> Result<(), Se
     let request = NetworkRequest {
         user_namespace,
         outbound,
+        subnet: Subnet::PRIVATE,
     };
     create(&server, &request).map(drop)
-}
-
-/// The `n`th address of the network (`n` ≥ 2; `.1` is the bridge).
-pub fn address(n: u8) -> [u8; 4] {
-    [SUBNET[0], SUBNET[1], SUBNET[2], n]
 }
 
 /// `10.89.0.3`.
@@ -167,50 +221,68 @@ pub fn show_address(address: [u8; 4]) -> String {
 }
 
 /// In a container's init, before it unshares its other namespaces: a new
-/// network namespace with `lo` up, and `eth0` on the test's bridge at the
-/// attachment's address.
+/// network namespace with `lo` up and a link on each network's bridge
+/// (`eth0`, `eth1`...), or the namespace it is to share.
 pub(super) fn join(attachment: &NetworkAttachment) -> Result<(), SetupFailure> {
-    let path = String::from_utf8_lossy(&attachment.namespace).into_owned();
-    let network = File::open(&path).step(|| format!("open the test's network {path}"))?;
-    let Some(address) = attachment.address else {
-        return setns(network.as_fd(), CloneFlags::CLONE_NEWNET)
+    if let Some(beside) = &attachment.beside {
+        let path = String::from_utf8_lossy(beside).into_owned();
+        let namespace = File::open(&path).step(|| format!("open {path}"))?;
+        return setns(namespace.as_fd(), CloneFlags::CLONE_NEWNET)
             .step(|| format!("join the network namespace {path}"));
-    };
+    }
+    let networks: Vec<(String, File)> = attachment
+        .links
+        .iter()
+        .map(|link| {
+            let path = String::from_utf8_lossy(&link.namespace).into_owned();
+            let file = File::open(&path).step(|| format!("open the test's network {path}"))?;
+            Ok((path, file))
+        })
+        .collect::<Result<_, SetupFailure>>()?;
     unshare(CloneFlags::CLONE_NEWNET).step(|| "unshare(CLONE_NEWNET)".into())?;
     let own = File::open("/proc/self/ns/net").step(|| "open /proc/self/ns/net".into())?;
-    let veth = format!("veth{}", address[3]);
-    setns(network.as_fd(), CloneFlags::CLONE_NEWNET)
-        .step(|| format!("enter the test's network {path}"))?;
-    let plugged = plug_into_bridge(&veth, &own);
-    setns(own.as_fd(), CloneFlags::CLONE_NEWNET)
-        .step(|| "return to the container's network namespace".into())?;
-    plugged?;
-    super::net::bring_up_loopback()?;
-    configure_interface(address, attachment.default_route)
+    for (index, (link, (path, network))) in attachment.links.iter().zip(&networks).enumerate() {
+        let interface = format!("eth{index}");
+        // Unique on its bridge: the address's host part.
+        let host = u32::from_be_bytes(link.address) & !u32::from_be_bytes(link.subnet.base);
+        let veth = format!("v{host}");
+        setns(network.as_fd(), CloneFlags::CLONE_NEWNET)
+            .step(|| format!("enter the test's network {path}"))?;
+        let plugged = plug_into_bridge(&veth, &interface, &own);
+        setns(own.as_fd(), CloneFlags::CLONE_NEWNET)
+            .step(|| "return to the container's network namespace".into())?;
+        plugged?;
+        configure_interface(&interface, link)?;
+    }
+    super::net::bring_up_loopback()
 }
 
-/// In the network's namespace: a veth pair, `eth0` in the container's
-/// namespace, the other end on the bridge.
-fn plug_into_bridge(veth: &str, container: &File) -> Result<(), SetupFailure> {
+/// In the network's namespace: a veth pair, `interface` in the container's
+/// namespace, `veth` on the bridge.
+fn plug_into_bridge(veth: &str, interface: &str, container: &File) -> Result<(), SetupFailure> {
     let mut link = netlink::Netlink::open().step(|| "open a netlink socket".into())?;
-    link.create_veth(veth, INTERFACE, container.as_fd())
-        .step(|| format!("create veth pair {veth} / {INTERFACE}"))?;
+    link.create_veth(veth, interface, container.as_fd())
+        .step(|| format!("create veth pair {veth} / {interface}"))?;
     let bridge = if_nametoindex(BRIDGE).step(|| format!("find bridge {BRIDGE}"))?;
     link.set_up(veth, Some(bridge))
         .step(|| format!("put {veth} on bridge {BRIDGE}"))
 }
 
-fn configure_interface(address: [u8; 4], default_route: bool) -> Result<(), SetupFailure> {
-    let shown = show_address(address);
-    let mut link = netlink::Netlink::open().step(|| "open a netlink socket".into())?;
-    let index = if_nametoindex(INTERFACE).step(|| format!("find {INTERFACE}"))?;
-    link.add_address(index, address, PREFIX)
-        .step(|| format!("give {INTERFACE} address {shown}/{PREFIX}"))?;
-    link.set_up(INTERFACE, None)
-        .step(|| format!("bring up {INTERFACE}"))?;
-    if default_route {
-        link.add_default_route(GATEWAY)
-            .step(|| format!("add a default route via {}", show_address(GATEWAY)))?;
+fn configure_interface(interface: &str, link: &Link) -> Result<(), SetupFailure> {
+    let (shown, prefix) = (show_address(link.address), link.subnet.prefix);
+    let mut netlink = netlink::Netlink::open().step(|| "open a netlink socket".into())?;
+    let index = if_nametoindex(interface).step(|| format!("find {interface}"))?;
+    netlink
+        .add_address(index, link.address, prefix)
+        .step(|| format!("give {interface} address {shown}/{prefix}"))?;
+    netlink
+        .set_up(interface, None)
+        .step(|| format!("bring up {interface}"))?;
+    if link.default_route {
+        let gateway = link.subnet.gateway();
+        netlink
+            .add_default_route(gateway)
+            .step(|| format!("add a default route via {}", show_address(gateway)))?;
     }
     Ok(())
 }
@@ -238,8 +310,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn subnets_number_their_hosts() {
+        assert_eq!(Subnet::PRIVATE.address(3), [10, 89, 0, 3]);
+        assert_eq!(Subnet::PRIVATE.gateway(), [10, 89, 0, 1]);
+        assert_eq!(Subnet::PRIVATE.hosts(), 253);
+        let shared = Subnet::shared(2);
+        assert_eq!(shared.address(258), [10, 92, 1, 2]);
+        assert_eq!(shared.hosts(), 65533);
+    }
+
+    #[test]
     fn hosts_name_every_container() {
-        let hosts = hosts_file(&[("test".into(), address(2)), ("db".into(), address(3))]);
+        let at = |n| Subnet::PRIVATE.address(n);
+        let hosts = hosts_file(&[("test".into(), at(2)), ("db".into(), at(3))]);
         let text = String::from_utf8(hosts).unwrap();
         assert!(text.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(text.contains("10.89.0.2\ttest\n"));
