@@ -100,6 +100,10 @@ pub fn shared_results(uses: &[SharedUse]) -> Vec<ServiceResult> {
 }
 
 type Started = Result<SharedUse, SetupFailure>;
+/// A service by its directory and name.
+type ServiceKey = (PathBuf, String);
+/// Where a service's start ends up, once, for every test that waits.
+type Slot = Arc<OnceLock<Started>>;
 
 /// The run's shared services; their threads live in `scope`.
 pub struct SharedServices<'scope, 'env> {
@@ -110,7 +114,7 @@ pub struct SharedServices<'scope, 'env> {
     /// By directory; the index gives the subnet.
     networks: Mutex<Vec<(PathBuf, Arc<SharedNetwork>)>>,
     /// By directory and name, each started once.
-    services: Mutex<Vec<((PathBuf, String), Arc<OnceLock<Started>>)>>,
+    services: Mutex<Vec<(ServiceKey, Slot)>>,
     running: Mutex<Vec<RunningService<'scope>>>,
 }
 
@@ -138,7 +142,7 @@ impl<'scope, 'env> SharedServices<'scope, 'env> {
         stop_all(running)
     }
 
-    fn slot(&self, config: &ServiceConfig) -> Arc<OnceLock<Started>> {
+    fn slot(&self, config: &ServiceConfig) -> Slot {
         let key = (config.dir.clone(), config.name.clone());
         let mut services = lock(&self.services);
         if let Some((_, slot)) = services.iter().find(|(k, _)| *k == key) {
