@@ -125,7 +125,11 @@ pub fn run_with_services(
         }
     }
     let uplink = test_outbound || own.iter().any(|s| is_outbound(&s.settings));
-    let network = match context.sandbox.create_network(Subnet::PRIVATE, uplink) {
+    let beside = uses.first().map(SharedUse::network);
+    let network = match context
+        .sandbox
+        .create_network(Subnet::PRIVATE, uplink, beside)
+    {
         Ok(network) => network,
         Err(failure) => {
             let mut results = shared_results(&uses);

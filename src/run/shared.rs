@@ -52,6 +52,12 @@ impl SharedNetwork {
     }
 }
 
+impl SharedUse {
+    pub fn network(&self) -> &Network {
+        &self.network.network
+    }
+}
+
 /// A test's use of a shared service.
 #[derive(Clone)]
 pub struct SharedUse {
@@ -160,8 +166,10 @@ impl<'scope, 'env> SharedServices<'scope, 'env> {
         }
         let outbound = false;
         let subnet = Subnet::shared(networks.len() as u8);
+        // Rootless, every network of the run shares one user namespace.
+        let first = networks.first().map(|(_, n)| &n.network);
         let network = Arc::new(SharedNetwork {
-            network: self.sandbox.create_network(subnet, outbound)?,
+            network: self.sandbox.create_network(subnet, outbound, first)?,
             next: AtomicU32::new(0),
         });
         networks.push((config.dir.clone(), network.clone()));

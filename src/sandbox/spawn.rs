@@ -163,12 +163,20 @@ impl Sandbox {
 
     /// A network for a test and its services, or for a run's shared
     /// services, on `subnet` (`outbound`: with a NAT'd route to the host's
-    /// networks). It lasts as long as the value.
-    pub fn create_network(&self, subnet: Subnet, outbound: bool) -> Result<Network, SetupFailure> {
+    /// networks). Rootless, it is owned by the user namespace of `beside`
+    /// when given, so that a container can be on both. It lasts as long as
+    /// the value.
+    pub fn create_network(
+        &self,
+        subnet: Subnet,
+        outbound: bool,
+        beside: Option<&Network>,
+    ) -> Result<Network, SetupFailure> {
         let request = NetworkRequest {
             user_namespace: self.user_namespace.clone(),
             outbound,
             subnet,
+            join_user_namespace: beside.and_then(Network::user_namespace),
         };
         super::network::create(&self.server, &request)
     }

@@ -35,6 +35,9 @@ pub struct NetworkRequest {
     /// An uplink to the host with NAT.
     pub outbound: bool,
     pub subnet: Subnet,
+    /// Rootless: join this user namespace (another network's, so that a
+    /// container may plug into both) instead of making one.
+    pub join_user_namespace: Option<Vec<u8>>,
 }
 
 /// The holder's answer: its pid, whose /proc/PID/ns/net is the network.
@@ -89,7 +92,12 @@ fn build(request: &NetworkRequest) -> Result<NetworkReady, SetupFailure> {
                 host_unsupported: false,
             });
         }
-        crate::sandbox::userns::enter(mapping).map_err(crate::sandbox::userns::explain)?;
+        match &request.join_user_namespace {
+            Some(path) => super::join_user_namespace(path)?,
+            None => {
+                crate::sandbox::userns::enter(mapping).map_err(crate::sandbox::userns::explain)?
+            }
+        }
     }
     let host = File::open("/proc/self/ns/net").step(|| "open /proc/self/ns/net".into())?;
     unshare(CloneFlags::CLONE_NEWNET).step(|| "unshare(CLONE_NEWNET)".into())?;

@@ -137,11 +137,15 @@ impl Network {
         NetworkAttachment {
             links,
             beside: None,
-            user_namespace: self
-                .rootless
-                .then(|| format!("/proc/{}/ns/user", self.pid).into_bytes()),
+            user_namespace: self.user_namespace(),
             hosts: hosts.to_vec(),
         }
+    }
+
+    /// Rootless: the user namespace that owns the network.
+    pub fn user_namespace(&self) -> Option<Vec<u8>> {
+        self.rootless
+            .then(|| format!("/proc/{}/ns/user", self.pid).into_bytes())
     }
 
     /// How a container joins the network namespace of another one, whose
@@ -210,6 +214,7 @@ pub fn probe(outbound: bool, user_namespace: Option<IdMapping>) -> Result<(), Se
         user_namespace,
         outbound,
         subnet: Subnet::PRIVATE,
+        join_user_namespace: None,
     };
     create(&server, &request).map(drop)
 }
