@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::pipe2;
@@ -36,24 +37,42 @@ pub enum OutputMode {
     Inherit,
 }
 
-/// A stop request shared between whoever decides to stop (Ctrl-C handling)
-/// and running containers: 0 run, 1 stop gracefully, 2 stop now.
+/// A stop request shared between whoever decides to stop (Ctrl-C handling,
+/// the end of a service's test) and running containers: 0 run, 1 stop
+/// gracefully, 2 stop now. The first request also wakes the containers'
+/// runners at once (an eventfd they poll), rather than at their next
+/// periodic look.
 #[derive(Debug, Default)]
-pub struct StopRequest(AtomicU8);
+pub struct StopRequest {
+    level: AtomicU8,
+    /// Readable from the first request on; None if it could not be made
+    /// (runners then notice within `STOP_POLL`).
+    wake: Option<EventFd>,
+}
 
 impl StopRequest {
     pub fn new() -> Self {
-        Self::default()
+        StopRequest {
+            level: AtomicU8::new(0),
+            wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ok(),
+        }
     }
 
     /// Asks running containers to stop: SIGTERM, then SIGKILL after grace.
     pub fn stop_gracefully(&self) {
-        self.0.fetch_max(1, Ordering::SeqCst);
+        self.request(1);
     }
 
     /// Asks running containers to stop without waiting for the grace period.
     pub fn stop_now(&self) {
-        self.0.fetch_max(2, Ordering::SeqCst);
+        self.request(2);
+    }
+
+    fn request(&self, level: u8) {
+        self.level.fetch_max(level, Ordering::SeqCst);
+        if let Some(wake) = &self.wake {
+            let _ = wake.write(1);
+        }
     }
 
     pub fn is_requested(&self) -> bool {
@@ -61,7 +80,13 @@ impl StopRequest {
     }
 
     fn level(&self) -> u8 {
-        self.0.load(Ordering::SeqCst)
+        self.level.load(Ordering::SeqCst)
+    }
+
+    /// What to poll for the first request: it stays readable afterwards,
+    /// so only while none came.
+    fn first_request(&self) -> Option<BorrowedFd<'_>> {
+        self.wake.as_ref().filter(|_| self.level() == 0).map(AsFd::as_fd)
     }
 }
 
@@ -361,6 +386,10 @@ fn collect(
                     .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
             })
             .collect();
+        // Last, so that the streams' readiness lines up with them below.
+        if let Some(wake) = stop.first_request() {
+            fds.push(PollFd::new(wake, PollFlags::POLLIN));
+        }
         match poll(
             &mut fds,
             PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX),
