@@ -812,6 +812,47 @@ mod tests {
     }
 
     #[test]
+    fn services_on_the_line_in_the_table_and_after_the_run() {
+        use crate::run::{ServiceResult, ServiceStatus};
+        let service = |name: &str, status, message: Option<&str>| ServiceResult {
+            name: name.into(),
+            status,
+            message: message.map(str::to_string),
+            ready_after: None,
+            duration: Duration::from_millis(300),
+            usage: None,
+            rusage: None,
+            stdout: CapturedOutput::default(),
+            stderr: output(b"db log\n"),
+        };
+        let mut test = result("migrates", Status::Fail, 100, Some("exit 1"));
+        test.services = vec![
+            service("store", ServiceStatus::Shared, None),
+            service("db", ServiceStatus::Exited, Some("exit 3 during the test")),
+        ];
+        assert_eq!(
+            render(&[finished(test.clone())], false),
+            "    FAIL [   0.100s] migrates (exit 1, service db: exit 3 during the test)\n"
+        );
+        let summary = RunSummary {
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(405),
+            results: vec![test],
+            host: host(),
+            interrupted_by: None,
+            services: vec![service("store", ServiceStatus::NotReady, None)],
+        };
+        let table = usage_table(&summary);
+        let rows: Vec<&str> = table.lines().skip(1).map(|l| l.trim_start()).collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        assert!(rows[1].starts_with("exited") && rows[1].ends_with("migrates [service db]"));
+        assert!(rows[2].starts_with("not-ready") && rows[2].ends_with("[run service store]"));
+        let after = TerminalReporter::new(Box::new(std::io::sink()), false).run_finished(&summary);
+        assert!(after.contains("--- STDERR: migrates [service db] ---\ndb log\n"));
+        assert!(after.contains("--- STDERR: [run service store] ---\ndb log\n"));
+    }
+
+    #[test]
     fn summary_of_a_clean_or_empty_run() {
         let summary = |results| RunSummary {
             started_at: SystemTime::UNIX_EPOCH,

@@ -86,7 +86,10 @@ impl StopRequest {
     /// What to poll for the first request: it stays readable afterwards,
     /// so only while none came.
     fn first_request(&self) -> Option<BorrowedFd<'_>> {
-        self.wake.as_ref().filter(|_| self.level() == 0).map(AsFd::as_fd)
+        self.wake
+            .as_ref()
+            .filter(|_| self.level() == 0)
+            .map(AsFd::as_fd)
     }
 }
 
