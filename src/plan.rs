@@ -29,8 +29,13 @@ pub enum PlanError {
     Glob(String),
     #[error("two tests are named `{0}` (a file and a [[test]] table, or two tables); rename one")]
     Duplicate(String),
-    #[error("test `{test}`: {message}")]
-    Services { test: String, message: String },
+    #[error("{place}: key `services` of test `{test}`: {message}")]
+    Services {
+        test: String,
+        /// Where the test's `services` was set.
+        place: String,
+        message: String,
+    },
 }
 
 /// Builds the plan: tests in discovery order (declared tests after the
@@ -87,6 +92,10 @@ pub fn plan(
                 .services_for(&config_dir, settings.services())
                 .map_err(|message| PlanError::Services {
                     test: case.name.clone(),
+                    place: settings
+                        .services
+                        .as_ref()
+                        .map_or("isotest.toml".into(), |s| s.source.to_string()),
                     message,
                 })?;
             planned.push(PlannedTest {
