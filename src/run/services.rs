@@ -374,7 +374,7 @@ impl<'scope> RunningService<'scope> {
         let outcome = self.join();
         let how = describe_ending(&outcome.ending);
         let hint = match &outcome.ending {
-            Ending::SetupFailed(failure) => Some(failure.to_string()),
+            Ending::SetupFailed(_) => None,
             _ => Some("its output is in the report".to_string()),
         };
         self.not_ready_failure(format!("it ended before it was ready ({how})"), hint)
