@@ -179,6 +179,8 @@ pub fn run_with_services(
         results.extend(rest);
         (outcome, results)
     });
+    // Every container on it has ended: the next test may have it.
+    context.sandbox.reuse_network(network);
     let mut results = shared_results(&uses);
     results.extend(own_results);
     (outcome, results)

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -102,6 +102,8 @@ const SUPERVISOR_SLACK: Duration = Duration::from_secs(10);
 /// The container engine for one run: it owns the run's cgroups, if the
 /// host lets us use them, and its fork server.
 pub struct Sandbox {
+    /// Finished tests' networks, for the next tests (see `create_network`).
+    spare_networks: Mutex<Vec<Network>>,
     /// Declared (so dropped) before the cgroups: the server lives in the
     /// runner's cgroup and must be gone before isotest leaves its leaf
     /// cgroup on v2 and removes it.
@@ -138,6 +140,7 @@ impl Sandbox {
             Ok(ready) => (
                 Sandbox {
                     cgroups: Ok(ready.cgroups),
+                    spare_networks: Mutex::default(),
                     server: ForkServer::default(),
                     scratch: None,
                     user_namespace: None,
@@ -150,6 +153,7 @@ impl Sandbox {
             Err(unavailable) => (
                 Sandbox {
                     cgroups: Err(unavailable),
+                    spare_networks: Mutex::default(),
                     server: ForkServer::default(),
                     scratch: None,
                     user_namespace: None,
@@ -194,12 +198,26 @@ impl Sandbox {
     /// networks). Rootless, it is owned by the user namespace of `beside`
     /// when given, so that a container can be on both. It lasts as long as
     /// the value.
+    ///
+    /// A test's plain network (private, no uplink, no other network beside
+    /// it) comes from a finished test when one was given back
+    /// (`reuse_network`): a bridge costs the kernel ~10 ms to make and tear
+    /// down. Nothing of the last test is left on it but the bridge's ends
+    /// of its veths, going with its containers' namespaces.
     pub fn create_network(
         &self,
         subnet: Subnet,
         outbound: bool,
         beside: Option<&Network>,
     ) -> Result<Network, SetupFailure> {
+        if subnet == Subnet::PRIVATE && !outbound && beside.is_none() {
+            let mut spare = self.spare_networks.lock().unwrap_or_else(PoisonError::into_inner);
+            while let Some(network) = spare.pop() {
+                if network.is_alive() {
+                    return Ok(network);
+                }
+            }
+        }
         let request = NetworkRequest {
             user_namespace: self.user_namespace.clone(),
             outbound,
@@ -207,6 +225,15 @@ impl Sandbox {
             join_user_namespace: beside.and_then(Network::user_namespace),
         };
         super::network::create(&self.server, &request)
+    }
+
+    /// Takes back a test's network once every container on it has ended,
+    /// for the next test; one that cannot serve again is let go.
+    pub fn reuse_network(&self, network: Network) {
+        if network.reusable && network.is_alive() {
+            let mut spare = self.spare_networks.lock().unwrap_or_else(PoisonError::into_inner);
+            spare.push(network);
+        }
     }
 
     /// The host's cgroup layout.

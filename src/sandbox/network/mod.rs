@@ -19,9 +19,11 @@ mod netlink;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::fcntl::OFlag;
 use nix::net::if_::if_nametoindex;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::socket::{recv, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::unistd::pipe2;
@@ -105,6 +107,10 @@ pub struct Link {
     pub address: [u8; 4],
     /// Route everything else through this bridge (`network = "outbound"`).
     pub default_route: bool,
+    /// The bridge's end of the veth pair: a name never used before on
+    /// that bridge (a reused network may still hold the ends of the last
+    /// test's containers while their namespaces are torn down).
+    pub veth: String,
 }
 
 /// A test's network, as long as this lives: dropping it lets its holder
@@ -117,6 +123,11 @@ pub struct Network {
     pub subnet: Subnet,
     /// Outbound: the host's address on the uplink.
     pub host_address: Option<[u8; 4]>,
+    /// Links handed out, which names the next veth.
+    links: AtomicU32,
+    /// A test's plain network (no uplink, a user namespace of its own),
+    /// which the next test may have once this one is done with it.
+    pub(in crate::sandbox) reusable: bool,
 }
 
 impl Network {
@@ -128,7 +139,18 @@ impl Network {
             subnet: self.subnet,
             address: self.subnet.address(n),
             default_route: outbound && self.host_address.is_some(),
+            veth: format!("v{}", self.links.fetch_add(1, Ordering::Relaxed)),
         }
+    }
+
+    /// Whether its holder still runs: its end of the socket closes when it
+    /// dies (and its pid may then name another process).
+    pub(in crate::sandbox) fn is_alive(&self) -> bool {
+        let mut socket = [PollFd::new(self._holder.as_fd(), PollFlags::empty())];
+        poll(&mut socket, PollTimeout::ZERO).is_ok()
+            && !socket[0].revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+            })
     }
 
     /// A container on `links` (this network's and others'), seeing
@@ -202,6 +224,10 @@ pub(super) fn create(
         rootless: request.user_namespace.is_some(),
         subnet: request.subnet,
         host_address: ready.host_address,
+        links: AtomicU32::new(0),
+        reusable: request.subnet == Subnet::PRIVATE
+            && !request.outbound
+            && request.join_user_namespace.is_none(),
     })
 }
 
@@ -248,12 +274,10 @@ pub(super) fn join(attachment: &NetworkAttachment) -> Result<(), SetupFailure> {
     let own = File::open("/proc/self/ns/net").step(|| "open /proc/self/ns/net".into())?;
     for (index, (link, (path, network))) in attachment.links.iter().zip(&networks).enumerate() {
         let interface = format!("eth{index}");
-        // Unique on its bridge: the address's host part.
-        let host = u32::from_be_bytes(link.address) & !u32::from_be_bytes(link.subnet.base);
-        let veth = format!("v{host}");
+        let veth = &link.veth;
         setns(network.as_fd(), CloneFlags::CLONE_NEWNET)
             .step(|| format!("enter the test's network {path}"))?;
-        let plugged = plug_into_bridge(&veth, &interface, &own);
+        let plugged = plug_into_bridge(veth, &interface, &own);
         setns(own.as_fd(), CloneFlags::CLONE_NEWNET)
             .step(|| "return to the container's network namespace".into())?;
         plugged?;
