@@ -77,6 +77,24 @@ pub struct ServiceResult {
     pub stderr: CapturedOutput,
 }
 
+impl ServiceResult {
+    /// A service of a test whose output and usage are not the test's: not
+    /// started, or the run's.
+    pub(super) fn without_run(name: &str, status: ServiceStatus) -> ServiceResult {
+        ServiceResult {
+            name: name.to_string(),
+            status,
+            message: None,
+            ready_after: None,
+            duration: Duration::ZERO,
+            usage: None,
+            rusage: None,
+            stdout: CapturedOutput::default(),
+            stderr: CapturedOutput::default(),
+        }
+    }
+}
+
 /// What running services needs from the attempt.
 pub struct ServiceContext<'a> {
     pub sandbox: &'a Sandbox,
@@ -474,17 +492,7 @@ fn not_started<'a>(
 ) -> Vec<ServiceResult> {
     services
         .into_iter()
-        .map(|config| ServiceResult {
-            name: config.name.clone(),
-            status: ServiceStatus::NotStarted,
-            message: None,
-            ready_after: None,
-            duration: Duration::ZERO,
-            usage: None,
-            rusage: None,
-            stdout: CapturedOutput::default(),
-            stderr: CapturedOutput::default(),
-        })
+        .map(|config| ServiceResult::without_run(&config.name, ServiceStatus::NotStarted))
         .collect()
 }
 

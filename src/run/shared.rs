@@ -22,7 +22,7 @@ use super::services::{
 };
 use crate::config::{Network as NetworkSetting, ServiceConfig};
 use crate::sandbox::{
-    hosts_file, CapturedOutput, Ending, Link, Network, Sandbox, SetupFailure, StopRequest, Subnet,
+    hosts_file, Ending, Link, Network, Sandbox, SetupFailure, StopRequest, Subnet,
 };
 
 /// What the tests of a run can ask of its shared services.
@@ -86,20 +86,14 @@ pub fn shared_results(uses: &[SharedUse]) -> Vec<ServiceResult> {
     uses.iter()
         .map(|used| {
             let ended = used.ended.get();
+            let status = match ended {
+                Some(_) => ServiceStatus::Exited,
+                None => ServiceStatus::Shared,
+            };
             ServiceResult {
-                name: used.name.clone(),
-                status: if ended.is_some() {
-                    ServiceStatus::Exited
-                } else {
-                    ServiceStatus::Shared
-                },
                 message: ended.map(|e| format!("{} (a run service)", describe_ending(e))),
                 ready_after: used.ready_after,
-                duration: Duration::ZERO,
-                usage: None,
-                rusage: None,
-                stdout: CapturedOutput::default(),
-                stderr: CapturedOutput::default(),
+                ..ServiceResult::without_run(&used.name, status)
             }
         })
         .collect()

@@ -211,7 +211,10 @@ impl Sandbox {
         beside: Option<&Network>,
     ) -> Result<Network, SetupFailure> {
         if subnet == Subnet::PRIVATE && !outbound && beside.is_none() {
-            let mut spare = self.spare_networks.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut spare = self
+                .spare_networks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             while let Some(network) = spare.pop() {
                 if network.is_alive() {
                     return Ok(network);
@@ -231,7 +234,10 @@ impl Sandbox {
     /// for the next test; one that cannot serve again is let go.
     pub fn reuse_network(&self, network: Network) {
         if network.reusable && network.is_alive() {
-            let mut spare = self.spare_networks.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut spare = self
+                .spare_networks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             spare.push(network);
         }
     }
