@@ -156,41 +156,24 @@ pub fn run_with_services(
         }
     };
     let hosts = hosts_for(&own, &network, &uses);
+    let on_network = OnNetwork {
+        network: &network,
+        hosts: &hosts,
+        shared: &uses,
+    };
     let (outcome, own_results) = std::thread::scope(|scope| {
-        let mut running: Vec<RunningService> = Vec::new();
-        let mut failure = None;
-        let mut start_error = None;
-        for (index, config) in own.iter().enumerate() {
-            let mut links = vec![network.link(3 + index as u32, is_outbound(&config.settings))];
-            links.extend(shared_links(&uses));
-            let attachment = network.attachment(links, &hosts);
-            match RunningService::start(scope, context.sandbox, config, attachment, context) {
-                Ok(service) => running.push(service),
-                Err(error) => {
-                    start_error = Some(error.to_string());
-                    failure = Some(error);
-                    break;
-                }
-            }
-            let service = running.last_mut().expect("just pushed");
-            if let Err(error) = service.wait_ready(&network, &hosts, context) {
-                failure = Some(error);
-                break;
-            }
-        }
-        let outcome = match failure {
-            Some(failure) => Outcome::setup_failed(failure),
+        let (running, failure) = start_own(scope, &own, &on_network, context);
+        let outcome = match &failure {
+            Some((failure, _)) => Outcome::setup_failed(failure.clone()),
             None => {
-                let mut links = vec![network.link(2, test_outbound)];
-                links.extend(shared_links(&uses));
                 let mut spec = spec.clone();
-                spec.network = Some(network.attachment(links, &hosts));
+                spec.network = Some(on_network.attachment(2, test_outbound));
                 run(&spec)
             }
         };
         let mut results = stop_all(running);
         let mut rest = not_started(own[results.len()..].iter().copied());
-        if let (Some(first), Some(error)) = (rest.first_mut(), start_error) {
+        if let (Some(first), Some((_, Some(error)))) = (rest.first_mut(), failure) {
             first.status = ServiceStatus::Error;
             first.message = Some(error);
         }
@@ -202,6 +185,53 @@ pub fn run_with_services(
     let mut results = shared_results(&uses);
     results.extend(own_results);
     (outcome, results)
+}
+
+/// A test's network as its containers join it.
+struct OnNetwork<'a> {
+    network: &'a Network,
+    hosts: &'a [u8],
+    /// The run services the test uses: a link to each of their networks.
+    shared: &'a [SharedUse],
+}
+
+impl OnNetwork<'_> {
+    /// The container at host number `n`.
+    fn attachment(&self, n: u32, outbound: bool) -> NetworkAttachment {
+        let mut links = vec![self.network.link(n, outbound)];
+        links.extend(shared_links(self.shared));
+        self.network.attachment(links, self.hosts)
+    }
+}
+
+/// Why the test's own services did not all get ready: the failure, and
+/// when a service could not start at all, the message for its entry.
+type OwnFailure = (SetupFailure, Option<String>);
+
+/// Starts the test's own services in order, each ready before the next;
+/// stops at the first failure.
+fn start_own<'scope, 'env>(
+    scope: &'scope Scope<'scope, 'env>,
+    own: &[&Arc<ServiceConfig>],
+    on_network: &OnNetwork,
+    context: &ServiceContext<'env>,
+) -> (Vec<RunningService<'scope>>, Option<OwnFailure>) {
+    let mut running: Vec<RunningService> = Vec::new();
+    for (index, config) in own.iter().enumerate() {
+        let attachment = on_network.attachment(3 + index as u32, is_outbound(&config.settings));
+        match RunningService::start(scope, context.sandbox, config, attachment, context) {
+            Ok(service) => running.push(service),
+            Err(error) => {
+                let message = error.to_string();
+                return (running, Some((error, Some(message))));
+            }
+        }
+        let service = running.last_mut().expect("just pushed");
+        if let Err(error) = service.wait_ready(on_network.network, on_network.hosts, context) {
+            return (running, Some((error, None)));
+        }
+    }
+    (running, None)
 }
 
 fn is_outbound(settings: &Settings) -> bool {
