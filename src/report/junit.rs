@@ -365,6 +365,8 @@ pub(crate) mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            slot: None,
+            timing: Default::default(),
         }
     }
 
@@ -383,6 +385,7 @@ pub(crate) mod tests {
             duration: Duration::from_millis(millis),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         }
     }
 

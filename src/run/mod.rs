@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub use attempt::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
-pub use result::{Attempt, Status, TestResult};
+pub use result::{Attempt, Status, TestResult, Timing};
 pub use roots::{Root, Roots};
 
 use crate::plan::PlannedTest;
@@ -93,7 +93,7 @@ pub fn run(
 
     std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel::<Message>();
-        for _ in 0..jobs {
+        for slot in 0..jobs {
             let sender = sender.clone();
             let shared = (&plan, &next, &stop, &stop_starting, &host_broken, &failures);
             let attempt_settings = &attempt_settings;
@@ -112,7 +112,9 @@ pub fn run(
                     let emit = |event| {
                         let _ = sender.send(Message::Event(event));
                     };
-                    let result = attempt::run_test(test, sandbox, attempt_settings, stop, &emit);
+                    let mut result =
+                        attempt::run_test(test, sandbox, attempt_settings, stop, &emit);
+                    result.slot = Some(slot);
                     if result
                         .setup_failure
                         .as_ref()

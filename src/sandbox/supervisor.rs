@@ -86,6 +86,7 @@ pub(super) fn setup_failed(failure: SetupFailure) -> Report {
         wall: Duration::ZERO,
         leaked_processes: 0,
         rusage: None,
+        command_started_ns: None,
     }
 }
 
@@ -154,12 +155,13 @@ fn start_and_watch(
         mount_namespace,
     );
     let rusage = wait_for_init(init_pid);
-    let (ending, wall, leaked_processes) = watched?;
+    let (ending, wall, leaked_processes, command_started_ns) = watched?;
     Ok(Report {
         ending,
         wall,
         leaked_processes,
         rusage,
+        command_started_ns,
     })
 }
 
@@ -195,10 +197,11 @@ fn watch(
     stop_signals: &SignalFd,
     _lifeline: OwnedFd,
     mount_namespace: &mut Option<File>,
-) -> Result<(Ending, Duration, u32), SetupFailure> {
+) -> Result<(Ending, Duration, u32, Option<u64>), SetupFailure> {
     let init_exited = pidfd_open(init_pid).step(|| "pidfd_open(container init)".into())?;
     let mut inbox = Inbox::default();
     let mut started: Option<Instant> = None;
+    let mut started_ns: Option<u64> = None;
     let mut stopping: Option<Stopping> = None;
     let mut killed_processes = 0;
     let mut messages_open = true;
@@ -246,6 +249,7 @@ fn watch(
             messages_open = inbox.read_from(messages);
             if started.is_none() && inbox.started {
                 started = Some(Instant::now());
+                started_ns = Some(super::spec::monotonic_ns());
                 // Best effort: without it the teardown is only slower.
                 *mount_namespace = File::open(format!("/proc/{init_pid}/ns/mnt")).ok();
             }
@@ -291,7 +295,8 @@ fn watch(
             0,
         ),
     };
-    Ok(outcome)
+    let (ending, wall, leaked) = outcome;
+    Ok((ending, wall, leaked, started_ns))
 }
 
 /// Leftover processes: as init counted them when the command ended, else
