@@ -4,10 +4,12 @@
 pub mod json;
 pub mod junit;
 pub mod terminal;
+pub mod trace;
 
 pub use json::JsonReporter;
 pub use junit::JunitReporter;
 pub use terminal::TerminalReporter;
+pub use trace::TraceReporter;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
