@@ -115,6 +115,12 @@ impl Baseline {
         }
     }
 
+    /// The baseline's peak memory of the test named `name`, when it
+    /// measured one worth comparing.
+    pub fn memory_peak(&self, name: &str) -> Option<u64> {
+        self.tests.get(name)?.memory_peak_bytes
+    }
+
     /// Makes a test that passed (or was flaky) REGRESSED when its peak
     /// memory or CPU time grew past the threshold; the message names each
     /// figure that did.
