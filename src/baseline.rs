@@ -68,7 +68,7 @@ impl Figures {
 }
 
 /// An earlier run's figures, by test name.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Baseline {
     tests: BTreeMap<String, Figures>,
     /// Allowed growth: 0.2 is 20%.

@@ -7,7 +7,8 @@ use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional
 use crate::baseline::{parse_percent, Baseline};
 use crate::plan::PlannedTest;
 use crate::report::{
-    terminal::color_wanted, JsonReporter, JunitReporter, Reporter, TerminalReporter,
+    terminal::color_wanted, HtmlReporter, JsonReporter, JunitReporter, Reporter,
+    TerminalReporter, TraceReporter,
 };
 use crate::run::{self, Roots, RunSettings, RunSummary, TestResult};
 use crate::sandbox::{interrupt, OutputMode};
@@ -51,7 +52,12 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
             Some(Baseline::load(path, threshold).map_err(|e| fail(e, exit::BAD_USAGE))?)
         }
     };
-    let sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
+    let mut sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
+    if args.samples || args.trace.is_some() || args.html.is_some() {
+        sandbox
+            .sample_every(args.sample_interval)
+            .map_err(|e| fail(format!("start the usage sampler: {e}"), exit::BAD_USAGE))?;
+    }
     let roots = Roots::new(args.storage.cache_dir.clone())
         .with_notices(|notice| eprintln!("isotest: note: {notice}"));
     interrupt::install()
@@ -70,7 +76,19 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     }
     if let Some(path) = &args.json {
         reporters.push(Box::new(
-            JsonReporter::new(path.clone()).with_settings(run_settings_json(&args, jobs)),
+            JsonReporter::new(path.clone())
+                .with_settings(run_settings_json(&args, jobs))
+                .with_samples(args.samples),
+        ));
+    }
+    if let Some(path) = &args.trace {
+        reporters.push(Box::new(TraceReporter::new(path.clone())));
+    }
+    if let Some(path) = &args.html {
+        reporters.push(Box::new(
+            HtmlReporter::new(path.clone())
+                .with_settings(run_settings_json(&args, jobs))
+                .with_baseline(baseline.clone()),
         ));
     }
     let check = |result: &mut TestResult| {

@@ -43,7 +43,7 @@ pub enum ReportError {
 
 /// Writes a temporary file beside `path` and renames it over `path`, so
 /// readers never see a half-written report.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
     replace_file(path, contents).map_err(|source| ReportError::Write {
         path: path.display().to_string(),
         source,

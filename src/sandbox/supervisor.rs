@@ -201,7 +201,6 @@ fn watch(
     let init_exited = pidfd_open(init_pid).step(|| "pidfd_open(container init)".into())?;
     let mut inbox = Inbox::default();
     let mut started: Option<Instant> = None;
-    let mut started_ns: Option<u64> = None;
     let mut stopping: Option<Stopping> = None;
     let mut killed_processes = 0;
     let mut messages_open = true;
@@ -247,9 +246,8 @@ fn watch(
         drop(fds);
         if messages_ready {
             messages_open = inbox.read_from(messages);
-            if started.is_none() && inbox.started {
+            if started.is_none() && inbox.started_ns.is_some() {
                 started = Some(Instant::now());
-                started_ns = Some(super::spec::monotonic_ns());
                 // Best effort: without it the teardown is only slower.
                 *mount_namespace = File::open(format!("/proc/{init_pid}/ns/mnt")).ok();
             }
@@ -296,7 +294,7 @@ fn watch(
         ),
     };
     let (ending, wall, leaked) = outcome;
-    Ok((ending, wall, leaked, started_ns))
+    Ok((ending, wall, leaked, inbox.started_ns))
 }
 
 /// Leftover processes: as init counted them when the command ended, else
@@ -322,7 +320,8 @@ fn begin_stop(init_pid: Pid, reason: StopReason, grace: Duration) -> Stopping {
 #[derive(Default)]
 struct Inbox {
     buffer: Vec<u8>,
-    started: bool,
+    /// When the command started (`monotonic_ns`), once init said so.
+    started_ns: Option<u64>,
     finished: Option<(CommandExit, u64, u32)>,
     failure: Option<SetupFailure>,
 }
@@ -339,7 +338,9 @@ impl Inbox {
         while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.buffer.drain(..=end).collect();
             match serde_json::from_slice(&line) {
-                Ok(InitMessage::Started) => self.started = true,
+                Ok(InitMessage::Started { monotonic_ns }) => {
+                    self.started_ns = Some(monotonic_ns)
+                }
                 Ok(InitMessage::Finished {
                     exit,
                     wall_nanos,

@@ -23,7 +23,7 @@ use super::json::{JsonRun, JsonTest};
 use super::{parse_rfc3339, write_atomically, ReportError, Reporter};
 use crate::baseline::Baseline;
 use crate::duration::format_seconds;
-use crate::run::Event;
+use crate::run::{Event, Status};
 
 const STYLE: &str = include_str!("report.css");
 const SCRIPT: &str = include_str!("report.js");
@@ -133,7 +133,7 @@ fn summary(page: &mut String, run: &JsonRun, failed: usize) {
         format_seconds(Duration::from_secs_f64(run.duration_secs.max(0.0))),
         escape::text(&run.started_at)
     );
-    for (status, count) in &run.counts {
+    for (status, count) in statuses(run) {
         let status = escape::text(status);
         let _ = write!(
             page,
@@ -159,6 +159,19 @@ fn summary(page: &mut String, run: &JsonRun, failed: usize) {
         );
     }
     page.push_str("</dl></section>\n");
+}
+
+/// The run's counts by status, in the order summaries list them (then
+/// any status this isotest does not know, from a newer report).
+fn statuses(run: &JsonRun) -> Vec<(&str, usize)> {
+    let known = Status::ALL.map(Status::label);
+    let mut counts: Vec<(&str, usize)> = known
+        .iter()
+        .map(|&label| (label, run.counts.get(label).copied().unwrap_or(0)))
+        .collect();
+    let unknown = run.counts.iter().filter(|(s, _)| !known.contains(&s.as_str()));
+    counts.extend(unknown.map(|(status, &count)| (status.as_str(), count)));
+    counts
 }
 
 fn on_off(on: bool) -> &'static str {

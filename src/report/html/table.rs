@@ -30,7 +30,7 @@ pub fn tests(page: &mut String, run: &JsonRun) {
          <div id=\"controls\" hidden><label>Status <select id=\"status-filter\">\
          <option value=\"\">all</option><option value=\"!PASS\">not passed</option>",
     );
-    for status in run.counts.keys() {
+    for (status, _) in super::statuses(run) {
         let status = escape::text(status);
         let _ = write!(page, "<option value=\"{status}\">{status}</option>");
     }
@@ -106,6 +106,9 @@ pub fn failures(page: &mut String, run: &JsonRun) {
         "<section id=\"failures\"><h2>Not passed ({})</h2>\n",
         failing.len()
     );
+    if failing.is_empty() {
+        page.push_str("<p>Every test passed.</p>");
+    }
     for (index, test) in failing {
         let status = escape::text(&test.status);
         let _ = write!(
@@ -138,11 +141,9 @@ fn reason(page: &mut String, test: &JsonTest) {
     if let Some(message) = &test.message {
         facts.push(message.clone());
     }
-    if let Some(code) = test.exit_code {
-        facts.push(format!("exit code {code}"));
-    }
-    if let Some(signal) = &test.signal {
-        facts.push(format!("signal {signal}"));
+    if test.message.is_none() {
+        facts.extend(test.exit_code.map(|code| format!("exit code {code}")));
+        facts.extend(test.signal.as_ref().map(|signal| format!("signal {signal}")));
     }
     if test.leaked_processes > 0 {
         facts.push(format!("{} leaked processes", test.leaked_processes));
