@@ -7,8 +7,8 @@ use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional
 use crate::baseline::{parse_percent, Baseline};
 use crate::plan::PlannedTest;
 use crate::report::{
-    terminal::color_wanted, HtmlReporter, JsonReporter, JunitReporter, Reporter,
-    TerminalReporter, TraceReporter,
+    terminal::color_wanted, HtmlReporter, JsonReporter, JunitReporter, Reporter, TerminalReporter,
+    TraceReporter,
 };
 use crate::run::{self, Roots, RunSettings, RunSummary, TestResult};
 use crate::sandbox::{interrupt, OutputMode};

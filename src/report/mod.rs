@@ -102,7 +102,10 @@ fn rfc3339(time: SystemTime) -> String {
 fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let number = |range: std::ops::Range<usize>| -> Option<u64> {
         let digits = text.get(range)?;
-        digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
+        digits
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| digits.parse().ok())?
     };
     let bytes = text.as_bytes();
     let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
@@ -130,7 +133,11 @@ fn parse_rfc3339(text: &str) -> Option<SystemTime> {
 /// Days from 1970-01-01 to a Gregorian date (Howard Hinnant's
 /// `days_from_civil`); None before 1970.
 fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
-    let year = if month <= 2 { year.checked_sub(1)? } else { year };
+    let year = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
     let era = year / 400;
     let year_of_era = year % 400;
     let month_from_march = (month + 9) % 12;
@@ -189,9 +196,19 @@ mod tests {
             parse_rfc3339("1970-01-01T00:00:01.5Z"),
             Some(at(1) + Duration::from_millis(500))
         );
-        assert_eq!(parse_rfc3339("2024-02-29T23:59:59Z"), Some(at(1_709_251_199)));
-        for bad in ["", "2024-02-29 23:59:59Z", "2024-13-01T00:00:00Z", "1969-12-31T00:00:00Z",
-                    "2024-02-29T23:59:59.Z", "2024-02-29T23:59:59+01:00", "2024-0a-29T23:59:59Z"] {
+        assert_eq!(
+            parse_rfc3339("2024-02-29T23:59:59Z"),
+            Some(at(1_709_251_199))
+        );
+        for bad in [
+            "",
+            "2024-02-29 23:59:59Z",
+            "2024-13-01T00:00:00Z",
+            "1969-12-31T00:00:00Z",
+            "2024-02-29T23:59:59.Z",
+            "2024-02-29T23:59:59+01:00",
+            "2024-0a-29T23:59:59Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

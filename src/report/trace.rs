@@ -115,9 +115,7 @@ pub fn trace(summary: &RunSummary) -> Value {
 /// The attempt's span, its phases and instants; returns where it ended.
 fn span_events(span: &Span, events: &mut Vec<Value>) -> f64 {
     let tid = span.slot + 1;
-    let event = |name: &str, ph: &str, ts: f64, args: Value| {
-        json!({ "name": name, "cat": "test", "ph": ph, "pid": PID, "tid": tid, "ts": ts, "args": args })
-    };
+    let event = |name: &str, ph: &str, ts: f64, args: Value| json!({ "name": name, "cat": "test", "ph": ph, "pid": PID, "tid": tid, "ts": ts, "args": args });
     let args = json!({
         "attempt": span.attempt,
         "status": span.status.label(),
@@ -131,8 +129,12 @@ fn span_events(span: &Span, events: &mut Vec<Value>) -> f64 {
         ("test", timing.test),
         ("teardown", timing.teardown),
     ];
+    let ending = match span.status {
+        Status::Timeout => Some("timeout"),
+        Status::Oom => Some("OOM kill"),
+        _ => None,
+    };
     let mut at = span.start;
-    let mut test_end = at;
     for (name, length) in phases {
         if name == "root preparation" && length.is_zero() {
             continue;
@@ -140,19 +142,11 @@ fn span_events(span: &Span, events: &mut Vec<Value>) -> f64 {
         events.push(event(name, "B", at, json!({})));
         at += micros(length);
         events.push(event(name, "E", at, json!({})));
-        if name == "test" {
-            test_end = at;
+        if let Some(ending) = ending.filter(|_| name == "test") {
+            let mut marker = event(ending, "i", at, json!({ "message": span.message }));
+            marker["s"] = json!("t");
+            events.push(marker);
         }
-    }
-    let instant = match span.status {
-        Status::Timeout => Some("timeout"),
-        Status::Oom => Some("OOM kill"),
-        _ => None,
-    };
-    if let Some(name) = instant {
-        let mut marker = event(name, "i", test_end, json!({ "message": span.message }));
-        marker["s"] = json!("t");
-        events.push(marker);
     }
     if span.retried {
         let mut marker = event("retry", "i", at, json!({ "after": span.status.label() }));
@@ -167,9 +161,7 @@ fn span_events(span: &Span, events: &mut Vec<Value>) -> f64 {
 /// counter tracks.
 fn counter_events(span: &Span, events: &mut Vec<Value>) {
     let setup_start = span.start + micros(span.timing.root);
-    let counter = |track: String, ts: f64, args: Value| {
-        json!({ "name": track, "cat": "usage", "ph": "C", "pid": PID, "ts": ts, "args": args })
-    };
+    let counter = |track: String, ts: f64, args: Value| json!({ "name": track, "cat": "usage", "ph": "C", "pid": PID, "ts": ts, "args": args });
     let mut previous: Option<&Sample> = None;
     for sample in &span.timing.samples {
         let ts = setup_start + micros(sample.at);
@@ -275,7 +267,12 @@ mod tests {
         // The retried attempt, then the last one (with its root first).
         assert_eq!(
             phases,
-            [("B", 10_000.0), ("E", 24_000.0), ("B", 80_000.0), ("E", 155_000.0)]
+            [
+                ("B", 10_000.0),
+                ("E", 24_000.0),
+                ("B", 80_000.0),
+                ("E", 155_000.0)
+            ]
         );
         assert!(spans.iter().all(|e| e["tid"] == 2), "slot 1 is track 2");
         let tests = events_named(&trace, "test");
@@ -287,7 +284,10 @@ mod tests {
         let memory = events_named(&trace, "memory net/echo.sh");
         assert_eq!(memory[1]["ts"], 140_000.0);
         assert_eq!(memory[1]["args"]["bytes"], 4096);
-        assert_eq!(events_named(&trace, "cpu net/echo.sh")[0]["args"]["cpus"], 0.5);
+        assert_eq!(
+            events_named(&trace, "cpu net/echo.sh")[0]["args"]["cpus"],
+            0.5
+        );
         assert_eq!(events_named(&trace, "thread_name").len(), 2);
     }
 
@@ -298,7 +298,10 @@ mod tests {
             memory_bytes: None,
             cpu_usec: cpu,
         };
-        assert_eq!(cpus_busy(&at(0, Some(0)), &at(100, Some(150_000))), Some(1.5));
+        assert_eq!(
+            cpus_busy(&at(0, Some(0)), &at(100, Some(150_000))),
+            Some(1.5)
+        );
         assert_eq!(cpus_busy(&at(0, None), &at(100, Some(1))), None);
         assert_eq!(cpus_busy(&at(100, Some(0)), &at(100, Some(1))), None);
     }

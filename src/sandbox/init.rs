@@ -54,7 +54,9 @@ pub(super) fn handled_signals() -> SigSet {
 pub(super) enum InitMessage {
     /// The command has started (at `monotonic_ns`); the timeout runs
     /// from here.
-    Started { monotonic_ns: u64 },
+    Started {
+        monotonic_ns: u64,
+    },
     Finished {
         exit: CommandExit,
         wall_nanos: u64,

@@ -18,8 +18,8 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::pipe2;
 
 use super::capture::BoundedBuffer;
-use super::sampler::Sampler;
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
+use super::sampler::Sampler;
 use super::scratch::ScratchDir;
 use super::server::{self, ForkServer, Server, TestFds};
 use super::spec::{

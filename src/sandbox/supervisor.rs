@@ -338,9 +338,7 @@ impl Inbox {
         while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.buffer.drain(..=end).collect();
             match serde_json::from_slice(&line) {
-                Ok(InitMessage::Started { monotonic_ns }) => {
-                    self.started_ns = Some(monotonic_ns)
-                }
+                Ok(InitMessage::Started { monotonic_ns }) => self.started_ns = Some(monotonic_ns),
                 Ok(InitMessage::Finished {
                     exit,
                     wall_nanos,

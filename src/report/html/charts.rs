@@ -160,7 +160,10 @@ pub fn memory(run: &JsonRun, baseline: Option<&Baseline>) -> String {
         let change = row.before.map_or(String::new(), |before| {
             let change = (row.peak as f64 - before as f64) * 100.0 / before.max(1) as f64;
             let class = if change > 0.0 { "up" } else { "down" };
-            format!("<span class=\"{class}\">{change:+.0}% from {}</span>", format_size(before))
+            format!(
+                "<span class=\"{class}\">{change:+.0}% from {}</span>",
+                format_size(before)
+            )
         });
         let name = escape::text(row.name);
         let name = if table::has_details(&run.tests[row.index]) {

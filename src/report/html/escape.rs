@@ -187,14 +187,20 @@ mod tests {
             text("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
-        assert_eq!(text("nul\0 bell\x07 \u{9b}"), "nul\\u{0} bell\\u{7} \\u{9b}");
+        assert_eq!(
+            text("nul\0 bell\x07 \u{9b}"),
+            "nul\\u{0} bell\\u{7} \\u{9b}"
+        );
     }
 
     #[test]
     fn keeps_scripts_closed() {
         let value = serde_json::json!({ "name": "</script><script>alert(1)</script>&\u{2028}" });
         let json = script_json(&value);
-        assert!(!json.contains('<') && !json.contains('>') && !json.contains('&'), "{json}");
+        assert!(
+            !json.contains('<') && !json.contains('>') && !json.contains('&'),
+            "{json}"
+        );
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back, value);
     }
@@ -205,7 +211,10 @@ mod tests {
             ansi("\x1b[1;31mred <b>\x1b[0m plain \x1b[32mgreen\x1b[m\n"),
             "<span class=\"ab f1\">red &lt;b&gt;</span> plain <span class=\"f2\">green</span>\n"
         );
-        assert_eq!(ansi("\x1b[38;5;196mx\x1b[39;1my"), "x<span class=\"ab\">y</span>");
+        assert_eq!(
+            ansi("\x1b[38;5;196mx\x1b[39;1my"),
+            "x<span class=\"ab\">y</span>"
+        );
         assert_eq!(ansi("\x1b[91;44mz"), "<span class=\"f9 g4\">z</span>");
     }
 

@@ -96,22 +96,22 @@ pub fn render(run: &JsonRun, baseline: Option<&Baseline>) -> String {
     );
     summary(&mut page, run, failed);
     let timeline = charts::timeline(run);
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<section id=\"timeline\"><h2>Job slots</h2>{timeline}</section>\n"
+        "<section id=\"timeline\"><h2>Job slots</h2>{timeline}</section>"
     );
     let memory = charts::memory(run, baseline);
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<section id=\"memory\"><h2>Peak memory</h2>{memory}</section>\n"
+        "<section id=\"memory\"><h2>Peak memory</h2>{memory}</section>"
     );
     table::tests(&mut page, run);
     table::failures(&mut page, run);
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<pre id=\"selftest\" hidden></pre>\
          <script type=\"application/json\" id=\"samples\">{}</script>\
-         <script>{SCRIPT}</script></body></html>\n",
+         <script>{SCRIPT}</script></body></html>",
         escape::script_json(&table::samples(run))
     );
     page
@@ -143,13 +143,18 @@ fn summary(page: &mut String, run: &JsonRun, failed: usize) {
     }
     let host = &run.host;
     let facts = [
-        ("kernel", host.kernel.clone().unwrap_or_else(|| "unknown".into())),
+        (
+            "kernel",
+            host.kernel.clone().unwrap_or_else(|| "unknown".into()),
+        ),
         ("cgroups", host.cgroup_layout.clone()),
         ("limits and usage", on_off(host.cgroups_in_use).into()),
         ("rootless", on_off(host.rootless).into()),
     ];
     page.push_str("</ul><dl class=\"facts\">");
-    let facts = facts.into_iter().map(|(key, value)| (key.to_string(), value));
+    let facts = facts
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value));
     for (key, value) in facts.chain(settings(&run.settings)) {
         let _ = write!(
             page,
@@ -169,7 +174,10 @@ fn statuses(run: &JsonRun) -> Vec<(&str, usize)> {
         .iter()
         .map(|&label| (label, run.counts.get(label).copied().unwrap_or(0)))
         .collect();
-    let unknown = run.counts.iter().filter(|(s, _)| !known.contains(&s.as_str()));
+    let unknown = run
+        .counts
+        .iter()
+        .filter(|(s, _)| !known.contains(&s.as_str()));
     counts.extend(unknown.map(|(status, &count)| (status.as_str(), count)));
     counts
 }
@@ -199,7 +207,10 @@ fn settings(settings: &serde_json::Value) -> Vec<(String, String)> {
                         serde_json::Value::String(text) => text.clone(),
                         other => other.to_string(),
                     };
-                    (format!("flag {}", flag["key"].as_str().unwrap_or("?")), value)
+                    (
+                        format!("flag {}", flag["key"].as_str().unwrap_or("?")),
+                        value,
+                    )
                 }));
             }
             other => rows.push((key.clone(), other.to_string())),

@@ -101,9 +101,9 @@ pub fn failures(page: &mut String, run: &JsonRun) {
         .enumerate()
         .filter(|(_, test)| has_details(test))
         .collect();
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<section id=\"failures\"><h2>Not passed ({})</h2>\n",
+        "<section id=\"failures\"><h2>Not passed ({})</h2>",
         failing.len()
     );
     if failing.is_empty() {
@@ -143,7 +143,11 @@ fn reason(page: &mut String, test: &JsonTest) {
     }
     if test.message.is_none() {
         facts.extend(test.exit_code.map(|code| format!("exit code {code}")));
-        facts.extend(test.signal.as_ref().map(|signal| format!("signal {signal}")));
+        facts.extend(
+            test.signal
+                .as_ref()
+                .map(|signal| format!("signal {signal}")),
+        );
     }
     if test.leaked_processes > 0 {
         facts.push(format!("{} leaked processes", test.leaked_processes));
@@ -229,6 +233,9 @@ mod tests {
         let shown = bounded(text, 8);
         assert!(shown.starts_with("éé\n[isotest: "), "{shown}");
         assert!(shown.ends_with("]\nàà"), "{shown}");
-        assert!(shown.contains(&format!("{} bytes not shown", text.len() - 8)), "{shown}");
+        assert!(
+            shown.contains(&format!("{} bytes not shown", text.len() - 8)),
+            "{shown}"
+        );
     }
 }

@@ -33,11 +33,20 @@ fn page() -> String {
 fn hostile_names_and_output_stay_text() {
     let page = page();
     assert!(!page.contains("<img"), "no element from a name");
-    assert!(page.contains("&lt;img src=x onerror=&quot;window.isotestInjected=1&quot;&gt;&#39;&quot;\\u{0}"));
-    assert_eq!(page.matches("<script").count(), 3, "only the page's own scripts");
+    assert!(page.contains(
+        "&lt;img src=x onerror=&quot;window.isotestInjected=1&quot;&gt;&#39;&quot;\\u{0}"
+    ));
+    assert_eq!(
+        page.matches("<script").count(),
+        3,
+        "only the page's own scripts"
+    );
     assert_eq!(page.matches("</script>").count(), 3);
     // NASTY output: colours as spans, NUL shown, markup escaped.
-    assert!(page.contains("<span class=\"f1\">red</span> nul\\u{0} cdata]]&gt; bad"), "{page}");
+    assert!(
+        page.contains("<span class=\"f1\">red</span> nul\\u{0} cdata]]&gt; bad"),
+        "{page}"
+    );
     assert!(!page.contains('\0'));
 }
 
@@ -46,11 +55,17 @@ fn lists_every_test_with_its_status() {
     let summary = hostile_summary();
     let page = page();
     for (index, result) in summary.results.iter().enumerate() {
-        let row = format!("<tr id=\"r{index}\" data-i=\"{index}\" data-s=\"{}\"", result.status.label());
+        let row = format!(
+            "<tr id=\"r{index}\" data-i=\"{index}\" data-s=\"{}\"",
+            result.status.label()
+        );
         assert!(page.contains(&row), "{row}");
         assert!(page.contains(&escape::text(&result.test.name)));
     }
-    let failing = summary.results.iter().filter(|r| !matches!(r.status.label(), "PASS" | "SKIPPED"));
+    let failing = summary
+        .results
+        .iter()
+        .filter(|r| !matches!(r.status.label(), "PASS" | "SKIPPED"));
     assert_eq!(page.matches("<details id=\"t").count(), failing.count());
     assert!(page.contains("<li class=\"st s-FAIL\" data-status=\"FAIL\" data-count=\"1\">"));
 }
@@ -81,7 +96,10 @@ fn compares_peak_memory_with_a_baseline() {
     std::fs::write(&old, serde_json::to_vec(&run).unwrap()).unwrap();
     let baseline = Baseline::load(&old, 0.2).unwrap();
     let page = render(&JsonRun::from_summary(&summary()), Some(&baseline));
-    assert!(page.contains("<span class=\"up\">+50% from 2.0 MiB</span>"), "{page}");
+    assert!(
+        page.contains("<span class=\"up\">+50% from 2.0 MiB</span>"),
+        "{page}"
+    );
 }
 
 #[test]
