@@ -161,6 +161,10 @@
     return checks;
   }
 
+  // How long the page took to be ready: parsed, scripted and laid out.
+  document.body.getBoundingClientRect();
+  var readyMs = performance.now();
+
   if (location.hash === '#selftest') {
     var checks;
     try {
@@ -174,6 +178,7 @@
     result.textContent = JSON.stringify({
       ok: checks.length > 0 && window.isotestErrors.length === 0 && checks.every(function (c) { return c.pass; }),
       rows: rows.length,
+      ready_ms: Math.round(readyMs),
       checks: checks,
       errors: window.isotestErrors
     });
