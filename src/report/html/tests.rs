@@ -116,3 +116,18 @@ fn shows_settings_and_host() {
     assert!(!page.contains("<dt>profile</dt>"));
     assert!(page.contains("<dt>cgroups</dt><dd>hybrid</dd>"));
 }
+
+#[test]
+fn reads_reports_written_before_slots_and_phases() {
+    let mut run = JsonRun::from_summary(&summary());
+    let mut old = serde_json::to_value(&run).unwrap();
+    for test in old["tests"].as_array_mut().unwrap() {
+        let test = test.as_object_mut().unwrap();
+        test.remove("slot");
+        test.remove("phases");
+    }
+    run = serde_json::from_value(old).unwrap();
+    let page = render(&run, None);
+    assert!(page.contains("<p>No test ran in a job slot.</p>"));
+    assert_eq!(page.matches("<tr id=\"r").count(), run.tests.len());
+}
