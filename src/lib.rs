@@ -21,6 +21,7 @@ pub mod config;
 pub mod discover;
 pub mod doctor;
 pub mod duration;
+pub mod history;
 pub mod image;
 pub mod plan;
 pub mod report;

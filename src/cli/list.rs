@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::args::{Format, ListArgs};
+use super::history::RunHistory;
 use super::run::select;
 use super::{exit, load_plan, split_positional, write_stdout};
 use crate::discover::Program;
@@ -17,7 +18,11 @@ pub fn list(args: ListArgs) -> i32 {
         Ok((_, planned)) => planned,
         Err(code) => return code,
     };
-    let Selected { run, skipped } = match select(&args.select, &positional, planned) {
+    let history = match RunHistory::load(&args.select, &positional.roots, None) {
+        Ok(history) => history,
+        Err(code) => return code,
+    };
+    let Selected { run, skipped, .. } = match select(&args.select, &positional, planned, &history.history) {
         Ok(selected) => selected,
         Err(code) => return code,
     };

@@ -50,6 +50,7 @@ const SETTING_KEYS: &[&str] = &[
     "user",
     "group",
     "retries",
+    "threads",
     "expect",
     "expect_exit",
     "expect_signal",
@@ -414,6 +415,12 @@ impl Reader<'_> {
             "retries" => {
                 settings.retries = Some(Sourced::new(
                     self.integer(value, key, 0, 100)? as u32,
+                    source,
+                ))
+            }
+            "threads" => {
+                settings.threads = Some(Sourced::new(
+                    self.integer(value, key, 1, 4096)? as usize,
                     source,
                 ))
             }

@@ -365,6 +365,7 @@ pub(crate) mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            scheduled: Default::default(),
         }
     }
 

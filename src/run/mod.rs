@@ -1,13 +1,17 @@
 //! The scheduler: runs the plan with N job slots, one container per test,
 //! and emits events in the order things happen. Reporters run on the
-//! calling thread; workers only run containers.
+//! calling thread; workers only run containers. `admission` decides which
+//! test starts next (start order, job slots, memory budget); `--stress N`
+//! runs each test N times.
 
+mod admission;
 mod attempt;
 mod classify;
 mod environment;
 mod events;
 mod result;
 mod roots;
+pub mod stress;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -16,11 +20,13 @@ use std::time::{Duration, Instant, SystemTime};
 pub use attempt::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
-pub use result::{Attempt, Status, TestResult};
+pub use admission::{Demand, DEFAULT_DEMAND};
+pub use result::{Attempt, Scheduled, Status, TestResult};
 pub use roots::{Root, Roots};
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
+use admission::Admission;
 use attempt::AttemptSettings;
 use classify::not_run;
 
@@ -36,6 +42,14 @@ pub struct RunSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Plan positions in the order tests start (`--order`).
+    pub start_order: Vec<usize>,
+    /// What each test of the plan holds while it runs, by plan position.
+    pub demands: Vec<Demand>,
+    /// Memory the running tests' demands may add up to.
+    pub memory_budget: u64,
+    /// Runs of each test (`--stress N`); 1 is a normal run.
+    pub runs_per_test: u32,
 }
 
 /// How often reporters get a Tick while tests run.
@@ -57,9 +71,11 @@ pub fn run(
         cgroup_layout: sandbox.cgroup_layout().to_string(),
         cgroups_in_use: sandbox.cgroups_unavailable().is_none(),
     };
-    let jobs = settings.jobs.clamp(1, plan.len().max(1));
+    let runs = settings.runs_per_test.max(1) as usize;
+    let units = plan.len() * runs;
+    let jobs = settings.jobs.clamp(1, units.max(1));
     on_event(&Event::RunStarted {
-        test_count: plan.len() + skipped.len(),
+        test_count: units + skipped.len(),
         jobs,
         started_at,
         host: host.clone(),
@@ -78,7 +94,6 @@ pub fn run(
         .collect();
 
     let stop = StopRequest::new();
-    let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
     let stop_starting = AtomicBool::new(false);
     let host_broken = AtomicBool::new(false);
@@ -88,23 +103,26 @@ pub fn run(
         post_check: settings.post_check,
         roots: settings.roots,
     };
-    let mut results: Vec<Option<TestResult>> = vec![None; plan.len()];
+    // Unit u is run u % runs of test u / runs; runs go round by round.
+    let order: Vec<usize> = (0..runs)
+        .flat_map(|run| settings.start_order.iter().map(move |&i| i * runs + run))
+        .collect();
+    let demands = (0..units).map(|u| settings.demands[u / runs]).collect();
+    let admission = Admission::new(order, demands, jobs, settings.memory_budget);
+    let mut results: Vec<Option<TestResult>> = vec![None; units];
     let mut interrupted_by = None;
 
     std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel::<Message>();
         for _ in 0..jobs {
             let sender = sender.clone();
-            let shared = (&plan, &next, &stop, &stop_starting, &host_broken, &failures);
+            let shared = (&plan, &admission, &stop, &stop_starting, &host_broken, &failures);
             let attempt_settings = &attempt_settings;
             scope.spawn(move || {
-                let (plan, next, stop, stop_starting, host_broken, failures) = shared;
-                loop {
-                    if stop.is_requested() || stop_starting.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(test) = plan.get(index) else { return };
+                let (plan, admission, stop, stop_starting, host_broken, failures) = shared;
+                let stopping = || stop.is_requested() || stop_starting.load(Ordering::SeqCst);
+                while let Some(admitted) = admission.next(&stopping) {
+                    let test = &plan[admitted.index / runs];
                     let _ = sender.send(Message::Event(Event::TestStarted {
                         name: test.case.name.clone(),
                         at: Instant::now(),
@@ -112,7 +130,13 @@ pub fn run(
                     let emit = |event| {
                         let _ = sender.send(Message::Event(event));
                     };
-                    let result = attempt::run_test(test, sandbox, attempt_settings, stop, &emit);
+                    let mut result =
+                        attempt::run_test(test, sandbox, attempt_settings, stop, &emit);
+                    admission.finished(admitted.index);
+                    result.scheduled = Scheduled {
+                        iteration: (runs > 1).then_some((admitted.index % runs) as u32 + 1),
+                        waited_for_memory: admitted.waited_for_memory,
+                    };
                     if result
                         .setup_failure
                         .as_ref()
@@ -127,7 +151,7 @@ pub fn run(
                             stop_starting.store(true, Ordering::SeqCst);
                         }
                     }
-                    let _ = sender.send(Message::Finished(index, Box::new(result)));
+                    let _ = sender.send(Message::Finished(admitted.index, Box::new(result)));
                 }
             });
         }
@@ -171,8 +195,13 @@ pub fn run(
         let max = settings.max_fail.unwrap_or(0);
         format!("not run: stopped after {max} failure(s) (--fail-fast / --max-fail)")
     };
-    finished.extend(results.into_iter().zip(plan).map(|(result, test)| {
-        result.unwrap_or_else(|| not_run(test.case, started_at, Status::NotRun, reason.clone()))
+    finished.extend(results.into_iter().enumerate().map(|(unit, result)| {
+        result.unwrap_or_else(|| {
+            let case = plan[unit / runs].case.clone();
+            let mut result = not_run(case, started_at, Status::NotRun, reason.clone());
+            result.scheduled.iteration = (runs > 1).then_some((unit % runs) as u32 + 1);
+            result
+        })
     }));
     let summary = RunSummary {
         started_at,
