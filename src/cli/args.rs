@@ -298,7 +298,11 @@ pub struct RunArgs {
     pub flaky_result: FlakyResult,
     /// The order tests start in: history (last failures first, then
     /// longest first), name, or random:SEED [default: history].
-    #[arg(long, value_name = "history|name|random:SEED", default_value = "history")]
+    #[arg(
+        long,
+        value_name = "history|name|random:SEED",
+        default_value = "history"
+    )]
     pub order: String,
     /// Run each selected test N times, each in a fresh container, and
     /// report its pass rate and the spread of its duration and memory.

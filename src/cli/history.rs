@@ -44,7 +44,8 @@ impl RunHistory {
         };
         let history = match (&select.history, &store) {
             (Some(path), _) => {
-                let report = json::read(path).map_err(|e| fail(format!("--history: {e}"), exit::BAD_USAGE))?;
+                let report = json::read(path)
+                    .map_err(|e| fail(format!("--history: {e}"), exit::BAD_USAGE))?;
                 History::from_report(&report)
             }
             (None, Some(store)) => store.load().unwrap_or_else(|error| {

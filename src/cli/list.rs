@@ -22,10 +22,11 @@ pub fn list(args: ListArgs) -> i32 {
         Ok(history) => history,
         Err(code) => return code,
     };
-    let Selected { run, skipped, .. } = match select(&args.select, &positional, planned, &history.history) {
-        Ok(selected) => selected,
-        Err(code) => return code,
-    };
+    let Selected { run, skipped, .. } =
+        match select(&args.select, &positional, planned, &history.history) {
+            Ok(selected) => selected,
+            Err(code) => return code,
+        };
     let tests = run
         .iter()
         .map(|t| (t, false))

@@ -36,8 +36,7 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         .map_err(|e| fail(format!("--order: {e}"), exit::BAD_USAGE))?;
     let cache_dir = args.storage.cache_dir.as_deref();
     let history = RunHistory::load(&args.select, &positional.roots, cache_dir)?;
-    let (selected, partition) =
-        select_part(&args.select, &positional, planned, &history.history)?;
+    let (selected, partition) = select_part(&args.select, &positional, planned, &history.history)?;
     let Selected {
         run: plan,
         skipped,
@@ -147,7 +146,11 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
             }
         }
     });
-    history.record(&summary);
+    // A shard does not record: its siblings, maybe still starting on this
+    // machine, must split the suite by the same history.
+    if partition.is_none() {
+        history.record(&summary);
+    }
     if let Some(baseline) = &baseline {
         let names: Vec<String> = summary
             .results

@@ -108,7 +108,7 @@ impl History {
             let ran = result.status != Status::NotRun;
             let sample = Sample {
                 status: result.status.label().to_string(),
-                duration_secs: ran.then(|| result.duration.as_secs_f64()),
+                duration_secs: ran.then_some(result.duration.as_secs_f64()),
                 memory_peak_bytes: result.usage.and_then(|u| u.memory_peak_bytes),
             };
             self.add(&result.test.name, sample);
@@ -225,7 +225,10 @@ pub(crate) mod tests {
         for _ in 0..RUNS_KEPT {
             history.record(&run);
         }
-        assert!(!history.tests.contains_key(&gone), "forgotten after RUNS_KEPT runs");
+        assert!(
+            !history.tests.contains_key(&gone),
+            "forgotten after RUNS_KEPT runs"
+        );
         assert!(history.tests.contains_key("other.sh"));
     }
 

@@ -91,7 +91,10 @@ impl Store {
     /// Adds to the recorded history with `change`, holding the lock from
     /// reading to replacing the file.
     pub fn update(&self, change: impl FnOnce(&mut History)) -> Result<(), StoreError> {
-        let dir = self.path.parent().expect("the history file is in a directory");
+        let dir = self
+            .path
+            .parent()
+            .expect("the history file is in a directory");
         fs::create_dir_all(dir).map_err(|e| self.error("create the directory", e))?;
         let lock_path = self.path.with_extension("lock");
         let lock_file = OpenOptions::new()
@@ -146,7 +149,10 @@ mod tests {
         let a = Store::new(cache, &[PathBuf::from("/suite/a")]);
         let b = Store::new(cache, &[PathBuf::from("/suite/b")]);
         assert_ne!(a.path(), b.path());
-        assert_eq!(a.path(), Store::new(cache, &[PathBuf::from("/suite/a")]).path());
+        assert_eq!(
+            a.path(),
+            Store::new(cache, &[PathBuf::from("/suite/a")]).path()
+        );
         assert!(a.path().starts_with("/cache/history"));
     }
 

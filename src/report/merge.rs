@@ -31,7 +31,10 @@ pub fn merge(paths: &[PathBuf], expect_shards: Option<u64>) -> Result<Merged, St
     check_parts(&shards, expect_shards)?;
     let results = merged_results(&shards)?;
     if let Some(partition) = shards.iter().find_map(|(_, run)| run.partition.as_ref()) {
-        let reported = results.iter().filter(|r| r.scheduled.iteration.is_none_or(|i| i == 1)).count();
+        let reported = results
+            .iter()
+            .filter(|r| r.scheduled.iteration.is_none_or(|i| i == 1))
+            .count();
         if reported != partition.selected {
             return Err(format!(
                 "the shards report {reported} tests, but the suite they split had {}: \
@@ -130,7 +133,10 @@ fn check_parts(shards: &[(&Path, JsonRun)], expect_shards: Option<u64>) -> Resul
             ));
         }
     }
-    let partitioned = shards.iter().filter(|(_, run)| run.partition.is_some()).count();
+    let partitioned = shards
+        .iter()
+        .filter(|(_, run)| run.partition.is_some())
+        .count();
     if partitioned == 0 {
         return Ok(());
     }
@@ -197,17 +203,21 @@ fn merged_results(shards: &[(&Path, JsonRun)]) -> Result<Vec<TestResult>, String
                     path.display()
                 ));
             }
-            results.push(
-                rebuild::test_result(test).map_err(|e| format!("{}: {e}", path.display()))?,
-            );
+            results
+                .push(rebuild::test_result(test).map_err(|e| format!("{}: {e}", path.display()))?);
         }
     }
     results.sort_by(|a, b| {
-        (a.status != Status::Skipped, &a.test.name, a.scheduled.iteration).cmp(&(
-            b.status != Status::Skipped,
-            &b.test.name,
-            b.scheduled.iteration,
-        ))
+        (
+            a.status != Status::Skipped,
+            &a.test.name,
+            a.scheduled.iteration,
+        )
+            .cmp(&(
+                b.status != Status::Skipped,
+                &b.test.name,
+                b.scheduled.iteration,
+            ))
     });
     Ok(results)
 }
@@ -252,17 +262,34 @@ mod tests {
         let merged = merge(&shards(dir.path(), "r1", 3), Some(3)).unwrap();
         let single = summary();
         assert_eq!(merged.run_id, "r1");
-        assert_eq!(merged.summary.duration, Duration::from_secs(3), "the longest shard");
+        assert_eq!(
+            merged.summary.duration,
+            Duration::from_secs(3),
+            "the longest shard"
+        );
         assert_eq!(merged.summary.results.len(), single.results.len());
         for status in Status::ALL {
-            assert_eq!(merged.summary.count(status), single.count(status), "{status:?}");
+            assert_eq!(
+                merged.summary.count(status),
+                single.count(status),
+                "{status:?}"
+            );
         }
-        let mut names: Vec<_> = merged.summary.results.iter().map(|r| &r.test.name).collect();
+        let mut names: Vec<_> = merged
+            .summary
+            .results
+            .iter()
+            .map(|r| &r.test.name)
+            .collect();
         let mut expected: Vec<_> = single.results.iter().map(|r| &r.test.name).collect();
         names.sort();
         expected.sort();
         assert_eq!(names, expected);
-        assert_eq!(merged.summary.results[0].status, Status::Skipped, "ignored tests first");
+        assert_eq!(
+            merged.summary.results[0].status,
+            Status::Skipped,
+            "ignored tests first"
+        );
     }
 
     #[test]
@@ -275,20 +302,31 @@ mod tests {
         let missing = error(&one[..2], None);
         assert!(missing.contains("part(s) 3 of 3 are missing"), "{missing}");
         let mixed = error(&[one[0].clone(), one[1].clone(), other[2].clone()], None);
-        assert!(mixed.contains("shards of different runs do not merge"), "{mixed}");
+        assert!(
+            mixed.contains("shards of different runs do not merge"),
+            "{mixed}"
+        );
         let twice = error(&[one[0].clone(), one[0].clone(), one[1].clone()], None);
         assert!(twice.contains("are both part 1 of 3"), "{twice}");
         let count = error(&one, Some(4));
-        assert!(count.contains("--expect-shards 4, but 3 shard report(s)"), "{count}");
+        assert!(
+            count.contains("--expect-shards 4, but 3 shard report(s)"),
+            "{count}"
+        );
 
         let mut run: JsonRun = serde_json::from_slice(&std::fs::read(&one[1]).unwrap()).unwrap();
         run.tests.push(
-            serde_json::from_slice::<JsonRun>(&std::fs::read(&one[0]).unwrap()).unwrap().tests[0]
+            serde_json::from_slice::<JsonRun>(&std::fs::read(&one[0]).unwrap())
+                .unwrap()
+                .tests[0]
                 .clone(),
         );
         let duplicated = write(dir.path(), "dup.json", &run);
         let duplicate = error(&[one[0].clone(), duplicated, one[2].clone()], None);
-        assert!(duplicate.contains("a test must run on one shard only"), "{duplicate}");
+        assert!(
+            duplicate.contains("a test must run on one shard only"),
+            "{duplicate}"
+        );
 
         let mut value: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&one[2]).unwrap()).unwrap();
@@ -296,6 +334,9 @@ mod tests {
         let newer = dir.path().join("newer.json");
         std::fs::write(&newer, value.to_string()).unwrap();
         let unknown = error(&[one[0].clone(), one[1].clone(), newer], None);
-        assert!(unknown.contains("(tests[0].cases); merging would drop them"), "{unknown}");
+        assert!(
+            unknown.contains("(tests[0].cases); merging would drop them"),
+            "{unknown}"
+        );
     }
 }

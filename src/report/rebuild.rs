@@ -135,7 +135,9 @@ pub fn status(label: &str) -> Result<Status, String> {
 /// `SIGSEGV` or `signal 40`, as `signal_name` writes them.
 pub fn signal_number(name: &str) -> Result<i32, String> {
     if let Some(number) = name.strip_prefix("signal ") {
-        return number.parse().map_err(|_| format!("`{name}` is not a signal"));
+        return number
+            .parse()
+            .map_err(|_| format!("`{name}` is not a signal"));
     }
     nix::sys::signal::Signal::from_str(name)
         .map(|s| s as i32)
@@ -201,9 +203,17 @@ pub fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
     };
     let shape_ok = text.len() == 24
         && text.is_char_boundary(24)
-        && [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')]
-            .iter()
-            .all(|&(i, c)| text.as_bytes()[i] == c);
+        && [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (23, b'Z'),
+        ]
+        .iter()
+        .all(|&(i, c)| text.as_bytes()[i] == c);
     if !shape_ok {
         return Err(error());
     }
@@ -264,7 +274,12 @@ mod tests {
             let time = UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_millis(5);
             assert_eq!(parse_rfc3339(&rfc3339(time)), Ok(time));
         }
-        for bad in ["", "2024-02-29", "2024-02-29T23:59:59.123", "2024-0x-29T23:59:59.123Z"] {
+        for bad in [
+            "",
+            "2024-02-29",
+            "2024-02-29T23:59:59.123",
+            "2024-0x-29T23:59:59.123Z",
+        ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
         }
     }

@@ -29,7 +29,7 @@ pub fn stress_table(summary: &RunSummary) -> String {
     summarize(&summary.results)
         .into_iter()
         .map(|test| {
-            let duration = spread(test.duration, |d| format_seconds(d));
+            let duration = spread(test.duration, format_seconds);
             let peak = test
                 .memory_peak_bytes
                 .map_or("not measured".to_string(), |p| spread(p, format_size));
@@ -74,7 +74,10 @@ mod tests {
             ["run 2", "waited 1.500s for memory"]
         );
         let table = stress_table(&summary);
-        assert!(table.starts_with("  STRESS t.sh: 1/2 passed (50%), duration "), "{table}");
+        assert!(
+            table.starts_with("  STRESS t.sh: 1/2 passed (50%), duration "),
+            "{table}"
+        );
         assert!(table.ends_with("(min / median / max)\n"), "{table}");
     }
 }

@@ -186,11 +186,23 @@ mod tests {
 
     #[test]
     fn big_tests_do_not_overlap_and_small_ones_fill_in() {
-        let a = admission(&[demand(300, 1), demand(300, 1), demand(10, 1), demand(10, 1)], 4, 500);
+        let a = admission(
+            &[demand(300, 1), demand(300, 1), demand(10, 1), demand(10, 1)],
+            4,
+            500,
+        );
         assert_eq!(take(&a), Some(0));
-        assert_eq!(take(&a), Some(2), "the second big test waits, a small one starts");
+        assert_eq!(
+            take(&a),
+            Some(2),
+            "the second big test waits, a small one starts"
+        );
         assert_eq!(take(&a), Some(3));
-        assert_eq!(take(&a), None, "only the big one is left, and it does not fit");
+        assert_eq!(
+            take(&a),
+            None,
+            "only the big one is left, and it does not fit"
+        );
         a.finished(0);
         let mut queue = a.state.lock().unwrap();
         let admitted = a.take(&mut queue, Instant::now()).unwrap();
@@ -214,14 +226,22 @@ mod tests {
         a.finished(0);
         assert_eq!((take(&a), take(&a)), (Some(1), Some(2)));
         let heavy = admission(&[demand(1, 8)], 2, 1000);
-        assert_eq!(take(&heavy), Some(0), "more threads than jobs: all the jobs");
+        assert_eq!(
+            take(&heavy),
+            Some(0),
+            "more threads than jobs: all the jobs"
+        );
     }
 
     #[test]
     fn a_test_over_the_budget_runs_alone() {
         let a = admission(&[demand(10, 1), demand(900, 1), demand(10, 1)], 4, 500);
         assert_eq!(take(&a), Some(0));
-        assert_eq!(take(&a), Some(2), "the huge test waits for an empty machine");
+        assert_eq!(
+            take(&a),
+            Some(2),
+            "the huge test waits for an empty machine"
+        );
         a.finished(0);
         a.finished(2);
         let b = admission(&[demand(900, 1), demand(1, 1)], 4, 500);

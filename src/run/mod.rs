@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use admission::{Demand, DEFAULT_DEMAND};
 pub use attempt::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
-pub use admission::{Demand, DEFAULT_DEMAND};
 pub use result::{Attempt, Scheduled, Status, TestResult};
 pub use roots::{Root, Roots};
 
@@ -116,7 +116,14 @@ pub fn run(
         let (sender, receiver) = mpsc::channel::<Message>();
         for _ in 0..jobs {
             let sender = sender.clone();
-            let shared = (&plan, &admission, &stop, &stop_starting, &host_broken, &failures);
+            let shared = (
+                &plan,
+                &admission,
+                &stop,
+                &stop_starting,
+                &host_broken,
+                &failures,
+            );
             let attempt_settings = &attempt_settings;
             scope.spawn(move || {
                 let (plan, admission, stop, stop_starting, host_broken, failures) = shared;

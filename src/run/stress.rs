@@ -48,8 +48,7 @@ pub fn summarize(results: &[TestResult]) -> Vec<StressSummary> {
             name: name.to_string(),
             runs: runs.len(),
             passed: runs.iter().filter(|r| r.status.is_success()).count(),
-            duration: spread(runs.iter().map(|r| r.duration).collect())
-                .expect("a group has a run"),
+            duration: spread(runs.iter().map(|r| r.duration).collect()).expect("a group has a run"),
             memory_peak_bytes: spread(
                 runs.iter()
                     .filter_map(|r| r.usage.and_then(|u| u.memory_peak_bytes))
@@ -106,7 +105,11 @@ mod tests {
         let secs = |d: Duration| d.as_secs();
         let duration = &only.duration;
         assert_eq!(
-            (secs(duration.min), secs(duration.median), secs(duration.max)),
+            (
+                secs(duration.min),
+                secs(duration.median),
+                secs(duration.max)
+            ),
             (1, 2, 5)
         );
         assert_eq!(

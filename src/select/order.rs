@@ -92,7 +92,10 @@ mod tests {
         assert_eq!("random:42".parse(), Ok(Order::Random(42)));
         for bad in ["random", "random:", "random:x", "longest"] {
             let error = bad.parse::<Order>().unwrap_err();
-            assert!(error.contains("expected history, name or random:SEED"), "{error}");
+            assert!(
+                error.contains("expected history, name or random:SEED"),
+                "{error}"
+            );
         }
     }
 
@@ -114,7 +117,10 @@ mod tests {
     fn without_history_plan_order() {
         let order = Order::History.start_order(&NAMES, &History::default());
         assert_eq!(order, [0, 1, 2, 3, 4]);
-        assert_eq!(Order::Name.start_order(&NAMES, &history(&[("e", "FAIL", 1.0)])), order);
+        assert_eq!(
+            Order::Name.start_order(&NAMES, &history(&[("e", "FAIL", 1.0)])),
+            order
+        );
     }
 
     #[test]

@@ -225,7 +225,10 @@ mod tests {
             let best = optimum(&durations, parts) as f64;
             // Graham: LPT is within 4/3 - 1/(3m) of the optimum.
             let bound = (4.0 / 3.0 - 1.0 / (3.0 * parts as f64)) * best;
-            assert!(makespan <= bound + 1e-9, "{durations:?} over {parts}: {makespan} > {bound}");
+            assert!(
+                makespan <= bound + 1e-9,
+                "{durations:?} over {parts}: {makespan} > {bound}"
+            );
         }
     }
 

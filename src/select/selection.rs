@@ -179,13 +179,17 @@ mod tests {
 
     /// The names run with `criteria` over `plan()`.
     fn run(criteria: Criteria) -> Vec<String> {
-        let selected = Selection::new(criteria).unwrap().apply(plan(), &History::default());
+        let selected = Selection::new(criteria)
+            .unwrap()
+            .apply(plan(), &History::default());
         names(&selected.run).into_iter().map(String::from).collect()
     }
 
     #[test]
     fn no_criteria_runs_all_but_ignored() {
-        let selected = Selection::new(Criteria::default()).unwrap().apply(plan(), &History::default());
+        let selected = Selection::new(Criteria::default())
+            .unwrap()
+            .apply(plan(), &History::default());
         assert_eq!(
             names(&selected.run),
             ["db/migrate.sh", "db/query.sh", "net/echo.sh", "smoke.sh"]
@@ -321,7 +325,9 @@ mod tests {
             partition: Some("slice:2/2".parse().unwrap()),
             ..Criteria::default()
         };
-        let selected = Selection::new(criteria).unwrap().apply(plan(), &History::default());
+        let selected = Selection::new(criteria)
+            .unwrap()
+            .apply(plan(), &History::default());
         assert_eq!(names(&selected.run), ["db/query.sh"]);
         assert_eq!(names(&selected.skipped), ["net/flaky.sh"]);
     }
