@@ -50,7 +50,6 @@ const SETTING_KEYS: &[&str] = &[
     "user",
     "group",
     "retries",
-    "threads",
     "expect",
     "expect_exit",
     "expect_signal",
@@ -73,6 +72,7 @@ const SETTING_KEYS: &[&str] = &[
     "tmpfs",
     "writable",
     "disk",
+    "threads",
 ];
 /// Keys about the run or discovery in this subtree: file top level and
 /// profiles.
