@@ -109,22 +109,32 @@ fn run_checked(command: Command, codes: &[i32]) -> Result<Finished, String> {
     Ok(finished)
 }
 
+/// Runs `command`, which must exit 2 saying `expected` on stderr.
+fn refused(command: Command, expected: &str, problems: &mut Vec<String>) -> Result<(), String> {
+    let finished = run_checked(command, &[2])?;
+    if !finished.stderr.contains(expected) {
+        problems.push(format!("expected `{expected}`:\n{}", finished.describe()));
+    }
+    Ok(())
+}
+
 fn path_arg(path: &Path) -> &str {
     path.to_str().expect("harness paths are UTF-8")
 }
 
 /// Name → status of a JSON report.
 fn statuses(report: &Value) -> BTreeMap<String, String> {
+    string_pairs(report, "name", "status").into_iter().collect()
+}
+
+/// Two string fields of each test of a JSON report.
+fn string_pairs(report: &Value, first: &str, second: &str) -> Vec<(String, String)> {
+    let text = |test: &Value, key: &str| test[key].as_str().unwrap_or_default().to_string();
     report["tests"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap_or_default().to_string(),
-                t["status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|t| (text(t, first), text(t, second)))
         .collect()
 }
 
@@ -295,22 +305,17 @@ fn merge_refuses_what_is_not_one_run() -> Result<(), Failed> {
     ] {
         let mut merge = support::isotest();
         merge.args(["report", "merge"]).args(files);
-        let finished = run_checked(merge, &[2])?;
-        if !finished.stderr.contains(expected) {
-            problems.push(format!("expected `{expected}`:\n{}", finished.describe()));
-        }
+        refused(merge, expected, &mut problems)?;
     }
     let mut merge = support::isotest();
     merge
         .args(["report", "merge", "--expect-shards", "3"])
         .args([&one_1, &one_2]);
-    let finished = run_checked(merge, &[2])?;
-    if !finished
-        .stderr
-        .contains("--expect-shards 3, but 2 shard report(s)")
-    {
-        problems.push(finished.describe());
-    }
+    refused(
+        merge,
+        "--expect-shards 3, but 2 shard report(s)",
+        &mut problems,
+    )?;
     let mut merge = support::isotest();
     merge.args(["report", "merge"]).args([&one_1, &one_2]);
     run_checked(merge, &[0])?;
@@ -419,29 +424,13 @@ fn rerun_failed_after_a_failing_run() -> Result<(), Failed> {
     // Without any history, --rerun-failed is a usage error.
     let mut fresh = support::isotest();
     fresh.arg("run").arg(suite.path()).arg("--rerun-failed");
-    let finished = run_checked(fresh, &[2])?;
-    if !finished
-        .stderr
-        .contains("no run history for this suite yet")
-    {
-        problems.push(finished.describe());
-    }
+    refused(fresh, "no run history for this suite yet", &mut problems)?;
     problems_to_result(problems)
 }
 
 /// Test names of a report in the order they started.
 fn start_order(report: &Value) -> Vec<String> {
-    let mut tests: Vec<(String, String)> = report["tests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            (
-                t["started_at"].as_str().unwrap_or_default().to_string(),
-                t["name"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let mut tests = string_pairs(report, "started_at", "name");
     tests.sort();
     tests.into_iter().map(|(_, name)| name).collect()
 }
@@ -669,12 +658,7 @@ fn bazel_total_shards_alone() -> Result<(), Failed> {
         .env("TEST_SHARD_INDEX", "2")
         .arg("run")
         .arg(suite.path());
-    let finished = run_checked(bad, &[2])?;
-    if !finished
-        .stderr
-        .contains("TEST_TOTAL_SHARDS=2 TEST_SHARD_INDEX=2: the index is out of range")
-    {
-        problems.push(finished.describe());
-    }
+    let expected = "TEST_TOTAL_SHARDS=2 TEST_SHARD_INDEX=2: the index is out of range";
+    refused(bad, expected, &mut problems)?;
     problems_to_result(problems)
 }
