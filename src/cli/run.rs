@@ -75,41 +75,14 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
 
-    let stdout = std::io::stdout();
-    let on_terminal = stdout.is_terminal();
-    let terminal = TerminalReporter::new(Box::new(stdout), color_wanted(on_terminal))
-        .with_usage_table(args.show_usage)
-        // Live output from --no-capture would garble the progress line.
-        .with_progress(on_terminal && !args.no_capture)
-        .with_slow_threshold(args.slow);
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
-    if let Some(path) = &args.junit {
-        reporters.push(Box::new(JunitReporter::new(path.clone())));
-    }
-    if let Some(path) = &args.json {
-        let partition = partition.map(|p| JsonPartition {
-            spec: p.to_string(),
-            part: p.part(),
-            parts: p.parts(),
-            selected: whole,
-        });
-        reporters.push(Box::new(
-            JsonReporter::new(path.clone())
-                .with_settings(run_settings_json(&args, jobs))
-                .with_identity(history::run_id(args.run_id.as_deref()), partition),
-        ));
-    }
-    let names: Vec<&str> = plan.iter().map(|t| t.case.name.as_str()).collect();
-    let start_order = order.start_order(&names, &history.history);
-    let demands: Vec<Demand> = plan
-        .iter()
-        .map(|t| Demand::of(t, &history.history))
-        .collect();
-    let memory_budget = args
-        .memory_budget
-        .or_else(available_memory)
-        .unwrap_or(u64::MAX);
-    note_over_budget(&plan, &demands, memory_budget);
+    let partition = partition.map(|p| JsonPartition {
+        spec: p.to_string(),
+        part: p.part(),
+        parts: p.parts(),
+        selected: whole,
+    });
+    let mut reporters = reporters(&args, jobs, partition.clone());
+    let schedule = Schedule::new(&plan, order, &history.history, args.memory_budget);
     let check = |result: &mut TestResult| {
         if let Some(baseline) = &baseline {
             baseline.check(result);
@@ -132,9 +105,9 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         flaky_is_failure: args.flaky_result == FlakyResult::Fail,
         post_check: Some(&check),
         roots: &roots,
-        start_order,
-        demands,
-        memory_budget,
+        start_order: schedule.start_order,
+        demands: schedule.demands,
+        memory_budget: schedule.memory_budget,
         runs_per_test: args.stress.unwrap_or(1),
     };
     let mut report_failed = false;
@@ -165,6 +138,65 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         }
     }
     Ok(run_exit_code(&summary, report_failed))
+}
+
+/// The terminal, and the --junit and --json reports asked for.
+fn reporters(
+    args: &RunArgs,
+    jobs: usize,
+    partition: Option<JsonPartition>,
+) -> Vec<Box<dyn Reporter>> {
+    let stdout = std::io::stdout();
+    let on_terminal = stdout.is_terminal();
+    let terminal = TerminalReporter::new(Box::new(stdout), color_wanted(on_terminal))
+        .with_usage_table(args.show_usage)
+        // Live output from --no-capture would garble the progress line.
+        .with_progress(on_terminal && !args.no_capture)
+        .with_slow_threshold(args.slow);
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
+    if let Some(path) = &args.junit {
+        reporters.push(Box::new(JunitReporter::new(path.clone())));
+    }
+    if let Some(path) = &args.json {
+        reporters.push(Box::new(
+            JsonReporter::new(path.clone())
+                .with_settings(run_settings_json(args, jobs))
+                .with_identity(history::run_id(args.run_id.as_deref()), partition),
+        ));
+    }
+    reporters
+}
+
+/// When each test of the plan starts and what it holds while it runs.
+struct Schedule {
+    start_order: Vec<usize>,
+    demands: Vec<Demand>,
+    memory_budget: u64,
+}
+
+impl Schedule {
+    /// `budget` is --memory-budget; without it, the memory isotest's
+    /// cgroup or the host has available. Tests over the budget are named.
+    fn new(plan: &[PlannedTest], order: Order, history: &History, budget: Option<u64>) -> Self {
+        let names: Vec<&str> = plan.iter().map(|t| t.case.name.as_str()).collect();
+        let demands: Vec<Demand> = plan.iter().map(|t| Demand::of(t, history)).collect();
+        let memory_budget = budget.or_else(available_memory).unwrap_or(u64::MAX);
+        for (test, demand) in plan.iter().zip(&demands) {
+            if demand.memory_bytes > memory_budget {
+                eprintln!(
+                    "isotest: note: {} needs {}, more than the memory budget of {}: it runs alone",
+                    test.case.name,
+                    format_size(demand.memory_bytes),
+                    format_size(memory_budget)
+                );
+            }
+        }
+        Schedule {
+            start_order: order.start_order(&names, history),
+            demands,
+            memory_budget,
+        }
+    }
 }
 
 /// The run-level settings, for the JSON report.
@@ -234,21 +266,6 @@ fn select_part(
     })
     .map_err(|e| fail(e, exit::BAD_USAGE))?;
     Ok((selection.apply(planned, history), partition))
-}
-
-/// Says which tests need more memory than the whole budget: they run
-/// alone.
-fn note_over_budget(plan: &[PlannedTest], demands: &[Demand], budget: u64) {
-    for (test, demand) in plan.iter().zip(demands) {
-        if demand.memory_bytes > budget {
-            eprintln!(
-                "isotest: note: {} needs {}, more than the memory budget of {}: it runs alone",
-                test.case.name,
-                format_size(demand.memory_bytes),
-                format_size(budget)
-            );
-        }
-    }
 }
 
 /// An empty selection: an error (exit 4) for `--no-tests fail`, else a

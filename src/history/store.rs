@@ -30,6 +30,8 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    #[error("run history {}: not history this isotest reads ({reason}); this run records afresh", .path.display())]
+    Unreadable { path: PathBuf, reason: String },
 }
 
 /// The file's contents: the roots say whose history it is.
@@ -67,24 +69,21 @@ impl Store {
         &self.path
     }
 
-    /// The recorded history; empty when there is none yet. A file that
-    /// cannot be read as history is reported and then treated as empty,
-    /// so a damaged cache never stops a run.
+    /// The recorded history; empty when there is none yet.
     pub fn load(&self) -> Result<History, StoreError> {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(History::default()),
             Err(source) => return Err(self.error("read", source)),
         };
+        let unreadable = |reason: String| StoreError::Unreadable {
+            path: self.path.clone(),
+            reason,
+        };
         match serde_json::from_slice::<HistoryFile>(&bytes) {
             Ok(file) if file.version == VERSION => Ok(file.history),
-            Ok(_) | Err(_) => {
-                eprintln!(
-                    "isotest: note: {} is not run history this isotest reads; starting afresh",
-                    self.path.display()
-                );
-                Ok(History::default())
-            }
+            Ok(file) => Err(unreadable(format!("version {}", file.version))),
+            Err(error) => Err(unreadable(error.to_string())),
         }
     }
 
@@ -105,7 +104,12 @@ impl Store {
             .map_err(|e| self.error("open the lock file", e))?;
         let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
             .map_err(|(_, errno)| self.error("lock", errno.into()))?;
-        let mut history = self.load()?;
+        // A damaged file is replaced, so that one bad write never stops
+        // history for good.
+        let mut history = match self.load() {
+            Err(StoreError::Unreadable { .. }) => History::default(),
+            other => other?,
+        };
         change(&mut history);
         let file = HistoryFile {
             version: VERSION,
@@ -197,7 +201,8 @@ mod tests {
         let store = Store::new(dir.path(), &[PathBuf::from("/suite")]);
         fs::create_dir_all(store.path().parent().unwrap()).unwrap();
         fs::write(store.path(), "{ not json").unwrap();
-        assert!(store.load().unwrap().is_empty());
+        let error = store.load().unwrap_err().to_string();
+        assert!(error.contains("not history this isotest reads"), "{error}");
         store.update(|h| h.runs = 7).unwrap();
         assert_eq!(store.load().unwrap().runs, 7);
     }

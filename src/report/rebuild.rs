@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -161,8 +162,11 @@ fn outputs(output: &JsonOutput) -> (CapturedOutput, CapturedOutput) {
 }
 
 fn captured(text: &str, total_bytes: u64) -> CapturedOutput {
-    let marker = regex::Regex::new(r"\[isotest: (\d+) bytes of output dropped here\]\n")
-        .expect("a valid pattern");
+    static MARKER: OnceLock<regex::Regex> = OnceLock::new();
+    let marker = MARKER.get_or_init(|| {
+        regex::Regex::new(r"\[isotest: \d+ bytes of output dropped here\]\n")
+            .expect("a valid pattern")
+    });
     let Some(found) = marker.find(text) else {
         return CapturedOutput {
             head: raw_bytes(text),

@@ -27,12 +27,9 @@ enum Kind {
 
 impl Partition {
     /// Which of the selected tests, `names` in selection order, fall in
-    /// this part; `duration` gives a test's recorded duration, if any.
-    pub(super) fn members(
-        &self,
-        names: &[&str],
-        duration: &dyn Fn(&str) -> Option<Duration>,
-    ) -> Vec<bool> {
+    /// this part; `durations` are their recorded durations, where known
+    /// (used by `time:`).
+    pub(super) fn members(&self, names: &[&str], durations: &[Option<Duration>]) -> Vec<bool> {
         let parts = self.parts as usize;
         let owners: Vec<usize> = match self.kind {
             Kind::Hash => names
@@ -40,11 +37,7 @@ impl Partition {
                 .map(|name| (fnv1a_64(name.as_bytes()) % self.parts) as usize)
                 .collect(),
             Kind::Slice => (0..names.len()).map(|position| position % parts).collect(),
-            Kind::Time => {
-                let durations: Vec<Option<Duration>> =
-                    names.iter().map(|name| duration(name)).collect();
-                pack_by_time(names, &durations, parts)
-            }
+            Kind::Time => pack_by_time(names, durations, parts),
         };
         owners
             .into_iter()
@@ -168,7 +161,7 @@ mod tests {
     fn owns(p: &Partition, position: usize, name: &str) -> bool {
         let mut names = vec!["filler"; position];
         names.push(name);
-        p.members(&names, &|_| None)[position]
+        p.members(&names, &vec![None; position + 1])[position]
     }
 
     /// The parts (0-based) `time:?/parts` gives `durations` (seconds;
@@ -240,12 +233,12 @@ mod tests {
         assert_eq!(load.iter().sum::<u64>(), 95);
         let names: Vec<String> = (0..durations.len()).map(|i| format!("t{i}")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let duration = |name: &str| {
-            let i: usize = name[1..].parse().unwrap();
-            u64::try_from(durations[i]).ok().map(Duration::from_secs)
-        };
+        let durations: Vec<Option<Duration>> = durations
+            .iter()
+            .map(|&d| u64::try_from(d).ok().map(Duration::from_secs))
+            .collect();
         let members: Vec<Vec<bool>> = (1..=4)
-            .map(|k| partition(&format!("time:{k}/4")).members(&names, &duration))
+            .map(|k| partition(&format!("time:{k}/4")).members(&names, &durations))
             .collect();
         for i in 0..names.len() {
             let owners = members.iter().filter(|m| m[i]).count();
@@ -265,8 +258,8 @@ mod tests {
     fn tests_without_durations_go_by_hash() {
         let names = ["a.sh", "b.sh", "c.sh", "d.sh", "e.sh"];
         for k in 1..=3 {
-            let time = partition(&format!("time:{k}/3")).members(&names, &|_| None);
-            let hash = partition(&format!("hash:{k}/3")).members(&names, &|_| None);
+            let time = partition(&format!("time:{k}/3")).members(&names, &[None; 5]);
+            let hash = partition(&format!("hash:{k}/3")).members(&names, &[None; 5]);
             assert_eq!(time, hash);
         }
     }

@@ -3,6 +3,8 @@
 //! `--run-ignored`, `--rerun-failed` and `--partition`, applied to the
 //! plan.
 
+use std::time::Duration;
+
 use regex::Regex;
 
 use super::{Filter, Partition};
@@ -105,7 +107,18 @@ impl Selection {
             None => vec![true; chosen.len()],
             Some(partition) => {
                 let names: Vec<&str> = chosen.iter().map(|t| t.case.name.as_str()).collect();
-                partition.members(&names, &|name| history.duration(name))
+                // A test that will only be reported takes no time.
+                let durations: Vec<Option<Duration>> = chosen
+                    .iter()
+                    .map(|t| {
+                        if self.reported_only(t) {
+                            Some(Duration::ZERO)
+                        } else {
+                            history.duration(&t.case.name)
+                        }
+                    })
+                    .collect();
+                partition.members(&names, &durations)
             }
         };
         let (skipped, run) = chosen
@@ -113,12 +126,17 @@ impl Selection {
             .zip(members)
             .filter(|(_, member)| *member)
             .map(|(t, _)| t)
-            .partition(|t| self.run_ignored == RunIgnored::Default && t.settings.ignored());
+            .partition(|t| self.reported_only(t));
         Selected {
             run,
             skipped,
             whole,
         }
+    }
+
+    /// Whether the test is ignored and not run, only reported as skipped.
+    fn reported_only(&self, test: &PlannedTest) -> bool {
+        self.run_ignored == RunIgnored::Default && test.settings.ignored()
     }
 
     fn matches(&self, case: &TestCase) -> bool {
@@ -330,6 +348,28 @@ mod tests {
             .apply(plan(), &History::default());
         assert_eq!(names(&selected.run), ["db/query.sh"]);
         assert_eq!(names(&selected.skipped), ["net/flaky.sh"]);
+    }
+
+    #[test]
+    fn ignored_tests_weigh_nothing_in_time_parts() {
+        let history = crate::history::tests::history(&[
+            ("db/migrate.sh", "PASS", 4.0),
+            ("db/query.sh", "PASS", 2.0),
+            ("net/echo.sh", "PASS", 2.0),
+            ("smoke.sh", "PASS", 0.0),
+        ]);
+        let part = |k| {
+            let criteria = Criteria {
+                partition: Some(format!("time:{k}/2").parse().unwrap()),
+                ..Criteria::default()
+            };
+            let selected = Selection::new(criteria).unwrap().apply(plan(), &history);
+            names(&selected.run).join(" ")
+        };
+        // net/flaky.sh is ignored: were it counted as the median (2 s), one
+        // part would hold it instead of a test that runs.
+        assert_eq!(part(1), "db/migrate.sh smoke.sh");
+        assert_eq!(part(2), "db/query.sh net/echo.sh");
     }
 
     #[test]
