@@ -12,7 +12,7 @@ use crate::history::History;
 use crate::plan::PlannedTest;
 
 /// What a test without a memory limit or history is assumed to need.
-pub const DEFAULT_DEMAND: u64 = 256 << 20;
+const DEFAULT_DEMAND: u64 = 256 << 20;
 
 /// What one test holds while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
