@@ -297,7 +297,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "pass", value_name = "RESULT")]
     pub flaky_result: FlakyResult,
     /// The order tests start in: history (last failures first, then
-    /// longest first), name, or random:SEED [default: history].
+    /// longest first), name, or random:SEED.
     #[arg(
         long,
         value_name = "history|name|random:SEED",

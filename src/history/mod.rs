@@ -104,17 +104,32 @@ impl History {
     /// for `RUNS_KEPT` runs.
     pub fn record(&mut self, results: &[TestResult]) {
         self.runs += 1;
-        for result in results.iter().filter(|r| r.status != Status::Skipped) {
-            let ran = result.status != Status::NotRun;
-            let sample = Sample {
-                status: result.status.label().to_string(),
-                duration_secs: ran.then_some(result.duration.as_secs_f64()),
-                memory_peak_bytes: result.usage.and_then(|u| u.memory_peak_bytes),
-            };
-            self.add(&result.test.name, sample);
-        }
+        let samples = results
+            .iter()
+            .filter(|r| r.status != Status::Skipped)
+            .map(|result| {
+                let ran = result.status != Status::NotRun;
+                let sample = Sample {
+                    status: result.status.label().to_string(),
+                    duration_secs: ran.then_some(result.duration.as_secs_f64()),
+                    memory_peak_bytes: result.usage.and_then(|u| u.memory_peak_bytes),
+                };
+                (result.test.name.as_str(), sample)
+            })
+            .collect();
+        self.add_run(samples);
         let oldest_kept = self.runs.saturating_sub(RUNS_KEPT);
         self.tests.retain(|_, test| test.last_run > oldest_kept);
+    }
+
+    /// Adds one run's samples. A test run several times (`--stress`) gets
+    /// its passing samples first, so that one failed run makes it a test
+    /// that failed last time.
+    fn add_run(&mut self, mut samples: Vec<(&str, Sample)>) {
+        samples.sort_by_key(|(_, sample)| !sample.passed());
+        for (name, sample) in samples {
+            self.add(name, sample);
+        }
     }
 
     fn add(&mut self, name: &str, sample: Sample) {
@@ -132,14 +147,20 @@ impl History {
             runs: 1,
             ..History::default()
         };
-        for test in report.tests.iter().filter(|t| t.status != "SKIPPED") {
-            let sample = Sample {
-                status: test.status.clone(),
-                duration_secs: (test.status != "NOT-RUN").then_some(test.duration_secs),
-                memory_peak_bytes: test.usage.memory_peak_bytes,
-            };
-            history.add(&test.name, sample);
-        }
+        let samples = report
+            .tests
+            .iter()
+            .filter(|t| t.status != "SKIPPED")
+            .map(|test| {
+                let sample = Sample {
+                    status: test.status.clone(),
+                    duration_secs: (test.status != "NOT-RUN").then_some(test.duration_secs),
+                    memory_peak_bytes: test.usage.memory_peak_bytes,
+                };
+                (test.name.as_str(), sample)
+            })
+            .collect();
+        history.add_run(samples);
         history
     }
 }
@@ -206,6 +227,25 @@ pub(crate) mod tests {
         assert!(history.failed_last_time(&not_run.test.name));
         assert_eq!(history.duration(&not_run.test.name), None);
         assert!(!history.failed_last_time("never/seen.sh"));
+    }
+
+    #[test]
+    fn one_failed_stress_run_is_a_failure() {
+        let mut run = vec![summary().results[0].clone(); 3];
+        run[1].status = Status::Fail;
+        for (i, result) in run.iter_mut().enumerate() {
+            result.scheduled.iteration = Some(i as u32 + 1);
+        }
+        let mut history = History::default();
+        history.record(&run);
+        let name = &run[0].test.name;
+        assert!(history.failed_last_time(name));
+        assert_eq!(history.tests[name].samples.len(), 3);
+        let report = JsonRun::from_summary(&crate::run::RunSummary {
+            results: run.clone(),
+            ..summary()
+        });
+        assert!(History::from_report(&report).failed_last_time(name));
     }
 
     #[test]
