@@ -50,6 +50,10 @@ fn collect_unknown(original: &Value, known: &Value, at: &str, found: &mut Vec<St
 /// One test's result as the run had it (its setup failure's details,
 /// which the report keeps only as the message, aside).
 pub fn test_result(test: &JsonTest) -> Result<TestResult, String> {
+    rebuild(test).map_err(|e| format!("test {}: {e}", test.name))
+}
+
+fn rebuild(test: &JsonTest) -> Result<TestResult, String> {
     let usage = Usage {
         memory_peak_bytes: test.usage.memory_peak_bytes,
         cpu_user_usec: test.usage.cpu_user_usec,
@@ -92,7 +96,6 @@ pub fn test_result(test: &JsonTest) -> Result<TestResult, String> {
             waited_for_memory: test.waited_for_memory_secs.map(seconds).transpose()?,
         },
     })
-    .map_err(|e: String| format!("test {}: {e}", test.name))
 }
 
 fn test_case(test: &JsonTest) -> TestCase {
@@ -298,6 +301,17 @@ mod tests {
         assert_eq!(
             unknown_fields(&original, &known_fields(&report)),
             ["shard_host", "tests[1].cases"]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_test() {
+        let mut report = JsonRun::from_summary(&summary());
+        report.tests[2].status = "MAYBE".into();
+        let error = test_result(&report.tests[2]).unwrap_err();
+        assert_eq!(
+            error,
+            format!("test {}: `MAYBE` is not a status", report.tests[2].name)
         );
     }
 
