@@ -129,7 +129,7 @@ fn attempt(attempt: &JsonAttempt) -> Result<Attempt, String> {
     })
 }
 
-pub fn status(label: &str) -> Result<Status, String> {
+fn status(label: &str) -> Result<Status, String> {
     Status::ALL
         .into_iter()
         .find(|s| s.label() == label)
