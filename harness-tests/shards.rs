@@ -4,8 +4,9 @@
 //! run; `--rerun-failed` and the failures-first order after a failing
 //! run; `--stress 5` on a flaky test; a memory budget that keeps two
 //! 300 MiB tests apart while small ones run beside them; Bazel's
-//! `TEST_TOTAL_SHARDS` alone. Timings come from the JSON reports (test
-//! durations and start times), never from the wall clock of a process.
+//! `TEST_TOTAL_SHARDS` alone; runs finishing at once all recorded in the
+//! history. Timings come from the JSON reports (test durations and start
+//! times), never from the wall clock of a process.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use crate::{json, junit};
 type Check = fn() -> Result<(), Failed>;
 
 pub fn trials() -> Vec<Trial> {
-    let trials: [(&str, Check); 6] = [
+    let trials: [(&str, Check); 7] = [
         (
             "time_split_balances_and_merges",
             time_split_balances_and_merges,
@@ -39,6 +40,7 @@ pub fn trials() -> Vec<Trial> {
             memory_budget_keeps_big_tests_apart,
         ),
         ("bazel_total_shards_alone", bazel_total_shards_alone),
+        ("concurrent_runs_all_recorded", concurrent_runs_all_recorded),
     ];
     trials
         .into_iter()
@@ -666,4 +668,49 @@ fn bazel_total_shards_alone() -> Result<(), Failed> {
     let expected = "TEST_TOTAL_SHARDS=2 TEST_SHARD_INDEX=2: the index is out of range";
     refused(bad, expected, &mut problems)?;
     problems_to_result(problems)
+}
+
+/// Three runs of one suite finishing at once, with one cache: the history
+/// file counts all three, holds no half-written state, and no temporary
+/// file is left beside it.
+fn concurrent_runs_all_recorded() -> Result<(), Failed> {
+    support::require_root()?;
+    let suite = support::suite(&[("a.sh", "#!/bin/sh\n"), ("b.sh", "#!/bin/sh\nexit 1\n")])?;
+    let work = tempfile::tempdir()?;
+    let cache = work.path().join("cache");
+    let running: Vec<_> = (0..3)
+        .map(|_| {
+            let mut command = support::isotest();
+            command
+                .env("XDG_CACHE_HOME", &cache)
+                .arg("run")
+                .arg(suite.path());
+            support::start(command)
+        })
+        .collect::<Result<_, _>>()?;
+    for run in running {
+        let finished = run.finish()?;
+        if finished.code != 100 {
+            return Err(finished.describe().into());
+        }
+    }
+    let dir = cache.join("isotest/history");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)?
+        .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    let [history, lock] = files.as_slice() else {
+        return Err(format!("{} holds {files:?}", dir.display()).into());
+    };
+    if !(history.ends_with(".json") && lock.ends_with(".lock")) {
+        return Err(format!("{} holds {files:?}", dir.display()).into());
+    }
+    let recorded = json::read(&dir.join(history))?;
+    let samples = recorded["tests"]["b.sh"]["samples"]
+        .as_array()
+        .map(Vec::len);
+    if recorded["runs"] != 3 || samples != Some(3) {
+        return Err(format!("runs {}, samples of b.sh {samples:?}", recorded["runs"]).into());
+    }
+    Ok(())
 }
