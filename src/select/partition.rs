@@ -164,15 +164,21 @@ mod tests {
         p.members(&names, &vec![None; position + 1])[position]
     }
 
-    /// The parts (0-based) `time:?/parts` gives `durations` (seconds;
-    /// negative: unknown), and each part's total.
-    fn pack(durations: &[i64], parts: usize) -> (Vec<usize>, Vec<u64>) {
-        let names: Vec<String> = (0..durations.len()).map(|i| format!("t{i}")).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let durations: Vec<Option<Duration>> = durations
+    /// Tests `t0`, `t1`... with `durations` (seconds; negative: unknown).
+    fn inputs(durations: &[i64]) -> (Vec<String>, Vec<Option<Duration>>) {
+        let names = (0..durations.len()).map(|i| format!("t{i}")).collect();
+        let durations = durations
             .iter()
             .map(|&d| u64::try_from(d).ok().map(Duration::from_secs))
             .collect();
+        (names, durations)
+    }
+
+    /// The parts (0-based) `time:?/parts` gives `durations` (seconds;
+    /// negative: unknown), and each part's total.
+    fn pack(durations: &[i64], parts: usize) -> (Vec<usize>, Vec<u64>) {
+        let (names, durations) = inputs(durations);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let owners = pack_by_time(&names, &durations, parts);
         let mut load = vec![0; parts];
         for (owner, duration) in owners.iter().zip(&durations) {
@@ -231,12 +237,8 @@ mod tests {
         let (owners, load) = pack(&durations, 4);
         assert_eq!(pack(&durations, 4).0, owners, "same inputs, same parts");
         assert_eq!(load.iter().sum::<u64>(), 95);
-        let names: Vec<String> = (0..durations.len()).map(|i| format!("t{i}")).collect();
+        let (names, durations) = inputs(&durations);
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let durations: Vec<Option<Duration>> = durations
-            .iter()
-            .map(|&d| u64::try_from(d).ok().map(Duration::from_secs))
-            .collect();
         let members: Vec<Vec<bool>> = (1..=4)
             .map(|k| partition(&format!("time:{k}/4")).members(&names, &durations))
             .collect();
