@@ -4,6 +4,7 @@
 mod args;
 mod cache;
 mod exec;
+mod history;
 mod list;
 mod report;
 mod report_html;

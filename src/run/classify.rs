@@ -46,6 +46,7 @@ pub fn classify(
             teardown: outcome.phases.teardown,
             samples: outcome.samples,
         },
+        scheduled: Default::default(),
     };
     match outcome.ending {
         Ending::Exited(0) => result.exit_code = Some(0),
@@ -246,6 +247,7 @@ pub fn not_run(
         attempts: Vec::new(),
         slot: None,
         timing: Timing::default(),
+        scheduled: Default::default(),
     }
 }
 

@@ -10,7 +10,7 @@ use super::{attempt_spans, escape, table};
 use crate::baseline::Baseline;
 use crate::duration::format_seconds;
 use crate::report::json::JsonRun;
-use crate::report::parse_rfc3339;
+use crate::report::rebuild::parse_rfc3339;
 use crate::size::format_size;
 
 /// The timeline's drawing width, label column included.
@@ -22,7 +22,7 @@ const MEMORY_ROWS: usize = 25;
 
 /// The job-slot timeline, or a note when no test ran in a slot.
 pub fn timeline(run: &JsonRun) -> String {
-    let run_start = parse_rfc3339(&run.started_at);
+    let run_start = parse_rfc3339(&run.started_at).ok();
     let mut bars = Vec::new();
     for (index, test) in run.tests.iter().enumerate() {
         let Some(slot) = test.slot else { continue };

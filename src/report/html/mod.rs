@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::json::{JsonRun, JsonTest};
-use super::{parse_rfc3339, write_atomically, ReportError, Reporter};
+use super::rebuild::parse_rfc3339;
+use super::{write_atomically, ReportError, Reporter};
 use crate::baseline::Baseline;
 use crate::duration::format_seconds;
 use crate::run::{Event, Status};
@@ -226,7 +227,7 @@ fn attempt_spans(run_start: Option<std::time::SystemTime>, test: &JsonTest) -> V
         return Vec::new();
     };
     let since_start = |started_at: &str| {
-        let at = parse_rfc3339(started_at)?;
+        let at = parse_rfc3339(started_at).ok()?;
         Some(match at.duration_since(run_start) {
             Ok(after) => after.as_secs_f64(),
             Err(before) => -before.duration().as_secs_f64(),
