@@ -8,7 +8,8 @@
 //! resource-regression check (baseline.rs), and faults a fixture cannot
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
 //! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
-//! json.rs reads the JSON report. shards.rs: run history, time
+//! json.rs reads the JSON report; html.rs opens the HTML report in
+//! headless Chromium and checks the trace. shards.rs: run history, time
 //! partitions and `report merge`, `--rerun-failed`, `--stress`, the memory
 //! budget and Bazel's shard variables.
 //! Every trial that creates containers needs root and fails, saying so,
@@ -23,6 +24,7 @@ mod cli;
 mod config_errors;
 mod faults;
 mod hooks;
+mod html;
 mod json;
 mod junit;
 mod rootfs;
@@ -48,6 +50,7 @@ fn main() {
     trials.extend(faults::trials());
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
+    trials.extend(html::trials());
     if support::rootless_lane() {
         trials = trials
             .into_iter()
@@ -73,4 +76,9 @@ const ROOT_ONLY: &[&str] = &[
     "cli::run_as_nobody_is_rootless",
     // It mounts an overlay on the host.
     "rootfs::overlay_refused_names_bind_mode",
+    // They check the memory sampled from cgroups.
+    "html::page_in_chromium",
+    "html::page_without_javascript",
+    "html::report_html_from_json",
+    "html::trace_matches_json",
 ];

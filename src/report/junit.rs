@@ -376,6 +376,8 @@ pub(crate) mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            slot: None,
+            timing: Default::default(),
             scheduled: Default::default(),
         }
     }
@@ -395,6 +397,7 @@ pub(crate) mod tests {
             duration: Duration::from_millis(millis),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         }
     }
 
