@@ -76,6 +76,7 @@ const SETTING_KEYS: &[&str] = &[
     "writable",
     "disk",
     "services",
+    "threads",
 ];
 /// Keys about the run or discovery in this subtree: file top level and
 /// profiles.
@@ -439,6 +440,12 @@ impl Reader<'_> {
             "retries" => {
                 settings.retries = Some(Sourced::new(
                     self.integer(value, key, 0, 100)? as u32,
+                    source,
+                ))
+            }
+            "threads" => {
+                settings.threads = Some(Sourced::new(
+                    self.integer(value, key, 1, 4096)? as usize,
                     source,
                 ))
             }

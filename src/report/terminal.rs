@@ -161,11 +161,13 @@ impl TerminalReporter {
                 )
             })
             .collect();
+        let scheduled = super::stress::scheduling_notes(result);
         let details: Vec<&str> = message
             .as_deref()
             .into_iter()
             .chain(leaked.as_deref())
             .chain(services.iter().map(String::as_str))
+            .chain(scheduled.iter().map(String::as_str))
             .collect();
         if !details.is_empty() {
             line.push_str(&format!(" ({})", details.join(", ")));
@@ -285,6 +287,7 @@ impl TerminalReporter {
         if self.usage_table {
             out.push_str(&usage_table(summary));
         }
+        out.push_str(&super::stress::stress_table(summary));
         out.push_str(&summary_line(summary));
         for result in &attention {
             out.push_str(&self.status_line(result));
@@ -584,6 +587,9 @@ mod tests {
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
             services: Vec::new(),
+            slot: None,
+            timing: Default::default(),
+            scheduled: Default::default(),
         }
     }
 
@@ -1011,6 +1017,7 @@ mod tests {
             duration: Duration::from_millis(100),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         };
         let mut flaky = result("flaky.sh", Status::Flaky, 123, Some("passed on attempt 3"));
         flaky.attempts = vec![

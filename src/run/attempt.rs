@@ -123,10 +123,16 @@ pub fn run_test(
     stop: &StopRequest,
     emit: &dyn Fn(Event),
 ) -> TestResult {
+    let preparing = Instant::now();
     let root = match settings.roots.get(test.settings.rootfs()) {
         Ok(root) => root,
-        Err(cause) => return root_failed(test, cause),
+        Err(cause) => {
+            let mut result = root_failed(test, cause);
+            result.timing.root = preparing.elapsed();
+            return result;
+        }
     };
+    let root_time = preparing.elapsed();
     let mut spec = spec(test, &root);
     let retries = test.settings.retries();
     let mut earlier: Vec<Attempt> = Vec::new();
@@ -138,6 +144,9 @@ pub fn run_test(
         spec.env
             .push((ATTEMPT_VARIABLE.as_bytes().to_vec(), attempt.into_bytes()));
         let mut result = run_attempt(test, &spec, sandbox, settings, stop);
+        if earlier.is_empty() {
+            result.timing.root = root_time;
+        }
         let last_try = earlier.len() as u32 >= retries;
         let host_broken = result
             .setup_failure
@@ -166,6 +175,7 @@ pub fn run_test(
             duration: result.duration,
             stdout: result.stdout,
             stderr: result.stderr,
+            timing: result.timing,
         });
     }
 }

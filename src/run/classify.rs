@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::result::{Status, TestResult};
+use super::result::{Status, TestResult, Timing};
 use super::signal_name;
 use crate::config::{Expect, Settings};
 use crate::discover::TestCase;
@@ -39,6 +39,15 @@ pub fn classify(
         stderr: outcome.stderr,
         attempts: Vec::new(),
         services: Vec::new(),
+        slot: None,
+        timing: Timing {
+            root: Duration::ZERO,
+            setup: outcome.phases.setup,
+            test: outcome.wall,
+            teardown: outcome.phases.teardown,
+            samples: outcome.samples,
+        },
+        scheduled: Default::default(),
     };
     match outcome.ending {
         Ending::Exited(0) => result.exit_code = Some(0),
@@ -238,6 +247,9 @@ pub fn not_run(
         stderr: CapturedOutput::default(),
         attempts: Vec::new(),
         services: Vec::new(),
+        slot: None,
+        timing: Timing::default(),
+        scheduled: Default::default(),
     }
 }
 
@@ -257,6 +269,8 @@ mod tests {
             usage,
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            phases: Default::default(),
+            samples: Vec::new(),
         }
     }
 

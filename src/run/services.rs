@@ -48,6 +48,15 @@ pub enum ServiceStatus {
 }
 
 impl ServiceStatus {
+    pub const ALL: [ServiceStatus; 6] = [
+        ServiceStatus::Stopped,
+        ServiceStatus::Exited,
+        ServiceStatus::NotReady,
+        ServiceStatus::Error,
+        ServiceStatus::NotStarted,
+        ServiceStatus::Shared,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             ServiceStatus::Stopped => "stopped",

@@ -7,7 +7,8 @@
 //! - `supervisor`: one container's supervisor (PID namespace, timeout);
 //! - `init`: PID 1 inside the container;
 //! - `rootfs`, `net`: what init sets up;
-//! - `mountinfo`, `capture`, `step`: parsing, bounded output, error naming.
+//! - `mountinfo`, `capture`, `step`: parsing, bounded output, error naming;
+//! - `sampler`: memory and CPU series of running tests.
 
 mod capture;
 pub mod cgroup;
@@ -18,6 +19,7 @@ pub mod mountinfo;
 mod net;
 mod network;
 mod rootfs;
+mod sampler;
 mod scratch;
 mod seccomp;
 pub mod security;
@@ -29,14 +31,15 @@ mod supervisor;
 pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
-pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
+pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
 pub use network::{
     hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
 };
+pub use sampler::Sample;
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{Observed, OutputMode, Sandbox, SandboxNotes, StopRequest};
 pub use spec::{
-    Ending, ExtraMount, HelperRequest, Outcome, Report, RootMode, RootSpec, Rusage, SandboxSpec,
-    SetupFailure,
+    Ending, ExtraMount, HelperRequest, Outcome, Phases, Report, RootMode, RootSpec, Rusage,
+    SandboxSpec, SetupFailure,
 };
 pub use supervisor::pidfd_open;

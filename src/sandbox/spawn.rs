@@ -21,9 +21,13 @@ use nix::unistd::pipe2;
 use super::capture::BoundedBuffer;
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
 use super::network::{Network, NetworkRequest, Subnet};
+use super::sampler::Sampler;
 use super::scratch::ScratchDir;
 use super::server::{self, ForkServer, Server, TestFds};
-use super::spec::{Ending, HelperRequest, Outcome, Report, RootMode, SandboxSpec, SetupFailure};
+use super::spec::{
+    monotonic_ns, Ending, HelperRequest, Outcome, Phases, Report, RootMode, SandboxSpec,
+    SetupFailure,
+};
 use super::step::Step;
 use super::supervisor::{pidfd_pid, pidfd_send_signal};
 use super::userns::IdMapping;
@@ -116,6 +120,8 @@ pub struct Sandbox {
     /// Roots are bound read-only, never overlaid (rootless on a kernel
     /// without overlayfs in user namespaces).
     bind_roots_only: bool,
+    /// Reads running tests' cgroups for `Outcome::samples`, when asked to.
+    sampler: Option<Sampler>,
 }
 
 /// What a caller of `Sandbox::run_observed` hears while the container runs.
@@ -145,6 +151,7 @@ impl Sandbox {
                     scratch: None,
                     user_namespace: None,
                     bind_roots_only: false,
+                    sampler: None,
                 },
                 SandboxNotes {
                     notices: ready.notices,
@@ -158,6 +165,7 @@ impl Sandbox {
                     scratch: None,
                     user_namespace: None,
                     bind_roots_only: false,
+                    sampler: None,
                 },
                 SandboxNotes { notices: vec![] },
             ),
@@ -242,6 +250,15 @@ impl Sandbox {
         }
     }
 
+    /// Samples each test's memory and CPU use every `interval` while it
+    /// runs (`Outcome::samples`); without cgroups there is nothing to read.
+    pub fn sample_every(&mut self, interval: Duration) -> std::io::Result<()> {
+        if self.cgroups.is_ok() {
+            self.sampler = Some(Sampler::start(interval)?);
+        }
+        Ok(())
+    }
+
     /// The host's cgroup layout.
     pub fn cgroup_layout(&self) -> CgroupLayout {
         match &self.cgroups {
@@ -269,6 +286,7 @@ impl Sandbox {
         stop: &StopRequest,
         observer: &mut dyn FnMut(Observed<'_>),
     ) -> Outcome {
+        let requested = (Instant::now(), monotonic_ns());
         let mut cgroup = match &self.cgroups {
             Ok(cgroups) => match cgroups.create(&spec.limits) {
                 Ok(group) => Some(group),
@@ -310,13 +328,27 @@ impl Sandbox {
                 .map(|p| p.into_os_string().into_encoded_bytes())
                 .collect(),
         };
-        let outcome = match self.start(&request, output) {
+        let watch = self
+            .sampler
+            .as_ref()
+            .zip(cgroup.as_ref())
+            .map(|(sampler, group)| sampler.watch(group.probe(), requested.0));
+        let (mut outcome, command_started_ns) = match self.start(&request, output) {
             Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut(), observer),
-            Err(failure) => Outcome::setup_failed(failure),
+            Err(failure) => (failed_outcome(failure), None),
         };
+        if let (Some(sampler), Some(watch)) = (&self.sampler, watch) {
+            outcome.samples = sampler.finish(watch);
+        }
         if let (Some(group), Ok(cgroups)) = (cgroup, &self.cgroups) {
             cgroups.remove(group);
         }
+        outcome.phases = phases(
+            requested.1,
+            command_started_ns,
+            outcome.wall,
+            monotonic_ns(),
+        );
         outcome
     }
 
@@ -377,14 +409,36 @@ struct Started {
     streams: [Stream; 3],
 }
 
-/// Reads output and the report until the supervisor is done.
+fn failed_outcome(failure: SetupFailure) -> Outcome {
+    Outcome::setup_failed(failure)
+}
+
+/// Setup runs from the request to the command's start (all of it when
+/// the command never started), teardown from the command's end to `ended`;
+/// times in `monotonic_ns`.
+fn phases(requested: u64, command_started: Option<u64>, wall: Duration, ended: u64) -> Phases {
+    let span = |from: u64, to: u64| Duration::from_nanos(to.saturating_sub(from));
+    match command_started {
+        Some(started) => Phases {
+            setup: span(requested, started),
+            teardown: span(started + wall.as_nanos() as u64, ended),
+        },
+        None => Phases {
+            setup: span(requested, ended),
+            teardown: Duration::ZERO,
+        },
+    }
+}
+
+/// Reads output and the report until the supervisor is done; also
+/// returns when the command started (`monotonic_ns`), if it did.
 fn collect(
     started: Started,
     spec: &SandboxSpec,
     stop: &StopRequest,
     mut cgroup: Option<&mut TestCgroup>,
     observer: &mut dyn FnMut(Observed<'_>),
-) -> Outcome {
+) -> (Outcome, Option<u64>) {
     let Started {
         server,
         mut streams,
@@ -451,15 +505,20 @@ fn collect(
     let report: Option<Report> = serde_json::from_slice(&report.raw).ok();
     let (stdout, stderr) = (stdout.buffer.finish(), stderr.buffer.finish());
     match report {
-        Some(report) => Outcome {
-            ending: report.ending,
-            wall: report.wall,
-            leaked_processes: report.leaked_processes,
-            rusage: report.rusage,
-            usage,
-            stdout,
-            stderr,
-        },
+        Some(report) => (
+            Outcome {
+                ending: report.ending,
+                wall: report.wall,
+                leaked_processes: report.leaked_processes,
+                rusage: report.rusage,
+                usage,
+                stdout,
+                stderr,
+                phases: Phases::default(),
+                samples: Vec::new(),
+            },
+            report.command_started_ns,
+        ),
         None => {
             let ending = if killed_by_backstop {
                 Ending::TimedOut
@@ -476,7 +535,7 @@ fn collect(
                     host_unsupported: false,
                 })
             };
-            Outcome {
+            let outcome = Outcome {
                 ending,
                 wall: Duration::ZERO,
                 leaked_processes: 0,
@@ -484,7 +543,10 @@ fn collect(
                 usage,
                 stdout,
                 stderr,
-            }
+                phases: Phases::default(),
+                samples: Vec::new(),
+            };
+            (outcome, None)
         }
     }
 }
@@ -562,5 +624,36 @@ fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_the_time_around_the_command() {
+        let ms = |n: u64| Duration::from_millis(n);
+        let at = |n: u64| n * 1_000_000;
+        assert_eq!(
+            phases(at(100), Some(at(103)), ms(50), at(160)),
+            Phases {
+                setup: ms(3),
+                teardown: ms(7)
+            }
+        );
+        assert_eq!(
+            phases(at(100), None, Duration::ZERO, at(104)),
+            Phases {
+                setup: ms(4),
+                teardown: Duration::ZERO
+            },
+            "a command that never started: all of it was setup"
+        );
+        assert_eq!(
+            phases(at(100), Some(at(101)), ms(80), at(160)).teardown,
+            Duration::ZERO,
+            "clock skew never makes a negative span"
+        );
     }
 }
