@@ -10,6 +10,8 @@
 //!  (terminal, junit)                           │ one job per test
 //!                                              ▼
 //!                        sandbox: SandboxSpec ──► Outcome
+//!                                              │
+//!                        protocol: exit code, TAP, XML_OUTPUT_FILE ──► cases
 //! ```
 //!
 //! `sandbox` is the container engine and knows nothing about tests or
@@ -23,6 +25,7 @@ pub mod doctor;
 pub mod duration;
 pub mod image;
 pub mod plan;
+pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod sandbox;

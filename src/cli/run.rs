@@ -9,7 +9,7 @@ use crate::plan::PlannedTest;
 use crate::report::{
     terminal::color_wanted, JsonReporter, JunitReporter, Reporter, TerminalReporter,
 };
-use crate::run::{self, Roots, RunSettings, RunSummary, TestResult};
+use crate::run::{self, Roots, RunSettings, RunSummary, TestFiles, TestResult};
 use crate::sandbox::{interrupt, OutputMode};
 use crate::select::{Criteria, Partition, RunIgnored, Selected, Selection};
 
@@ -24,7 +24,7 @@ pub fn run(args: RunArgs) -> i32 {
 
 fn run_tests(args: RunArgs) -> Result<i32, i32> {
     let positional = split_positional(&args.select.positional);
-    let flags = args.container.settings_with_retries(args.retries);
+    let flags = args.container.plan_settings(args.retries, args.protocol);
     let (configs, planned) = load_plan(&args.select, &positional, &flags)?;
     let Selected { run: plan, skipped } = select(&args.select, &positional, planned)?;
     if plan.is_empty() && skipped.is_empty() {
@@ -54,6 +54,8 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     let sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
     let roots = Roots::new(args.storage.cache_dir.clone())
         .with_notices(|notice| eprintln!("isotest: note: {notice}"));
+    let files_parent = args.storage.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let files = TestFiles::create(&files_parent).map_err(|e| fail(e, exit::BAD_USAGE))?;
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
 
@@ -95,6 +97,8 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         flaky_is_failure: args.flaky_result == FlakyResult::Fail,
         post_check: Some(&check),
         roots: &roots,
+        files: &files,
+        artifacts: args.artifacts.as_deref(),
     };
     let mut report_failed = false;
     let summary = run::run(plan, skipped, &settings, &sandbox, &mut |event| {
@@ -125,7 +129,7 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
 fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
     let flags: Vec<serde_json::Value> = args
         .container
-        .settings_with_retries(args.retries)
+        .plan_settings(args.retries, args.protocol)
         .describe()
         .into_iter()
         .map(|row| serde_json::json!({ "key": row.key, "value": row.value }))

@@ -365,6 +365,8 @@ pub(crate) mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            cases: Vec::new(),
+            artifacts: None,
         }
     }
 

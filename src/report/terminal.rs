@@ -513,6 +513,8 @@ mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            cases: Vec::new(),
+            artifacts: None,
         }
     }
 

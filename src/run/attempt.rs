@@ -6,12 +6,14 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::classify::classify;
-use super::environment::{test_environment, HOME};
+use super::environment::{set_variable, test_environment, HOME};
 use super::events::Event;
 use super::result::{Attempt, Status, TestResult};
 use super::roots::{Root, Roots};
+use super::test_files::{self, AttemptFiles, TestFiles};
 use crate::config::Network;
 use crate::plan::PlannedTest;
+use crate::protocol::{self, Reading};
 use crate::sandbox::{
     Ending, ExtraMount, Limits, Outcome, OutputMode, RootMode, RootSpec, Sandbox, SandboxSpec,
     SetupFailure, StopRequest,
@@ -29,6 +31,10 @@ pub struct AttemptSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Where attempts' XML_OUTPUT_FILE and outputs directories are made.
+    pub files: &'a TestFiles,
+    /// `--artifacts DIR`.
+    pub artifacts: Option<&'a Path>,
 }
 
 /// The container for one attempt of `test`, in `root`.
@@ -123,16 +129,26 @@ pub fn run_test(
         Err(cause) => return root_failed(test, cause),
     };
     let mut spec = spec(test, &root);
+    for (key, value) in test_files::environment(&test.case.name) {
+        set_variable(&mut spec.env, key.as_bytes(), value.as_bytes());
+    }
+    let own_mounts = spec.mounts.len();
     let retries = test.settings.retries();
     let mut earlier: Vec<Attempt> = Vec::new();
     loop {
         // Tests can tell attempts apart (and log which one failed).
         let attempt = (earlier.len() + 1).to_string();
-        spec.env
-            .retain(|(key, _)| key != ATTEMPT_VARIABLE.as_bytes());
-        spec.env
-            .push((ATTEMPT_VARIABLE.as_bytes().to_vec(), attempt.into_bytes()));
-        let mut result = run_attempt(test, &spec, sandbox, settings.output, stop);
+        set_variable(&mut spec.env, ATTEMPT_VARIABLE.as_bytes(), attempt.as_bytes());
+        let files = match settings.files.attempt() {
+            Ok(files) => files,
+            Err(error) => {
+                let step = "create the test's XML_OUTPUT_FILE and outputs directory";
+                return setup_failed(test, step, error.to_string());
+            }
+        };
+        spec.mounts.truncate(own_mounts);
+        spec.mounts.extend(files.mounts());
+        let mut result = run_attempt(test, &spec, &files, sandbox, settings, stop);
         let last_try = earlier.len() as u32 >= retries;
         let host_broken = result
             .setup_failure
@@ -144,6 +160,7 @@ pub fn run_test(
             || host_broken
             || stop.is_requested();
         if final_result {
+            keep_outputs(&mut result, &files, settings.artifacts);
             finish(&mut result, earlier, settings);
             return result;
         }
@@ -167,8 +184,13 @@ pub fn run_test(
 
 /// The result of a test whose root filesystem could not be prepared.
 fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
+    setup_failed(test, "prepare the root filesystem", cause)
+}
+
+/// The result of a test whose container could not be prepared at `step`.
+fn setup_failed(test: &PlannedTest, step: &str, cause: String) -> TestResult {
     let failure = SetupFailure {
-        step: "prepare the root filesystem".into(),
+        step: step.into(),
         cause,
         hint: None,
         host_unsupported: false,
@@ -192,16 +214,19 @@ fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
     )
 }
 
+/// One attempt: the container, then what its protocol and the files it
+/// wrote say.
 fn run_attempt(
     test: &PlannedTest,
     spec: &SandboxSpec,
+    files: &AttemptFiles,
     sandbox: &Sandbox,
-    output: OutputMode,
+    settings: &AttemptSettings,
     stop: &StopRequest,
 ) -> TestResult {
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let outcome = sandbox.run(spec, output, stop);
+    let outcome = sandbox.run(spec, settings.output, stop);
     let duration = if outcome.wall.is_zero() {
         clock.elapsed()
     } else {
@@ -213,14 +238,42 @@ fn run_attempt(
     } else {
         Limits::default()
     };
-    classify(
+    let mut result = classify(
         test.case.clone(),
         outcome,
         started_at,
         duration,
         &test.settings,
         limits,
-    )
+    );
+    let xml_file = files.xml_file();
+    let reading = Reading {
+        protocol: test.settings.protocol(),
+        skip_exit: test.settings.skip_exit(),
+        xml_file: Some(&xml_file),
+    };
+    protocol::interpret(&mut result, &reading);
+    result
+}
+
+/// Keeps what the final attempt left in TEST_UNDECLARED_OUTPUTS_DIR under
+/// `--artifacts DIR/<test name>`; a failure to keep it is an ERROR of a
+/// test that otherwise passed.
+fn keep_outputs(result: &mut TestResult, files: &AttemptFiles, artifacts: Option<&Path>) {
+    let Some(artifacts) = artifacts else { return };
+    match files.keep_outputs(&artifacts.join(&result.test.name)) {
+        Ok(kept) => result.artifacts = kept,
+        Err(error) => {
+            let note = format!("keep TEST_UNDECLARED_OUTPUTS_DIR: {error}");
+            if result.status.is_success() {
+                result.status = Status::Error;
+            }
+            result.message = Some(match result.message.take() {
+                Some(message) => format!("{message}; {note}"),
+                None => note,
+            });
+        }
+    }
 }
 
 /// The final result: FLAKY when it passed after failing, the earlier

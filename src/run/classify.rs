@@ -38,6 +38,8 @@ pub fn classify(
         stdout: outcome.stdout,
         stderr: outcome.stderr,
         attempts: Vec::new(),
+        cases: Vec::new(),
+        artifacts: None,
     };
     match outcome.ending {
         Ending::Exited(0) => result.exit_code = Some(0),
@@ -236,6 +238,8 @@ pub fn not_run(
         stdout: CapturedOutput::default(),
         stderr: CapturedOutput::default(),
         attempts: Vec::new(),
+        cases: Vec::new(),
+        artifacts: None,
     }
 }
 

@@ -8,6 +8,7 @@ mod environment;
 mod events;
 mod result;
 mod roots;
+mod test_files;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -18,11 +19,12 @@ pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Attempt, Status, TestResult};
 pub use roots::{Root, Roots};
+pub use test_files::TestFiles;
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
 use attempt::AttemptSettings;
-use classify::not_run;
+pub use classify::not_run;
 
 /// How the plan is run.
 pub struct RunSettings<'a> {
@@ -36,6 +38,10 @@ pub struct RunSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Where attempts' XML_OUTPUT_FILE and outputs directories are made.
+    pub files: &'a TestFiles,
+    /// `--artifacts DIR`: where TEST_UNDECLARED_OUTPUTS_DIR is kept.
+    pub artifacts: Option<&'a std::path::Path>,
 }
 
 /// How often reporters get a Tick while tests run.
@@ -87,6 +93,8 @@ pub fn run(
         flaky_is_failure: settings.flaky_is_failure,
         post_check: settings.post_check,
         roots: settings.roots,
+        files: settings.files,
+        artifacts: settings.artifacts,
     };
     let mut results: Vec<Option<TestResult>> = vec![None; plan.len()];
     let mut interrupted_by = None;
