@@ -85,20 +85,20 @@ pub fn count(cases: &[Case]) -> usize {
 
 /// The cases that fail their test, with their paths joined by `::`. Inside
 /// a TODO case nothing fails the test.
-pub fn failing(cases: &[Case]) -> Vec<String> {
-    let mut names = Vec::new();
+pub fn failing(cases: &[Case]) -> Vec<(String, &Case)> {
+    let mut failed = Vec::new();
     for case in cases {
         if case.status.fails() {
-            names.push(case.name.clone());
+            failed.push((case.name.clone(), case));
         } else if !matches!(case.status, CaseStatus::Todo | CaseStatus::Fixed) {
-            names.extend(
+            failed.extend(
                 failing(&case.cases)
                     .into_iter()
-                    .map(|n| format!("{}::{n}", case.name)),
+                    .map(|(path, nested)| (format!("{}::{path}", case.name), nested)),
             );
         }
     }
-    names
+    failed
 }
 
 /// The names kept in a test's message; the rest are counted.
@@ -106,7 +106,7 @@ const NAMED_FAILURES: usize = 5;
 
 /// `2 of 87 cases failed: 3 parses input, 7 exits` when cases failed.
 pub fn failures(cases: &[Case]) -> Option<String> {
-    let failed = failing(cases);
+    let failed: Vec<String> = failing(cases).into_iter().map(|(path, _)| path).collect();
     if failed.is_empty() {
         return None;
     }
@@ -154,7 +154,8 @@ mod tests {
             case("5 skipped", CaseStatus::Skip, vec![]),
         ];
         assert_eq!(count(&cases), 8);
-        assert_eq!(failing(&cases), ["2 parent", "3 ok parent::1 bad child"]);
+        let paths: Vec<String> = failing(&cases).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, ["2 parent", "3 ok parent::1 bad child"]);
         assert_eq!(
             failures(&cases).as_deref(),
             Some("2 of 8 cases failed: 2 parent, 3 ok parent::1 bad child")

@@ -6,7 +6,7 @@
 //! (`junit_file`). A new protocol is a variant of `Protocol` and an arm of
 //! `interpret`, in a file of its own.
 
-mod case;
+pub mod case;
 mod junit_file;
 mod tap;
 

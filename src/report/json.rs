@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
 use crate::discover::Program;
+use crate::protocol::Case;
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
 
@@ -112,8 +113,39 @@ pub struct JsonTest {
     /// wait4 on the container's init; null when the test did not run.
     pub rusage: Option<JsonRusage>,
     pub leaked_processes: u32,
+    /// The cases inside the test: its TAP test points, the testcases of
+    /// the JUnit file it wrote.
+    #[serde(default)]
+    pub cases: Vec<JsonCase>,
+    /// Where what it left in TEST_UNDECLARED_OUTPUTS_DIR was kept.
+    #[serde(default)]
+    pub artifacts: Option<String>,
     #[serde(flatten)]
     pub output: JsonOutput,
+}
+
+/// One case of a test; `cases` holds a TAP 14 subtest's test points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonCase {
+    pub name: String,
+    /// `pass`, `fail`, `error`, `skip`, `todo` or `fixed`.
+    pub status: String,
+    pub message: Option<String>,
+    pub duration_secs: Option<f64>,
+    #[serde(default)]
+    pub cases: Vec<JsonCase>,
+}
+
+impl From<&Case> for JsonCase {
+    fn from(case: &Case) -> Self {
+        JsonCase {
+            name: case.name.clone(),
+            status: case.status.label().to_string(),
+            message: case.message.clone(),
+            duration_secs: case.duration.map(|d| d.as_secs_f64()),
+            cases: case.cases.iter().map(JsonCase::from).collect(),
+        }
+    }
 }
 
 /// What a test runs: `{"file": PATH}` or `{"command": [ARGV...]}`.
@@ -220,6 +252,11 @@ impl From<&TestResult> for JsonTest {
             limits: result.limits.into(),
             rusage: result.rusage.map(JsonRusage::from),
             leaked_processes: result.leaked_processes,
+            cases: result.cases.iter().map(JsonCase::from).collect(),
+            artifacts: result
+                .artifacts
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             output: JsonOutput::new(&result.stdout, &result.stderr),
         }
     }

@@ -24,6 +24,7 @@ use quick_junit::{
 };
 
 use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
+use crate::protocol::{case, Case, CaseStatus};
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
 use crate::sandbox::CapturedOutput;
 
@@ -81,7 +82,10 @@ fn build_report(summary: &RunSummary) -> Report {
             "isotest.cgroup_layout",
             summary.host.cgroup_layout.as_str(),
         ));
-        suite.add_test_cases(results.into_iter().map(test_case));
+        for result in results {
+            suite.add_test_case(test_case(result));
+            suite.add_test_cases(cases(result));
+        }
         report.add_test_suite(suite);
     }
     report
@@ -125,6 +129,58 @@ fn test_case(result: &TestResult) -> TestCase {
     case
 }
 
+/// The test's cases (TAP test points, testcases of its XML_OUTPUT_FILE),
+/// each its own `<testcase>` named `TEST::CASE` (`TEST::2 parent::1
+/// child` for a nested one). A TODO case that failed is skipped with its
+/// reason: known, and not a failure.
+fn cases(result: &TestResult) -> Vec<TestCase> {
+    Case::walk(&result.cases)
+        .into_iter()
+        .map(|(path, case)| {
+            let name = format!("{}::{}", result.test.name, path.join("::"));
+            let mut testcase = TestCase::new(xml_text(&name), case_status(case));
+            testcase
+                .set_classname(xml_text(&result.test.suite))
+                .add_property(Property::new("isotest.status", case.status.label()));
+            if let Some(duration) = case.duration {
+                testcase.set_time(duration);
+            }
+            testcase
+        })
+        .collect()
+}
+
+fn case_status(case: &Case) -> TestCaseStatus {
+    let message = case.message.as_deref();
+    match case.status {
+        CaseStatus::Pass | CaseStatus::Fixed => TestCaseStatus::success(),
+        CaseStatus::Skip | CaseStatus::Todo => {
+            let mut status = TestCaseStatus::skipped();
+            let reason = match (case.status, message) {
+                (CaseStatus::Todo, Some(reason)) => format!("TODO {reason}"),
+                (CaseStatus::Todo, None) => "TODO".to_string(),
+                (_, reason) => reason.unwrap_or_default().to_string(),
+            };
+            status.set_message(xml_text(&reason));
+            status
+        }
+        CaseStatus::Fail | CaseStatus::Error => {
+            let kind = match case.status {
+                CaseStatus::Error => NonSuccessKind::Error,
+                _ => NonSuccessKind::Failure,
+            };
+            let mut status = TestCaseStatus::non_success(kind);
+            status.set_type(case.status.label());
+            if let Some(message) = message {
+                let first = message.lines().next().unwrap_or_default();
+                status.set_message(xml_text(first));
+                status.set_description(xml_text(message));
+            }
+            status
+        }
+    }
+}
+
 /// `<error>` is for tests that could not run; everything else that did not
 /// pass is a `<failure>`.
 fn failure_kind(status: Status) -> NonSuccessKind {
@@ -166,6 +222,12 @@ fn properties(result: &TestResult) -> Vec<Property> {
     }
     if let Some(signal) = result.signal {
         properties.push(("isotest.signal", signal_name(signal)));
+    }
+    if !result.cases.is_empty() {
+        properties.push(("isotest.cases", case::count(&result.cases).to_string()));
+    }
+    if let Some(dir) = &result.artifacts {
+        properties.push(("isotest.artifacts", dir.display().to_string()));
     }
     let attempts = attempts_run(result);
     if attempts > 1 {
