@@ -68,15 +68,15 @@ pub fn check(
         })
         .collect();
     if junit_statuses != want {
-        problem(format!(
-            "JUnit cases {junit_statuses:?}, expected {want:?}"
-        ));
+        problem(format!("JUnit cases {junit_statuses:?}, expected {want:?}"));
     }
     if let Some(test) = report.get(name) {
         let count = test.properties.get("isotest.cases");
         let want_count = (!want.is_empty()).then(|| want.len().to_string());
         if count != want_count.as_ref() {
-            problem(format!("isotest.cases is {count:?}, expected {want_count:?}"));
+            problem(format!(
+                "isotest.cases is {count:?}, expected {want_count:?}"
+            ));
         }
     }
     let mut json_cases = BTreeMap::new();
@@ -97,7 +97,9 @@ pub fn check(
             .is_some_and(|m| m.contains(text.as_str()));
         let in_junit = junit.get(path).is_some_and(|case| {
             case.verdicts.iter().any(|v| {
-                v.message.as_deref().is_some_and(|m| m.contains(text.as_str()))
+                v.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains(text.as_str()))
                     || v.output.contains(text.as_str())
             })
         });
@@ -132,14 +134,19 @@ fn check_artifacts(
         .get(expected.name)
         .and_then(|t| t.properties.get("isotest.artifacts"));
     if property != want.as_ref() {
-        problem(format!("isotest.artifacts is {property:?}, expected {want:?}"));
+        problem(format!(
+            "isotest.artifacts is {property:?}, expected {want:?}"
+        ));
     }
     let json = json_test.and_then(|t| t["artifacts"].as_str().map(str::to_owned));
     if json != want {
         problem(format!("JSON artifacts is {json:?}, expected {want:?}"));
     }
     if want.is_none() && dir.exists() {
-        problem(format!("{} exists, but the test kept nothing", dir.display()));
+        problem(format!(
+            "{} exists, but the test kept nothing",
+            dir.display()
+        ));
     }
     for (file, text) in expected.artifacts {
         match std::fs::read_to_string(dir.join(file)) {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{flag, Bind, RootMode, Rootfs, Settings, Sourced};
-use crate::protocol::Protocol;
 use crate::duration::parse_duration;
+use crate::protocol::Protocol;
 use crate::size::parse_size;
 
 #[derive(Parser, Debug)]

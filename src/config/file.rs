@@ -419,7 +419,10 @@ impl Reader<'_> {
                     return Err(self.error(
                         &value.span(),
                         key,
-                        format!("`{name}` is not a protocol (expected {})", Protocol::accepted()),
+                        format!(
+                            "`{name}` is not a protocol (expected {})",
+                            Protocol::accepted()
+                        ),
                     ));
                 };
                 settings.protocol = Some(Sourced::new(protocol, source));

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::source::{Source, Sourced};
-use crate::protocol::DEFAULT_SKIP_EXIT;
 pub use crate::protocol::Protocol;
+use crate::protocol::DEFAULT_SKIP_EXIT;
 pub use crate::sandbox::RootMode;
 
 /// Where a test's root filesystem comes from.
@@ -274,7 +274,9 @@ impl Settings {
         self.disk.as_ref().and_then(|s| s.value)
     }
     pub fn protocol(&self) -> Protocol {
-        self.protocol.as_ref().map_or(Protocol::ExitCode, |s| s.value)
+        self.protocol
+            .as_ref()
+            .map_or(Protocol::ExitCode, |s| s.value)
     }
     pub fn skip_exit(&self) -> i32 {
         self.skip_exit

@@ -29,6 +29,11 @@ pub fn read(path: &Path) -> Result<Vec<Case>, String> {
     let file = match file {
         Ok(file) => file,
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(format!(
+                "{NAME} is a symbolic link, which isotest does not follow (write the file itself)"
+            ))
+        }
         Err(error) => return Err(format!("{NAME}: cannot open it: {error}")),
     };
     let text = read_bounded(file)?;
@@ -173,8 +178,7 @@ mod tests {
     fn malformed_files_say_why() {
         let broken = parse("<testsuite><testcase name=\"x\"></testsuite>").unwrap_err();
         assert!(
-            broken.starts_with("XML_OUTPUT_FILE is not well-formed XML:")
-                && broken.contains("1:"),
+            broken.starts_with("XML_OUTPUT_FILE is not well-formed XML:") && broken.contains("1:"),
             "{broken}"
         );
         assert_eq!(
@@ -194,7 +198,10 @@ mod tests {
         assert_eq!(read(&path).unwrap(), Vec::new(), "no file: no cases");
         std::fs::write(dir.path().join("secret"), "<testsuite/>").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), &path).unwrap();
-        assert!(read(&path).unwrap_err().contains("cannot open it"));
+        assert_eq!(
+            read(&path).unwrap_err(),
+            "XML_OUTPUT_FILE is a symbolic link, which isotest does not follow (write the file itself)"
+        );
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
         assert_eq!(

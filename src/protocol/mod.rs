@@ -189,10 +189,7 @@ mod tests {
         let mut failing = result(Status::Pass, 0, "1..2\nok 1 - a\nnot ok 2 - b\n");
         read(&mut failing, Protocol::Tap, DEFAULT_SKIP_EXIT);
         assert_eq!(failing.status, Status::Fail);
-        assert_eq!(
-            failing.message.as_deref(),
-            Some("1 of 2 cases failed: 2 b")
-        );
+        assert_eq!(failing.message.as_deref(), Some("1 of 2 cases failed: 2 b"));
 
         let mut exit = result(Status::Fail, 1, "1..3\nok 1 - a\n");
         read(&mut exit, Protocol::Tap, DEFAULT_SKIP_EXIT);

@@ -346,7 +346,10 @@ mod tests {
         assert!(document.problems.is_empty(), "{:?}", document.problems);
         let trailing = tap("ok 1\nok 2\n1..2\n");
         assert!(trailing.problems.is_empty(), "the plan may come last");
-        assert!(tap("okay 1\n1..0\n").cases.is_empty(), "`okay` is no test point");
+        assert!(
+            tap("okay 1\n1..0\n").cases.is_empty(),
+            "`okay` is no test point"
+        );
     }
 
     #[test]
@@ -367,7 +370,10 @@ mod tests {
             ]
         );
         assert_eq!(document.cases[0].message.as_deref(), Some("no network"));
-        assert_eq!(document.cases[1].message.as_deref(), Some("not written yet"));
+        assert_eq!(
+            document.cases[1].message.as_deref(),
+            Some("not written yet")
+        );
         assert_eq!(document.cases[2].message.as_deref(), Some("fixed"));
         assert!(document.problems.is_empty());
         assert!(super::super::case::failing(&document.cases).is_empty());
@@ -375,21 +381,27 @@ mod tests {
 
     #[test]
     fn plan_problems() {
-        assert_eq!(tap("1..3\nok 1\nok 2\n").problems, ["planned 3 tests but ran 2"]);
-        assert_eq!(tap("1..1\nok 1\nok 2\n").problems, ["planned 1 tests but ran 2"]);
+        assert_eq!(
+            tap("1..3\nok 1\nok 2\n").problems,
+            ["planned 3 tests but ran 2"]
+        );
+        assert_eq!(
+            tap("1..1\nok 1\nok 2\n").problems,
+            ["planned 1 tests but ran 2"]
+        );
         assert_eq!(
             tap("ok 1\n").problems,
             ["no TAP plan (1..N) after 1 test point(s)"]
         );
-        assert_eq!(tap("").problems, ["no TAP output (no plan, no test points)"]);
+        assert_eq!(
+            tap("").problems,
+            ["no TAP output (no plan, no test points)"]
+        );
         assert_eq!(
             tap("ok 1\n1..2\nok 2\n").problems,
             ["the plan 1..2 is in the middle of the test points (after 1)"]
         );
-        assert_eq!(
-            tap("1..1\nok 1\n1..1\n").problems,
-            ["a second plan `1..1`"]
-        );
+        assert_eq!(tap("1..1\nok 1\n1..1\n").problems, ["a second plan `1..1`"]);
         assert_eq!(
             tap("1..2\nok 2\nok 1\n").problems,
             [
@@ -454,7 +466,10 @@ mod tests {
         assert_eq!(parser.cases.len(), 2);
         assert_eq!(parser.cases[1].cases[0].name, "1 leaf");
         let wrong = tap("1..1\n    1..2\n    ok 1\nok 1 - sub\n");
-        assert_eq!(wrong.problems, ["subtest `1 sub`: planned 2 tests but ran 1"]);
+        assert_eq!(
+            wrong.problems,
+            ["subtest `1 sub`: planned 2 tests but ran 1"]
+        );
         let orphan = tap("1..0\n    1..1\n    ok 1\n");
         assert_eq!(
             orphan.problems,

@@ -138,7 +138,11 @@ pub fn run_test(
     loop {
         // Tests can tell attempts apart (and log which one failed).
         let attempt = (earlier.len() + 1).to_string();
-        set_variable(&mut spec.env, ATTEMPT_VARIABLE.as_bytes(), attempt.as_bytes());
+        set_variable(
+            &mut spec.env,
+            ATTEMPT_VARIABLE.as_bytes(),
+            attempt.as_bytes(),
+        );
         let files = match settings.files.attempt() {
             Ok(files) => files,
             Err(error) => {

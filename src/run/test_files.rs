@@ -254,8 +254,14 @@ mod tests {
 
         let copy = parent.path().join("copy");
         copy_tree(&artifacts, &copy).unwrap();
-        assert_eq!(fs::read_to_string(copy.join("logs/server.log")).unwrap(), "up");
-        assert_eq!(fs::read_link(copy.join("link")).unwrap(), Path::new("/etc/shadow"));
+        assert_eq!(
+            fs::read_to_string(copy.join("logs/server.log")).unwrap(),
+            "up"
+        );
+        assert_eq!(
+            fs::read_link(copy.join("link")).unwrap(),
+            Path::new("/etc/shadow")
+        );
     }
 
     #[test]
