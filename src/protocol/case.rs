@@ -65,7 +65,7 @@ impl Case {
 
     /// This case and every nested one, parents first, each with its path
     /// of names from the top (`["2 parent", "1 child"]`).
-    pub fn walk<'a>(cases: &'a [Case]) -> Vec<(Vec<&'a str>, &'a Case)> {
+    pub fn walk(cases: &[Case]) -> Vec<(Vec<&str>, &Case)> {
         let mut all = Vec::new();
         for case in cases {
             all.push((vec![case.name.as_str()], case));

@@ -116,19 +116,12 @@ pub fn interpret(result: &mut TestResult, reading: &Reading) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::{Program, TestCase};
+    use crate::discover::TestCase;
     use crate::sandbox::CapturedOutput;
     use std::time::{Duration, SystemTime};
 
     fn result(status: Status, exit: i32, stdout: &str) -> TestResult {
-        let test = TestCase {
-            name: "t.sh".into(),
-            suite: "s".into(),
-            program: Program::File("/s/t.sh".into()),
-            dir: "/s".into(),
-            tags: Vec::new(),
-            default_dir: false,
-        };
+        let test = TestCase::example();
         let mut result = crate::run::not_run(test, SystemTime::UNIX_EPOCH, status, String::new());
         result.message = (exit != 0).then(|| format!("exit {exit}"));
         result.exit_code = Some(exit);

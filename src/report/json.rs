@@ -430,6 +430,8 @@ mod tests {
                 "limits": { "memory_bytes": 268_435_456, "cpus": 0.5, "pids": 1024 },
                 "rusage": { "user_usec": 1500, "system_usec": 700, "max_rss_bytes": 4_194_304 },
                 "leaked_processes": 0,
+                "cases": [],
+                "artifacts": null,
                 "stdout": "passing output is not kept\n\
                            [isotest: 1000 bytes of output dropped here]\n",
                 "stdout_bytes": 1027,

@@ -247,7 +247,6 @@ pub fn not_run(
 mod tests {
     use super::*;
     use crate::config::{Source, Sourced};
-    use crate::discover::Program;
     use crate::sandbox::{Rusage, Usage};
 
     fn outcome(ending: Ending, usage: Option<Usage>) -> Outcome {
@@ -268,14 +267,7 @@ mod tests {
         settings: &Settings,
         limits: Limits,
     ) -> TestResult {
-        let test = TestCase {
-            name: "t.sh".into(),
-            suite: "s".into(),
-            program: Program::File("/s/t.sh".into()),
-            dir: "/s".into(),
-            tags: Vec::new(),
-            default_dir: false,
-        };
+        let test = TestCase::example();
         let settings = Settings::resolve([settings]);
         classify(
             test,
