@@ -278,6 +278,7 @@ fn run_case(case_dir: &Path) -> Result<(), Failed> {
 
     let mut problems = Vec::new();
     armed.check(finished.pid, &mut problems);
+    cases::check_files_removed(finished.pid, &mut problems);
     match support::host_hostname() {
         Ok(after) if after == hostname => {}
         Ok(after) => problems.push(format!(

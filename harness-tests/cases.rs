@@ -15,7 +15,7 @@
 //!
 //! A test without `cases` has no case testcases and an empty JSON `cases`;
 //! one without `artifacts` keeps none (no directory, no property, null in
-//! JSON).
+//! JSON). After every run, the run's directory of test files is gone.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -156,5 +156,14 @@ fn check_artifacts(
             )),
             Err(e) => problem(format!("artifact {file}: {e}")),
         }
+    }
+}
+
+/// The run's directory of per-attempt test files (XML_OUTPUT_FILE,
+/// outputs) is removed when the run ends.
+pub fn check_files_removed(isotest_pid: u32, problems: &mut Vec<String>) {
+    let dir = std::env::temp_dir().join(format!("isotest-files-{isotest_pid}"));
+    if dir.exists() {
+        problems.push(format!("{} is left behind after the run", dir.display()));
     }
 }

@@ -71,6 +71,8 @@ pub fn interpret(result: &mut TestResult, reading: &Reading) {
     if matches!(result.status, Status::Error | Status::NotRun) {
         return;
     }
+    // Only a plain exit with the code: not one with notes (the process
+    // limit hit) or a missed expectation (`expect_exit = 3`).
     let skipped = result.status == Status::Fail
         && result.exit_code == Some(reading.skip_exit)
         && result.message.as_deref() == Some(&format!("exit {}", reading.skip_exit));

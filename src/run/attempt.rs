@@ -136,22 +136,13 @@ pub fn run_test(
     let retries = test.settings.retries();
     let mut earlier: Vec<Attempt> = Vec::new();
     loop {
-        // Tests can tell attempts apart (and log which one failed).
-        let attempt = (earlier.len() + 1).to_string();
-        set_variable(
-            &mut spec.env,
-            ATTEMPT_VARIABLE.as_bytes(),
-            attempt.as_bytes(),
-        );
-        let files = match settings.files.attempt() {
+        let files = match prepare_attempt(&mut spec, own_mounts, earlier.len() + 1, settings) {
             Ok(files) => files,
             Err(error) => {
                 let step = "create the test's XML_OUTPUT_FILE and outputs directory";
                 return setup_failed(test, step, error.to_string());
             }
         };
-        spec.mounts.truncate(own_mounts);
-        spec.mounts.extend(files.mounts());
         let mut result = run_attempt(test, &spec, &files, sandbox, settings, stop);
         let last_try = earlier.len() as u32 >= retries;
         let host_broken = result
@@ -184,6 +175,28 @@ pub fn run_test(
             stderr: result.stderr,
         });
     }
+}
+
+/// Makes `spec` the container of attempt `number`: its number in the
+/// environment, its own directory of test files bound in (replacing the
+/// last attempt's, after the test's `own_mounts`).
+fn prepare_attempt(
+    spec: &mut SandboxSpec,
+    own_mounts: usize,
+    number: usize,
+    settings: &AttemptSettings,
+) -> std::io::Result<AttemptFiles> {
+    // Tests can tell attempts apart (and log which one failed).
+    let number = number.to_string();
+    set_variable(
+        &mut spec.env,
+        ATTEMPT_VARIABLE.as_bytes(),
+        number.as_bytes(),
+    );
+    let files = settings.files.attempt()?;
+    spec.mounts.truncate(own_mounts);
+    spec.mounts.extend(files.mounts());
+    Ok(files)
 }
 
 /// The result of a test whose root filesystem could not be prepared.
