@@ -60,6 +60,9 @@ pub const DEFAULT_SKIP_EXIT: i32 = 77;
 pub struct Reading<'a> {
     pub protocol: Protocol,
     pub skip_exit: i32,
+    /// False under `--no-capture`: stdout went to the terminal, so the
+    /// protocol has nothing to read and the exit code decides.
+    pub stdout_captured: bool,
     /// The host path of the attempt's `XML_OUTPUT_FILE`, when it has one.
     pub xml_file: Option<&'a Path>,
 }
@@ -82,6 +85,7 @@ pub fn interpret(result: &mut TestResult, reading: &Reading) {
     }
     let mut problems = Vec::new();
     match reading.protocol {
+        _ if !reading.stdout_captured => {}
         Protocol::ExitCode => {}
         Protocol::Tap => {
             let read = tap::read_output(&result.stdout);
@@ -139,6 +143,7 @@ mod tests {
         let reading = Reading {
             protocol,
             skip_exit,
+            stdout_captured: true,
             xml_file: None,
         };
         interpret(result, &reading);
@@ -198,6 +203,19 @@ mod tests {
         read(&mut exit_code_only, Protocol::ExitCode, DEFAULT_SKIP_EXIT);
         assert_eq!(exit_code_only.status, Status::Pass);
         assert!(exit_code_only.cases.is_empty());
+    }
+
+    #[test]
+    fn uncaptured_output_leaves_the_exit_code_to_decide() {
+        let mut passing = result(Status::Pass, 0, "");
+        let reading = Reading {
+            protocol: Protocol::Tap,
+            skip_exit: DEFAULT_SKIP_EXIT,
+            stdout_captured: false,
+            xml_file: None,
+        };
+        interpret(&mut passing, &reading);
+        assert_eq!((passing.status, passing.cases.len()), (Status::Pass, 0));
     }
 
     #[test]

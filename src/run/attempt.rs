@@ -267,6 +267,7 @@ fn run_attempt(
     let reading = Reading {
         protocol: test.settings.protocol(),
         skip_exit: test.settings.skip_exit(),
+        stdout_captured: matches!(settings.output, OutputMode::Capture { .. }),
         xml_file: Some(&xml_file),
     };
     protocol::interpret(&mut result, &reading);
