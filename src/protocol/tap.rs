@@ -3,7 +3,7 @@
 //! test points (`ok` / `not ok`, optional number and description,
 //! `# SKIP` / `# TODO` directives, `\#` escapes), YAML diagnostics blocks
 //! (`  ---` ... `  ...`) after a test point, `Bail out!`, and TAP 14
-//! subtests: lines indented by four spaces, closed by the test point
+//! subtests: lines indented by four spaces (when they hold TAP), closed by the test point
 //! that sums them up. Comments, pragmas and lines TAP does not know are
 //! ignored, as the specification says.
 
@@ -22,6 +22,8 @@ pub struct Document {
     /// `1..0 # SKIP reason`: the whole test was skipped, for this reason.
     pub skip_all: Option<String>,
     bailed: bool,
+    /// Whether it held any TAP at all: a plan, a test point, a bail-out.
+    any_tap: bool,
 }
 
 /// Reads the TAP of captured stdout. When the middle was dropped (over the
@@ -82,6 +84,10 @@ pub fn parse(lines: &[&str]) -> Document {
                 .collect();
             index = end;
             let parsed = parse(&nested);
+            if !parsed.any_tap {
+                // Indented text that is not TAP (a stack trace): ignored.
+                continue;
+            }
             if parsed.bailed {
                 document.problems.extend(parsed.problems);
                 document.bailed = true;
@@ -98,9 +104,11 @@ pub fn parse(lines: &[&str]) -> Document {
                 format!("Bail out! {reason}")
             });
             document.bailed = true;
+            document.any_tap = true;
             break;
         }
         if let Some(count) = plan_line(line, &mut document) {
+            document.any_tap = true;
             if plan.is_some() {
                 document.problems.push(format!("a second plan `{line}`"));
             } else {
@@ -114,6 +122,7 @@ pub fn parse(lines: &[&str]) -> Document {
         let Some(mut case) = test_point(line, document.cases.len() + 1, &mut document) else {
             continue;
         };
+        document.any_tap = true;
         if let Some(nested) = subtest.take() {
             attach(&mut case, nested, &mut document.problems);
         }
@@ -475,6 +484,8 @@ mod tests {
             orphan.problems,
             ["a subtest of 1 case(s) has no test point after it"]
         );
+        let trace = tap("1..1\nnot ok 1 - throws\n    at parse (parser.js:3)\n    at main\n");
+        assert!(trace.problems.is_empty(), "indented text that is not TAP");
     }
 
     #[test]
