@@ -3,9 +3,9 @@
 //! test points (`ok` / `not ok`, optional number and description,
 //! `# SKIP` / `# TODO` directives, `\#` escapes), YAML diagnostics blocks
 //! (`  ---` ... `  ...`) after a test point, `Bail out!`, and TAP 14
-//! subtests: lines indented by four spaces (when they hold TAP), closed by the test point
-//! that sums them up. Comments, pragmas and lines TAP does not know are
-//! ignored, as the specification says.
+//! subtests: lines indented by four spaces (when they hold TAP), closed by
+//! the test point that sums them up. Comments, pragmas and lines TAP does
+//! not know are ignored, as the specification says.
 
 use std::time::Duration;
 
