@@ -15,7 +15,9 @@
 //!
 //! A test without `cases` has no case testcases and an empty JSON `cases`;
 //! one without `artifacts` keeps none (no directory, no property, null in
-//! JSON). After every run, the run's directory of test files is gone.
+//! JSON). Kept outputs hold no device nodes, fifos, sockets or setuid /
+//! setgid files. After every run, the run's directory of test files is
+//! gone.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -148,6 +150,9 @@ fn check_artifacts(
             dir.display()
         ));
     }
+    for harmful in harmful_files(&dir) {
+        problem(format!("kept outputs hold {harmful}"));
+    }
     for (file, text) in expected.artifacts {
         match std::fs::read_to_string(dir.join(file)) {
             Ok(content) if content.contains(text.as_str()) => {}
@@ -166,4 +171,24 @@ pub fn check_files_removed(isotest_pid: u32, problems: &mut Vec<String>) {
     if dir.exists() {
         problems.push(format!("{} is left behind after the run", dir.display()));
     }
+}
+
+/// Device nodes, fifos, sockets and setuid / setgid files under `dir`.
+fn harmful_files(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            found.extend(harmful_files(&entry.path()));
+        } else if kind.is_file() && meta.permissions().mode() & 0o6000 != 0 {
+            found.push(format!("a setuid/setgid file {}", entry.path().display()));
+        } else if !kind.is_file() && !kind.is_symlink() {
+            found.push(format!("a special file {}", entry.path().display()));
+        }
+    }
+    found
 }

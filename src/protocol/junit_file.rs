@@ -22,20 +22,24 @@ const NAME: &str = "XML_OUTPUT_FILE";
 /// The cases of the file at `path` (host side); none when the test wrote
 /// no file.
 pub fn read(path: &Path) -> Result<Vec<Case>, String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path);
-    let file = match file {
-        Ok(file) => file,
+    // Looked at before it is opened: opening a device node or a fifo the
+    // test made could block or act on the host.
+    match std::fs::symlink_metadata(path) {
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+        Err(error) => return Err(format!("{NAME}: cannot stat it: {error}")),
+        Ok(meta) if meta.file_type().is_symlink() => {
             return Err(format!(
                 "{NAME} is a symbolic link, which isotest does not follow (write the file itself)"
             ))
         }
-        Err(error) => return Err(format!("{NAME}: cannot open it: {error}")),
-    };
+        Ok(meta) if !meta.is_file() => return Err(format!("{NAME} is not a regular file")),
+        Ok(_) => {}
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|error| format!("{NAME}: cannot open it: {error}"))?;
     let text = read_bounded(file)?;
     parse(&text)
 }

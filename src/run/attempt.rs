@@ -195,7 +195,7 @@ fn prepare_attempt(
     );
     let files = settings.files.attempt()?;
     spec.mounts.truncate(own_mounts);
-    spec.mounts.extend(files.mounts());
+    spec.mounts.push(files.mount());
     Ok(files)
 }
 

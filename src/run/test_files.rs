@@ -1,12 +1,13 @@
 //! Bazel's test environment: every attempt gets a host directory of its
-//! own, bound writable at `/.isotest` in its container, holding
-//! `XML_OUTPUT_FILE` (`test.xml`) and `TEST_UNDECLARED_OUTPUTS_DIR`
-//! (`outputs/`); `TEST_TMPDIR` (`tmp/`) is a fresh directory on the
-//! test's own writable space, private to it. Being on the host, the files
-//! outlive the container: the runner reads them after the test ends, with
-//! no help from the sandbox, rootless and with `--scratch` alike. What
-//! the test left in `outputs/` is then moved to `--artifacts DIR/<test
-//! name>/`, and the directory removed.
+//! own, bound writable (nosuid, nodev) at `/.isotest` in its container,
+//! holding `XML_OUTPUT_FILE` (`test.xml`), `TEST_UNDECLARED_OUTPUTS_DIR`
+//! (`outputs/`) and `TEST_TMPDIR` (`tmp/`, private to the attempt). Being
+//! on the host, the files outlive the container: the runner reads them
+//! after the test ends, with no help from the sandbox, rootless and with
+//! `--scratch` alike. What the test left in `outputs/` is then moved to
+//! `--artifacts DIR/<test name>/` (device nodes, fifos and sockets
+//! dropped, setuid and setgid bits cleared: the test wrote them as root),
+//! and the directory removed.
 //!
 //! The directories live under one per run (`isotest-files-<pid>`, in
 //! `--scratch DIR` or the temp directory), removed at the end of the run;
@@ -65,7 +66,7 @@ impl TestFiles {
         fs::create_dir(&outputs)?;
         fs::create_dir(attempt.dir.join(TMP))?;
         // Writable by whichever user the test runs as (`user = ...`).
-        for path in [&attempt.dir, &outputs] {
+        for path in [&attempt.dir, &outputs, &attempt.dir.join(TMP)] {
             fs::set_permissions(path, fs::Permissions::from_mode(0o777))?;
         }
         Ok(attempt)
@@ -84,18 +85,13 @@ pub struct AttemptFiles {
 }
 
 impl AttemptFiles {
-    /// The directory bound at `/.isotest`, and `TEST_TMPDIR` fresh on top.
-    pub fn mounts(&self) -> [ExtraMount; 2] {
-        [
-            ExtraMount::Bind {
-                source: self.dir.as_os_str().as_encoded_bytes().to_vec(),
-                target: CONTAINER_DIR.as_bytes().to_vec(),
-                readonly: false,
-            },
-            ExtraMount::Fresh {
-                target: format!("{CONTAINER_DIR}/{TMP}").into_bytes(),
-            },
-        ]
+    /// The directory, bound at `/.isotest`.
+    pub fn mount(&self) -> ExtraMount {
+        ExtraMount::Bind {
+            source: self.dir.as_os_str().as_encoded_bytes().to_vec(),
+            target: CONTAINER_DIR.as_bytes().to_vec(),
+            readonly: false,
+        }
     }
 
     /// The host path of the attempt's `XML_OUTPUT_FILE`.
@@ -128,6 +124,10 @@ impl AttemptFiles {
             }
             Err(e) => return Err(failed("move the outputs to", e)),
         }
+        defuse(dir).map_err(|e| failed("clean", e))?;
+        // It was open to every user for the test; not any more.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+            .map_err(|e| failed("chmod", e))?;
         Ok(Some(dir.to_path_buf()))
     }
 }
@@ -165,6 +165,29 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
             std::os::unix::fs::symlink(fs::read_link(entry.path())?, &target)?;
         } else if kind.is_file() {
             fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops what a test, as root in its container, could leave to harm the
+/// host's users: device nodes, fifos and sockets go, setuid and setgid
+/// bits are cleared. Symlinks stay links; the test is over, so nothing
+/// changes the tree meanwhile.
+fn defuse(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = fs::symlink_metadata(entry.path())?;
+        let kind = meta.file_type();
+        let mode = meta.permissions().mode();
+        if kind.is_dir() {
+            defuse(&entry.path())?;
+        } else if kind.is_file() {
+            if mode & 0o6000 != 0 {
+                fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode & 0o1777))?;
+            }
+        } else if !kind.is_symlink() {
+            fs::remove_file(entry.path())?;
         }
     }
     Ok(())
@@ -235,6 +258,9 @@ mod tests {
         let outputs = full.dir.join(OUTPUTS);
         fs::create_dir(outputs.join("logs")).unwrap();
         fs::write(outputs.join("logs/server.log"), "up").unwrap();
+        fs::write(outputs.join("setuid"), "").unwrap();
+        fs::set_permissions(outputs.join("setuid"), fs::Permissions::from_mode(0o4755)).unwrap();
+        nix::unistd::mkfifo(&outputs.join("logs/fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         std::os::unix::fs::symlink("/etc/shadow", outputs.join("link")).unwrap();
         fs::create_dir_all(&artifacts).unwrap();
         fs::write(artifacts.join("stale"), "from an earlier run").unwrap();
@@ -251,6 +277,12 @@ mod tests {
             .file_type()
             .is_symlink());
         assert!(!artifacts.join("stale").exists());
+        let mode = fs::metadata(artifacts.join("setuid"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755, "setuid cleared");
+        assert!(!artifacts.join("logs/fifo").exists(), "fifos dropped");
 
         let copy = parent.path().join("copy");
         copy_tree(&artifacts, &copy).unwrap();
