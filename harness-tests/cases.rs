@@ -167,9 +167,11 @@ fn check_artifacts(
 /// The run's directory of per-attempt test files (XML_OUTPUT_FILE,
 /// outputs) is removed when the run ends.
 pub fn check_files_removed(isotest_pid: u32, problems: &mut Vec<String>) {
-    let dir = std::env::temp_dir().join(format!("isotest-files-{isotest_pid}"));
-    if dir.exists() {
-        problems.push(format!("{} is left behind after the run", dir.display()));
+    for parent in [Path::new("/dev/shm").to_path_buf(), std::env::temp_dir()] {
+        let dir = parent.join(format!("isotest-files-{isotest_pid}"));
+        if dir.exists() {
+            problems.push(format!("{} is left behind after the run", dir.display()));
+        }
     }
 }
 

@@ -54,11 +54,8 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     let sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
     let roots = Roots::new(args.storage.cache_dir.clone())
         .with_notices(|notice| eprintln!("isotest: note: {notice}"));
-    let files_parent = args
-        .storage
-        .scratch
-        .clone()
-        .unwrap_or_else(std::env::temp_dir);
+    let files_parent = args.storage.scratch.clone();
+    let files_parent = files_parent.unwrap_or_else(run::test_files_parent);
     let files = TestFiles::create(&files_parent).map_err(|e| fail(e, exit::BAD_USAGE))?;
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;

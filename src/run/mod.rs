@@ -19,7 +19,7 @@ pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Attempt, Status, TestResult};
 pub use roots::{Root, Roots};
-pub use test_files::TestFiles;
+pub use test_files::{default_parent as test_files_parent, TestFiles};
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};

@@ -9,9 +9,12 @@
 //! dropped, setuid and setgid bits cleared: the test wrote them as root),
 //! and the directory removed.
 //!
-//! The directories live under one per run (`isotest-files-<pid>`, in
-//! `--scratch DIR` or the temp directory), removed at the end of the run;
-//! a later run removes those of runners that are gone.
+//! The directories live under one per run (`isotest-files-<pid>`), in
+//! `--scratch DIR`, else in memory like the tests' writable space
+//! (/dev/shm, where it is a tmpfs: on a disk, creating and removing a few
+//! directories per test cost more than the test's container), else in the
+//! temp directory. It is removed at the end of the run; a later run
+//! removes those of runners that are gone.
 
 use std::fs;
 use std::io;
@@ -32,6 +35,19 @@ const PREFIX: &str = "isotest-files-";
 pub struct TestFiles {
     dir: PathBuf,
     next: AtomicU64,
+}
+
+/// Where the run's directory goes without `--scratch`.
+pub fn default_parent() -> PathBuf {
+    use nix::sys::statfs::{statfs, TMPFS_MAGIC};
+    use nix::unistd::{access, AccessFlags};
+    let shm = Path::new("/dev/shm");
+    let in_memory = statfs(shm).is_ok_and(|s| s.filesystem_type() == TMPFS_MAGIC);
+    if in_memory && access(shm, AccessFlags::W_OK | AccessFlags::X_OK).is_ok() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
 }
 
 impl TestFiles {
