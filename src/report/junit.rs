@@ -866,4 +866,58 @@ pub(crate) mod tests {
             String::from_utf8_lossy(&check.stderr)
         );
     }
+
+    /// A test's cases follow it as testcases named `TEST::PATH`, nested
+    /// ones by their path; a TODO failure is skipped, not a failure.
+    #[test]
+    fn cases_are_testcases_of_their_own() {
+        let mut tap = result("t0001.sh", "tests", Status::Fail, 1_700_000_000, 5);
+        let case = |name: &str, status, message: Option<&str>| Case {
+            message: message.map(str::to_string),
+            ..Case::new(name.to_string(), status)
+        };
+        let mut parent = case("2 parent", CaseStatus::Pass, None);
+        parent.cases = vec![case("1 child", CaseStatus::Fail, Some("got: 1\nwant: 2"))];
+        parent.duration = Some(Duration::from_millis(250));
+        tap.cases = vec![
+            case("1 first", CaseStatus::Pass, None),
+            parent,
+            case("3 later", CaseStatus::Todo, Some("not yet")),
+        ];
+        tap.artifacts = Some("/out/t0001.sh".into());
+        let summary = RunSummary {
+            results: vec![tap],
+            ..summary()
+        };
+        let xml = render(&build_report(&summary)).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let testcases: Vec<(&str, Vec<&str>)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .map(|n| {
+                let verdicts = n
+                    .children()
+                    .filter(|c| matches!(c.tag_name().name(), "failure" | "skipped"))
+                    .map(|c| c.attribute("message").unwrap_or(""))
+                    .collect();
+                (n.attribute("name").unwrap(), verdicts)
+            })
+            .collect();
+        assert_eq!(
+            testcases,
+            [
+                ("t0001.sh", vec![""]),
+                ("t0001.sh::1 first", vec![]),
+                ("t0001.sh::2 parent", vec![]),
+                ("t0001.sh::2 parent::1 child", vec!["got: 1"]),
+                ("t0001.sh::3 later", vec!["TODO not yet"]),
+            ]
+        );
+        assert!(
+            xml.contains(r#"<testcase name="t0001.sh::2 parent" classname="tests" time="0.250">"#)
+        );
+        assert!(xml.contains(r#"<property name="isotest.cases" value="4"/>"#));
+        assert!(xml.contains(r#"<property name="isotest.artifacts" value="/out/t0001.sh"/>"#));
+        assert!(xml.contains("got: 1\nwant: 2</failure>"));
+    }
 }
