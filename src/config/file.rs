@@ -74,6 +74,7 @@ const SETTING_KEYS: &[&str] = &[
     "disk",
     "protocol",
     "skip_exit",
+    "threads",
 ];
 /// Keys about the run or discovery in this subtree: file top level and
 /// profiles.
@@ -436,6 +437,12 @@ impl Reader<'_> {
             "retries" => {
                 settings.retries = Some(Sourced::new(
                     self.integer(value, key, 0, 100)? as u32,
+                    source,
+                ))
+            }
+            "threads" => {
+                settings.threads = Some(Sourced::new(
+                    self.integer(value, key, 1, 4096)? as usize,
                     source,
                 ))
             }

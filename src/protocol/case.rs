@@ -31,6 +31,20 @@ impl CaseStatus {
         }
     }
 
+    pub const ALL: [CaseStatus; 6] = [
+        CaseStatus::Pass,
+        CaseStatus::Fail,
+        CaseStatus::Error,
+        CaseStatus::Skip,
+        CaseStatus::Todo,
+        CaseStatus::Fixed,
+    ];
+
+    /// The status a label names (as `--json` reports write it).
+    pub fn from_label(label: &str) -> Option<CaseStatus> {
+        CaseStatus::ALL.into_iter().find(|s| s.label() == label)
+    }
+
     /// Whether this case fails its test.
     pub fn fails(self) -> bool {
         matches!(self, CaseStatus::Fail | CaseStatus::Error)

@@ -152,11 +152,13 @@ impl TerminalReporter {
         // The count of cases, unless the message says which ones failed.
         let cases = (!result.cases.is_empty() && case::failing(&result.cases).is_empty())
             .then(|| plural(case::count(&result.cases), "case"));
+        let scheduled = super::stress::scheduling_notes(result);
         let details: Vec<&str> = cases
             .as_deref()
             .into_iter()
             .chain(message.as_deref())
             .chain(leaked.as_deref())
+            .chain(scheduled.iter().map(String::as_str))
             .collect();
         if !details.is_empty() {
             line.push_str(&format!(" ({})", details.join(", ")));
@@ -246,6 +248,7 @@ impl TerminalReporter {
         if self.usage_table {
             out.push_str(&usage_table(summary));
         }
+        out.push_str(&super::stress::stress_table(summary));
         out.push_str(&summary_line(summary));
         for result in &attention {
             out.push_str(&self.status_line(result));
@@ -538,6 +541,7 @@ mod tests {
             attempts: Vec::new(),
             cases: Vec::new(),
             artifacts: None,
+            scheduled: Default::default(),
         }
     }
 

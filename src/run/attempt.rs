@@ -116,9 +116,11 @@ fn limits(test: &PlannedTest) -> Limits {
     }
 }
 
-/// Runs `test` until it passes or its retries are used up.
+/// Runs `test` until it passes or its retries are used up; `iteration`
+/// is its run under `--stress N`.
 pub fn run_test(
     test: &PlannedTest,
+    iteration: Option<u32>,
     sandbox: &Sandbox,
     settings: &AttemptSettings,
     stop: &StopRequest,
@@ -155,7 +157,13 @@ pub fn run_test(
             || host_broken
             || stop.is_requested();
         if final_result {
-            keep_outputs(&mut result, &files, settings.artifacts);
+            if let Some(artifacts) = settings.artifacts {
+                let mut dir = artifacts.join(&result.test.name);
+                if let Some(run) = iteration {
+                    dir.push(format!("run-{run}"));
+                }
+                keep_outputs(&mut result, &files, &dir);
+            }
             finish(&mut result, earlier, settings);
             return result;
         }
@@ -274,12 +282,12 @@ fn run_attempt(
     result
 }
 
-/// Keeps what the final attempt left in TEST_UNDECLARED_OUTPUTS_DIR under
-/// `--artifacts DIR/<test name>`; a failure to keep it is an ERROR of a
-/// test that otherwise passed.
-fn keep_outputs(result: &mut TestResult, files: &AttemptFiles, artifacts: Option<&Path>) {
-    let Some(artifacts) = artifacts else { return };
-    match files.keep_outputs(&artifacts.join(&result.test.name)) {
+/// Keeps what the final attempt left in TEST_UNDECLARED_OUTPUTS_DIR in
+/// `dir` (`--artifacts DIR/<test name>`, `/run-K` for the K-th run under
+/// `--stress`); a failure to keep it is an ERROR of a test that otherwise
+/// passed.
+fn keep_outputs(result: &mut TestResult, files: &AttemptFiles, dir: &Path) {
+    match files.keep_outputs(dir) {
         Ok(kept) => result.artifacts = kept,
         Err(error) => {
             let note = format!("keep TEST_UNDECLARED_OUTPUTS_DIR: {error}");

@@ -40,6 +40,7 @@ pub fn classify(
         attempts: Vec::new(),
         cases: Vec::new(),
         artifacts: None,
+        scheduled: Default::default(),
     };
     match outcome.ending {
         Ending::Exited(0) => result.exit_code = Some(0),
@@ -240,6 +241,7 @@ pub fn not_run(
         attempts: Vec::new(),
         cases: Vec::new(),
         artifacts: None,
+        scheduled: Default::default(),
     }
 }
 

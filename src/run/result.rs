@@ -126,4 +126,15 @@ pub struct TestResult {
     /// Where what the test left in TEST_UNDECLARED_OUTPUTS_DIR was kept
     /// (`--artifacts DIR/<test name>`), if it left anything.
     pub artifacts: Option<PathBuf>,
+    pub scheduled: Scheduled,
+}
+
+/// How the scheduler ran a test.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scheduled {
+    /// Which run of the test this is, 1-based, under `--stress N`.
+    pub iteration: Option<u32>,
+    /// How long the test was held back because the memory budget was
+    /// taken by tests running.
+    pub waited_for_memory: Option<Duration>,
 }
