@@ -9,7 +9,8 @@
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
 //! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
 //! json.rs reads the JSON report; cases.rs checks the cases inside tests
-//! (TAP, XML_OUTPUT_FILE) and the outputs they keep. shards.rs: run
+//! (TAP, XML_OUTPUT_FILE) and the outputs they keep; html.rs opens the
+//! HTML report in headless Chromium and checks the trace. shards.rs: run
 //! history, time partitions and `report merge`, `--rerun-failed`,
 //! `--stress`, the memory budget and Bazel's shard variables.
 //! Every trial that creates containers needs root and fails, saying so,
@@ -25,6 +26,7 @@ mod cli;
 mod config_errors;
 mod faults;
 mod hooks;
+mod html;
 mod json;
 mod junit;
 mod rootfs;
@@ -50,6 +52,7 @@ fn main() {
     trials.extend(faults::trials());
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
+    trials.extend(html::trials());
     if support::rootless_lane() {
         trials = trials
             .into_iter()
@@ -75,4 +78,9 @@ const ROOT_ONLY: &[&str] = &[
     "cli::run_as_nobody_is_rootless",
     // It mounts an overlay on the host.
     "rootfs::overlay_refused_names_bind_mode",
+    // They check the memory sampled from cgroups.
+    "html::page_in_chromium",
+    "html::page_without_javascript",
+    "html::report_html_from_json",
+    "html::trace_matches_json",
 ];

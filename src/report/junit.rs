@@ -440,6 +440,8 @@ pub(crate) mod tests {
             attempts: Vec::new(),
             cases: Vec::new(),
             artifacts: None,
+            slot: None,
+            timing: Default::default(),
             scheduled: Default::default(),
         }
     }
@@ -459,6 +461,7 @@ pub(crate) mod tests {
             duration: Duration::from_millis(millis),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         }
     }
 

@@ -541,6 +541,8 @@ mod tests {
             attempts: Vec::new(),
             cases: Vec::new(),
             artifacts: None,
+            slot: None,
+            timing: Default::default(),
             scheduled: Default::default(),
         }
     }
@@ -924,6 +926,7 @@ mod tests {
             duration: Duration::from_millis(100),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         };
         let mut flaky = result("flaky.sh", Status::Flaky, 123, Some("passed on attempt 3"));
         flaky.attempts = vec![

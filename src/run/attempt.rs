@@ -15,7 +15,7 @@ use crate::config::Network;
 use crate::plan::PlannedTest;
 use crate::protocol::{self, Reading};
 use crate::sandbox::{
-    Ending, ExtraMount, Limits, Outcome, OutputMode, RootMode, RootSpec, Sandbox, SandboxSpec,
+    ExtraMount, Limits, Outcome, OutputMode, RootMode, RootSpec, Sandbox, SandboxSpec,
     SetupFailure, StopRequest,
 };
 
@@ -126,10 +126,16 @@ pub fn run_test(
     stop: &StopRequest,
     emit: &dyn Fn(Event),
 ) -> TestResult {
+    let preparing = Instant::now();
     let root = match settings.roots.get(test.settings.rootfs()) {
         Ok(root) => root,
-        Err(cause) => return root_failed(test, cause),
+        Err(cause) => {
+            let mut result = root_failed(test, cause);
+            result.timing.root = preparing.elapsed();
+            return result;
+        }
     };
+    let root_time = preparing.elapsed();
     let mut spec = spec(test, &root);
     for (key, value) in test_files::environment(&test.case.name) {
         set_variable(&mut spec.env, key.as_bytes(), value.as_bytes());
@@ -146,6 +152,9 @@ pub fn run_test(
             }
         };
         let mut result = run_attempt(test, &spec, &files, sandbox, settings, stop);
+        if earlier.is_empty() {
+            result.timing.root = root_time;
+        }
         let last_try = earlier.len() as u32 >= retries;
         let host_broken = result
             .setup_failure
@@ -181,6 +190,7 @@ pub fn run_test(
             duration: result.duration,
             stdout: result.stdout,
             stderr: result.stderr,
+            timing: result.timing,
         });
     }
 }
@@ -220,15 +230,7 @@ fn setup_failed(test: &PlannedTest, step: &str, cause: String) -> TestResult {
         hint: None,
         host_unsupported: false,
     };
-    let outcome = Outcome {
-        ending: Ending::SetupFailed(failure),
-        wall: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        usage: None,
-        stdout: Default::default(),
-        stderr: Default::default(),
-    };
+    let outcome = Outcome::setup_failed(failure);
     classify(
         test.case.clone(),
         outcome,

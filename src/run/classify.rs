@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::result::{Status, TestResult};
+use super::result::{Status, TestResult, Timing};
 use super::signal_name;
 use crate::config::{Expect, Settings};
 use crate::discover::TestCase;
@@ -40,6 +40,14 @@ pub fn classify(
         attempts: Vec::new(),
         cases: Vec::new(),
         artifacts: None,
+        slot: None,
+        timing: Timing {
+            root: Duration::ZERO,
+            setup: outcome.phases.setup,
+            test: outcome.wall,
+            teardown: outcome.phases.teardown,
+            samples: outcome.samples,
+        },
         scheduled: Default::default(),
     };
     match outcome.ending {
@@ -241,6 +249,8 @@ pub fn not_run(
         attempts: Vec::new(),
         cases: Vec::new(),
         artifacts: None,
+        slot: None,
+        timing: Timing::default(),
         scheduled: Default::default(),
     }
 }
@@ -260,6 +270,8 @@ mod tests {
             usage,
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            phases: Default::default(),
+            samples: Vec::new(),
         }
     }
 
