@@ -12,6 +12,7 @@ mod events;
 mod result;
 mod roots;
 pub mod stress;
+mod test_files;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -23,12 +24,13 @@ pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Attempt, Scheduled, Status, TestResult, Timing};
 pub use roots::{Root, Roots};
+pub use test_files::{default_parent as test_files_parent, TestFiles};
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
 use admission::Admission;
 use attempt::AttemptSettings;
-use classify::not_run;
+pub use classify::not_run;
 
 /// How the plan is run.
 pub struct RunSettings<'a> {
@@ -42,6 +44,10 @@ pub struct RunSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Where attempts' XML_OUTPUT_FILE and outputs directories are made.
+    pub files: &'a TestFiles,
+    /// `--artifacts DIR`: where TEST_UNDECLARED_OUTPUTS_DIR is kept.
+    pub artifacts: Option<&'a std::path::Path>,
     /// Plan positions in the order tests start (`--order`).
     pub start_order: Vec<usize>,
     /// What each test of the plan holds while it runs, by plan position.
@@ -112,6 +118,8 @@ pub fn run(
             flaky_is_failure: settings.flaky_is_failure,
             post_check: settings.post_check,
             roots: settings.roots,
+            files: settings.files,
+            artifacts: settings.artifacts,
         },
         sandbox,
     };
@@ -188,8 +196,10 @@ impl Jobs<'_> {
             let emit = |event| {
                 let _ = sender.send(Message::Event(event));
             };
+            let iteration = (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1);
             let mut result = attempt::run_test(
                 test,
+                iteration,
                 self.sandbox,
                 &self.attempt_settings,
                 &self.stop,
@@ -198,7 +208,7 @@ impl Jobs<'_> {
             self.admission.finished(admitted.index);
             result.slot = Some(slot);
             result.scheduled = Scheduled {
-                iteration: (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1),
+                iteration,
                 waited_for_memory: admitted.waited_for_memory,
             };
             if result
