@@ -106,7 +106,9 @@ impl HostState {
             .map_err(|e| format!("read /tmp: {e}"))?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.contains("isotest"))
+            // The harness's own caches (support::isotest) are the
+            // harness's, removed when it ends, not the run's.
+            .filter(|name| name.contains("isotest") && !name.starts_with("isotest-harness-caches-"))
             .collect();
         Ok(HostState {
             isotest_mounts,
