@@ -8,10 +8,11 @@
 //! resource-regression check (baseline.rs), and faults a fixture cannot
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
 //! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
-//! json.rs reads the JSON report; html.rs opens the HTML report in
-//! headless Chromium and checks the trace. shards.rs: run history, time
-//! partitions and `report merge`, `--rerun-failed`, `--stress`, the memory
-//! budget and Bazel's shard variables.
+//! json.rs reads the JSON report; cases.rs checks the cases inside tests
+//! (TAP, XML_OUTPUT_FILE) and the outputs they keep; html.rs opens the
+//! HTML report in headless Chromium and checks the trace. shards.rs: run
+//! history, time partitions and `report merge`, `--rerun-failed`,
+//! `--stress`, the memory budget and Bazel's shard variables.
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it, except in the rootless lane (ci/test-rootless), which runs
 //! the harness as `nobody` and skips what needs root. Run with `cargo test --test harness` (filters work:
@@ -19,6 +20,7 @@
 
 mod baseline;
 mod case;
+mod cases;
 mod cgroups;
 mod cli;
 mod config_errors;

@@ -11,6 +11,8 @@
 //!   html, trace)                               │
 //!                                              ▼
 //!                        sandbox: SandboxSpec ──► Outcome
+//!                                              │
+//!                        protocol: exit code, TAP, XML_OUTPUT_FILE ──► cases
 //! ```
 //!
 //! `sandbox` is the container engine and knows nothing about tests or
@@ -28,6 +30,7 @@ pub mod duration;
 pub mod history;
 pub mod image;
 pub mod plan;
+pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod sandbox;

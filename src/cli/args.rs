@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{flag, Bind, RootMode, Rootfs, Settings, Sourced};
 use crate::duration::parse_duration;
+use crate::protocol::Protocol;
 use crate::size::parse_size;
 
 #[derive(Parser, Debug)]
@@ -43,6 +44,9 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
+    /// As for run: show the protocol a run with --protocol would use.
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -166,8 +170,17 @@ impl ContainerArgs {
         self.settings_with_retries(None)
     }
 
+    /// The flags as the top settings layer of a plan: with `--retries`
+    /// and `--protocol`.
+    pub fn plan_settings(&self, retries: Option<u32>, protocol: Option<Protocol>) -> Settings {
+        Settings {
+            protocol: protocol.and_then(|p| flag(p, "--protocol")),
+            ..self.settings_with_retries(retries)
+        }
+    }
+
     /// The flags as the top settings layer, with `--retries`.
-    pub fn settings_with_retries(&self, retries: Option<u32>) -> Settings {
+    fn settings_with_retries(&self, retries: Option<u32>) -> Settings {
         Settings {
             timeout: self
                 .timeout
@@ -328,6 +341,14 @@ pub struct RunArgs {
     /// What a run with no tests does: fail (exit 4), warn or pass.
     #[arg(long, value_enum, default_value = "fail", value_name = "WHAT")]
     pub no_tests: NoTests,
+    /// How tests report results: exitcode (the exit code alone) or tap
+    /// (TAP 13/14 on stdout, every test point a case) [default: exitcode].
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
+    /// Keep what each test leaves in TEST_UNDECLARED_OUTPUTS_DIR under
+    /// DIR/<test name>/.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
     /// Stream each test's output live instead of capturing it (runs one
     /// test at a time).
     #[arg(long)]
@@ -381,6 +402,9 @@ pub struct ListArgs {
     /// As for run: show the retries a run with --retries N would use.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: Option<u32>,
+    /// As for run: show the protocol a run with --protocol would use.
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -426,6 +450,10 @@ pub enum NoTests {
 pub enum Format {
     Text,
     Json,
+}
+
+fn parse_protocol(text: &str) -> Result<Protocol, String> {
+    Protocol::from_name(text).ok_or_else(|| format!("expected {}", Protocol::accepted()))
 }
 
 fn parse_cpus(text: &str) -> Result<f64, String> {

@@ -13,7 +13,7 @@ use crate::report::{
     terminal::color_wanted, HtmlReporter, JsonReporter, JunitReporter, Reporter, TerminalReporter,
     TraceReporter,
 };
-use crate::run::{self, Demand, Roots, RunSettings, RunSummary, TestResult};
+use crate::run::{self, Demand, Roots, RunSettings, RunSummary, TestFiles, TestResult};
 use crate::sandbox::{available_memory, interrupt, OutputMode};
 use crate::select::{Criteria, Order, Partition, RunIgnored, Selected, Selection};
 use crate::size::format_size;
@@ -26,7 +26,7 @@ pub fn run(args: RunArgs) -> i32 {
 
 fn run_tests(args: RunArgs) -> Result<i32, i32> {
     let positional = split_positional(&args.select.positional);
-    let flags = args.container.settings_with_retries(args.retries);
+    let flags = args.container.plan_settings(args.retries, args.protocol);
     let (configs, planned) = load_plan(&args.select, &positional, &flags)?;
     let order: Order = args
         .order
@@ -75,6 +75,9 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     }
     let roots = Roots::new(args.storage.cache_dir.clone())
         .with_notices(|notice| eprintln!("isotest: note: {notice}"));
+    let files_parent = args.storage.scratch.clone();
+    let files_parent = files_parent.unwrap_or_else(run::test_files_parent);
+    let files = TestFiles::create(&files_parent).map_err(|e| fail(e, exit::BAD_USAGE))?;
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
 
@@ -108,6 +111,8 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         flaky_is_failure: args.flaky_result == FlakyResult::Fail,
         post_check: Some(&check),
         roots: &roots,
+        files: &files,
+        artifacts: args.artifacts.as_deref(),
         start_order: schedule.start_order,
         demands: schedule.demands,
         memory_budget: schedule.memory_budget,
@@ -218,7 +223,7 @@ impl Schedule {
 fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
     let flags: Vec<serde_json::Value> = args
         .container
-        .settings_with_retries(args.retries)
+        .plan_settings(args.retries, args.protocol)
         .describe()
         .into_iter()
         .map(|row| serde_json::json!({ "key": row.key, "value": row.value }))

@@ -27,7 +27,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::settings::{Bind, Expect, Network, RootMode, Rootfs, Settings};
+use super::settings::{Bind, Expect, Network, Protocol, RootMode, Rootfs, Settings};
 use super::source::{ConfigError, Positions, Sourced};
 use crate::duration::parse_duration;
 use crate::select::expression::Expression;
@@ -76,6 +76,8 @@ const SETTING_KEYS: &[&str] = &[
     "writable",
     "disk",
     "services",
+    "protocol",
+    "skip_exit",
     "threads",
 ];
 /// Keys about the run or discovery in this subtree: file top level and
@@ -437,6 +439,26 @@ impl Reader<'_> {
             }
             "user" => settings.user = Some(Sourced::new(self.string(value, key)?, source)),
             "group" => settings.group = Some(Sourced::new(self.string(value, key)?, source)),
+            "protocol" => {
+                let name = self.string(value, key)?;
+                let Some(protocol) = Protocol::from_name(&name) else {
+                    return Err(self.error(
+                        &value.span(),
+                        key,
+                        format!(
+                            "`{name}` is not a protocol (expected {})",
+                            Protocol::accepted()
+                        ),
+                    ));
+                };
+                settings.protocol = Some(Sourced::new(protocol, source));
+            }
+            "skip_exit" => {
+                settings.skip_exit = Some(Sourced::new(
+                    self.integer(value, key, 1, 255)? as i32,
+                    source,
+                ))
+            }
             "retries" => {
                 settings.retries = Some(Sourced::new(
                     self.integer(value, key, 0, 100)? as u32,

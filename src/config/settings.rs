@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::source::{Source, Sourced};
+pub use crate::protocol::Protocol;
+use crate::protocol::DEFAULT_SKIP_EXIT;
 pub use crate::sandbox::RootMode;
 
 /// Where a test's root filesystem comes from.
@@ -106,6 +108,10 @@ pub struct Settings {
     /// Names of the `[[service]]`s the test runs beside it; a later layer's
     /// list replaces an earlier one.
     pub services: Option<Sourced<Vec<String>>>,
+    /// How the test's output becomes results (exit code, TAP).
+    pub protocol: Option<Sourced<Protocol>>,
+    /// The exit code that means the test skipped itself.
+    pub skip_exit: Option<Sourced<i32>>,
 }
 
 impl Settings {
@@ -132,6 +138,8 @@ impl Settings {
             rootfs: d(Rootfs::Host),
             rootfs_mode: d(RootMode::Overlay),
             disk: d(None),
+            protocol: d(Protocol::ExitCode),
+            skip_exit: d(DEFAULT_SKIP_EXIT),
             ..Settings::default()
         }
     }
@@ -168,6 +176,8 @@ impl Settings {
         over(&mut self.rootfs_mode, &upper.rootfs_mode);
         over(&mut self.disk, &upper.disk);
         over(&mut self.services, &upper.services);
+        over(&mut self.protocol, &upper.protocol);
+        over(&mut self.skip_exit, &upper.skip_exit);
         for bind in &upper.binds {
             self.binds.retain(|b| b.value.target != bind.value.target);
             self.binds.push(bind.clone());
@@ -280,6 +290,16 @@ impl Settings {
     }
     pub fn services(&self) -> &[String] {
         self.services.as_ref().map_or(&[], |s| s.value.as_slice())
+    }
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+            .as_ref()
+            .map_or(Protocol::ExitCode, |s| s.value)
+    }
+    pub fn skip_exit(&self) -> i32 {
+        self.skip_exit
+            .as_ref()
+            .map_or(DEFAULT_SKIP_EXIT, |s| s.value)
     }
     pub fn privileged(&self) -> bool {
         self.privileged.as_ref().is_some_and(|s| s.value)
@@ -512,6 +532,12 @@ impl Settings {
         }
         if let Some(s) = &self.disk {
             row("disk_bytes", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.protocol {
+            row("protocol", json!(s.value.name()), &s.source);
+        }
+        if let Some(s) = &self.skip_exit {
+            row("skip_exit", json!(s.value), &s.source);
         }
         rows
     }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
 use crate::discover::Program;
+use crate::protocol::Case;
 use crate::run::stress::{summarize, Spread, StressSummary};
 use crate::run::{
     signal_name, Attempt, Event, RunSummary, ServiceResult, Status, TestResult, Timing,
@@ -187,6 +188,13 @@ pub struct JsonTest {
     /// wait4 on the container's init; null when the test did not run.
     pub rusage: Option<JsonRusage>,
     pub leaked_processes: u32,
+    /// The cases inside the test: its TAP test points, the testcases of
+    /// the JUnit file it wrote.
+    #[serde(default)]
+    pub cases: Vec<JsonCase>,
+    /// Where what it left in TEST_UNDECLARED_OUTPUTS_DIR was kept.
+    #[serde(default)]
+    pub artifacts: Option<String>,
     /// The job slot (0-based) the test ran in; null when it did not run.
     #[serde(default)]
     pub slot: Option<usize>,
@@ -226,6 +234,30 @@ pub struct JsonService {
     pub rusage: Option<JsonRusage>,
     #[serde(flatten)]
     pub output: JsonOutput,
+}
+
+/// One case of a test; `cases` holds a TAP 14 subtest's test points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonCase {
+    pub name: String,
+    /// `pass`, `fail`, `error`, `skip`, `todo` or `fixed`.
+    pub status: String,
+    pub message: Option<String>,
+    pub duration_secs: Option<f64>,
+    #[serde(default)]
+    pub cases: Vec<JsonCase>,
+}
+
+impl From<&Case> for JsonCase {
+    fn from(case: &Case) -> Self {
+        JsonCase {
+            name: case.name.clone(),
+            status: case.status.label().to_string(),
+            message: case.message.clone(),
+            duration_secs: case.duration.map(|d| d.as_secs_f64()),
+            cases: case.cases.iter().map(JsonCase::from).collect(),
+        }
+    }
 }
 
 /// Where an attempt's time went: `root_secs` (preparing the root
@@ -413,6 +445,11 @@ impl From<&TestResult> for JsonTest {
             limits: result.limits.into(),
             rusage: result.rusage.map(JsonRusage::from),
             leaked_processes: result.leaked_processes,
+            cases: result.cases.iter().map(JsonCase::from).collect(),
+            artifacts: result
+                .artifacts
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             slot: result.slot,
             phases: result.slot.map(|_| JsonPhases::from(&result.timing)),
             samples: json_samples(&result.timing),
@@ -689,6 +726,8 @@ mod tests {
                 "limits": { "memory_bytes": 268_435_456, "cpus": 0.5, "pids": 1024 },
                 "rusage": { "user_usec": 1500, "system_usec": 700, "max_rss_bytes": 4_194_304 },
                 "leaked_processes": 0,
+                "cases": [],
+                "artifacts": null,
                 "slot": 1,
                 "phases": {
                     "root_secs": 0.25,

@@ -11,13 +11,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use super::json::{
-    JsonAttempt, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonService, JsonTest, JsonUsage,
+    JsonAttempt, JsonCase, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonService, JsonTest,
+    JsonUsage,
 };
 use crate::discover::{Program, TestCase};
+use crate::protocol::{Case, CaseStatus};
 use crate::run::{Attempt, Scheduled, ServiceResult, ServiceStatus, Status, TestResult, Timing};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, Usage};
 
-/// Field paths (`tests[3].cases`) of `original` that `known`, the report
+/// Field paths (`tests[3].coverage`) of `original` that `known`, the report
 /// as this isotest reads and writes it, lacks.
 pub fn unknown_fields(original: &Value, known: &Value) -> Vec<String> {
     let mut found = Vec::new();
@@ -86,6 +88,8 @@ fn rebuild(test: &JsonTest) -> Result<TestResult, String> {
             .iter()
             .map(attempt)
             .collect::<Result<_, _>>()?,
+        cases: test.cases.iter().map(case).collect::<Result<_, _>>()?,
+        artifacts: test.artifacts.as_ref().map(PathBuf::from),
         slot: test.slot,
         timing: timing(test.phases.as_ref(), test.samples.as_deref())?,
         scheduled: Scheduled {
@@ -117,6 +121,21 @@ fn test_case(test: &JsonTest) -> TestCase {
         tags: test.tags.clone(),
         default_dir: false,
     }
+}
+
+fn case(case: &JsonCase) -> Result<Case, String> {
+    Ok(Case {
+        name: case.name.clone(),
+        status: CaseStatus::from_label(&case.status)
+            .ok_or_else(|| format!("case {}: unknown status `{}`", case.name, case.status))?,
+        message: case.message.clone(),
+        duration: case.duration_secs.map(seconds).transpose()?,
+        cases: case
+            .cases
+            .iter()
+            .map(self::case)
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 fn attempt(attempt: &JsonAttempt) -> Result<Attempt, String> {
@@ -333,12 +352,22 @@ mod tests {
             iteration: Some(2),
             waited_for_memory: Some(Duration::from_millis(1500)),
         };
+        let mut parent = Case::new("1 parser".into(), CaseStatus::Fail);
+        parent.cases = vec![Case {
+            message: Some("got: 1".into()),
+            duration: Some(Duration::from_millis(12)),
+            ..Case::new("2 brackets".into(), CaseStatus::Todo)
+        }];
+        summary.results[1].cases = vec![parent];
+        summary.results[1].artifacts = Some("/out/t.sh".into());
         let report = JsonRun::from_summary(&summary);
         for (json, original) in report.tests.iter().zip(&summary.results) {
             let rebuilt = test_result(json).unwrap();
             assert_eq!(JsonTest::from(&rebuilt), *json, "{}", original.test.name);
             assert_eq!(rebuilt.status, original.status);
             assert_eq!(rebuilt.signal, original.signal);
+            assert_eq!(rebuilt.cases, original.cases);
+            assert_eq!(rebuilt.artifacts, original.artifacts);
             let shown = |c: &CapturedOutput| (c.to_string_lossy(), c.total_bytes());
             assert_eq!(shown(&rebuilt.stdout), shown(&original.stdout));
         }
@@ -365,11 +394,11 @@ mod tests {
         let report = JsonRun::from_summary(&summary());
         let mut original = known_fields(&report);
         assert!(unknown_fields(&original, &known_fields(&report)).is_empty());
-        original["tests"][1]["cases"] = json!([{"name": "a"}]);
+        original["tests"][1]["coverage"] = json!([{"name": "a"}]);
         original["shard_host"] = json!("ci-7");
         assert_eq!(
             unknown_fields(&original, &known_fields(&report)),
-            ["shard_host", "tests[1].cases"]
+            ["shard_host", "tests[1].coverage"]
         );
     }
 

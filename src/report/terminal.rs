@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{ReportError, Reporter};
 use crate::duration::format_seconds;
+use crate::protocol::case;
 use crate::run::{Event, RunSummary, ServiceStatus, Status, TestResult};
 use crate::sandbox::Usage;
 use crate::size::format_size;
@@ -161,10 +162,14 @@ impl TerminalReporter {
                 )
             })
             .collect();
+        // The count of cases, unless the message says which ones failed.
+        let cases = (!result.cases.is_empty() && case::failing(&result.cases).is_empty())
+            .then(|| plural(case::count(&result.cases), "case"));
         let scheduled = super::stress::scheduling_notes(result);
-        let details: Vec<&str> = message
+        let details: Vec<&str> = cases
             .as_deref()
             .into_iter()
+            .chain(message.as_deref())
             .chain(leaked.as_deref())
             .chain(services.iter().map(String::as_str))
             .chain(scheduled.iter().map(String::as_str))
@@ -262,6 +267,7 @@ impl TerminalReporter {
                     }
                 }
             }
+            out.push_str(&failed_cases(result));
         }
         // A run service that did not run to the end: its output once.
         for service in summary
@@ -408,6 +414,23 @@ fn truncate(text: &str, width: usize) -> String {
     }
     let kept = text.chars().take(width.saturating_sub(1));
     kept.chain((width > 0).then_some('…')).collect()
+}
+
+/// The cases of a test that failed it, each with its message indented:
+/// `--- FAILED CASES: t0001.sh ---` then `fail  3 parses input`.
+fn failed_cases(result: &TestResult) -> String {
+    let failed = case::failing(&result.cases);
+    if failed.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("--- FAILED CASES: {} ---\n", result.test.name);
+    for (path, case) in failed {
+        out.push_str(&format!("{:<5} {path}\n", case.status.label()));
+        for line in case.message.iter().flat_map(|m| m.lines()) {
+            out.push_str(&format!("      {line}\n"));
+        }
+    }
+    out
 }
 
 /// `     Summary [   1.234s] 12 tests run: 10 passed, 1 failed, 1 timed out`
@@ -587,6 +610,8 @@ mod tests {
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
             services: Vec::new(),
+            cases: Vec::new(),
+            artifacts: None,
             slot: None,
             timing: Default::default(),
             scheduled: Default::default(),

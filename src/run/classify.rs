@@ -39,6 +39,8 @@ pub fn classify(
         stderr: outcome.stderr,
         attempts: Vec::new(),
         services: Vec::new(),
+        cases: Vec::new(),
+        artifacts: None,
         slot: None,
         timing: Timing {
             root: Duration::ZERO,
@@ -247,6 +249,8 @@ pub fn not_run(
         stderr: CapturedOutput::default(),
         attempts: Vec::new(),
         services: Vec::new(),
+        cases: Vec::new(),
+        artifacts: None,
         slot: None,
         timing: Timing::default(),
         scheduled: Default::default(),
@@ -257,7 +261,6 @@ pub fn not_run(
 mod tests {
     use super::*;
     use crate::config::{Source, Sourced};
-    use crate::discover::Program;
     use crate::sandbox::{Rusage, Usage};
 
     fn outcome(ending: Ending, usage: Option<Usage>) -> Outcome {
@@ -280,14 +283,7 @@ mod tests {
         settings: &Settings,
         limits: Limits,
     ) -> TestResult {
-        let test = TestCase {
-            name: "t.sh".into(),
-            suite: "s".into(),
-            program: Program::File("/s/t.sh".into()),
-            dir: "/s".into(),
-            tags: Vec::new(),
-            default_dir: false,
-        };
+        let test = TestCase::example();
         let settings = Settings::resolve([settings]);
         classify(
             test,

@@ -15,6 +15,7 @@ mod roots;
 mod services;
 mod shared;
 pub mod stress;
+mod test_files;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -31,12 +32,13 @@ pub use services::{ServiceResult, ServiceStatus};
 /// Bytes of output kept per stream of a test (or service): the first and
 /// last half of it.
 pub const OUTPUT_LIMIT: usize = 4 << 20;
+pub use test_files::{default_parent as test_files_parent, TestFiles};
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
 use admission::Admission;
 use attempt::AttemptSettings;
-use classify::not_run;
+pub use classify::not_run;
 use shared::SharedServices;
 
 /// How the plan is run.
@@ -51,6 +53,10 @@ pub struct RunSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Where attempts' XML_OUTPUT_FILE and outputs directories are made.
+    pub files: &'a TestFiles,
+    /// `--artifacts DIR`: where TEST_UNDECLARED_OUTPUTS_DIR is kept.
+    pub artifacts: Option<&'a std::path::Path>,
     /// Plan positions in the order tests start (`--order`).
     pub start_order: Vec<usize>,
     /// What each test of the plan holds while it runs, by plan position.
@@ -130,6 +136,8 @@ pub fn run(
                 flaky_is_failure: settings.flaky_is_failure,
                 post_check: settings.post_check,
                 roots: settings.roots,
+                files: settings.files,
+                artifacts: settings.artifacts,
                 shared: &run_scoped,
             },
             sandbox,
@@ -210,8 +218,10 @@ impl Jobs<'_> {
             let emit = |event| {
                 let _ = sender.send(Message::Event(event));
             };
+            let iteration = (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1);
             let mut result = attempt::run_test(
                 test,
+                iteration,
                 self.sandbox,
                 &self.attempt_settings,
                 &self.stop,
@@ -220,7 +230,7 @@ impl Jobs<'_> {
             self.admission.finished(admitted.index);
             result.slot = Some(slot);
             result.scheduled = Scheduled {
-                iteration: (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1),
+                iteration,
                 waited_for_memory: admitted.waited_for_memory,
             };
             if result

@@ -1,9 +1,11 @@
 //! How a test ended, in the runner's words: statuses and results.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::services::ServiceResult;
 use crate::discover::TestCase;
+use crate::protocol::Case;
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, SetupFailure, Usage};
 
 /// The status of one finished (or never started) test.
@@ -27,7 +29,8 @@ pub enum Status {
     Regressed,
     /// Its container could not be set up or the command not started.
     Error,
-    /// Ignored in isotest.toml (`ignore = true`).
+    /// Ignored in isotest.toml (`ignore = true`), exited with the skip
+    /// code (`skip_exit`, 77), or skipped by its TAP plan (`1..0 # SKIP`).
     Skipped,
     /// Not started (the run was interrupted or stopped early), or stopped
     /// by the interrupt.
@@ -139,6 +142,12 @@ pub struct TestResult {
     pub attempts: Vec<Attempt>,
     /// The services of the last attempt, in starting order.
     pub services: Vec<ServiceResult>,
+    /// The cases inside the test (its TAP test points, the testcases of
+    /// its XML_OUTPUT_FILE), from the last attempt.
+    pub cases: Vec<Case>,
+    /// Where what the test left in TEST_UNDECLARED_OUTPUTS_DIR was kept
+    /// (`--artifacts DIR/<test name>`), if it left anything.
+    pub artifacts: Option<PathBuf>,
     /// The job slot (0-based) the test ran in; None when it did not run.
     pub slot: Option<usize>,
     /// Where the last attempt's time went.

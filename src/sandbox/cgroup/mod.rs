@@ -455,7 +455,7 @@ fn remove_stale(parents: &Parents) -> usize {
 
 /// Whether an isotest runner with this pid still exists: not gone, not a
 /// zombie, and not a reused pid running something else.
-pub(super) fn runner_alive(pid: i32) -> bool {
+pub fn runner_alive(pid: i32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
