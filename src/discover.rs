@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::FILE_NAME as CONFIG_FILE_NAME;
+use crate::protocol::Protocol;
 
 /// One test: an executable file found under a root, or a command declared
 /// in an isotest.toml.
@@ -28,6 +29,13 @@ pub struct TestCase {
     /// True when `dir` is only a default (a `[[test]]` without `cwd`): an
     /// image's WorkingDir takes its place.
     pub default_dir: bool,
+    /// How its output is read after it ends (a driver's cases); the exit
+    /// code alone for files and declared commands.
+    pub protocol: Protocol,
+    /// Host directories besides `dir` the test needs at their own paths (a
+    /// driver's build output): shown like `dir`, even under the fresh
+    /// /tmp, and bound read-only into another root.
+    pub host_dirs: Vec<PathBuf>,
 }
 
 /// What a test runs.
@@ -83,6 +91,8 @@ pub fn discover(roots: &[PathBuf]) -> Result<Vec<TestCase>, DiscoverError> {
                 dir,
                 tags: Vec::new(),
                 default_dir: false,
+                protocol: Default::default(),
+                host_dirs: Vec::new(),
             });
         } else {
             return Err(DiscoverError::NotATest(root.clone()));
@@ -138,6 +148,8 @@ fn walk(
             dir: dir.to_path_buf(),
             tags: Vec::new(),
             default_dir: false,
+            protocol: Default::default(),
+            host_dirs: Vec::new(),
         });
     }
     Ok(())

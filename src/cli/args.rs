@@ -27,7 +27,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Discover tests and run each in its own container.
-    Run(Box<RunArgs>),
+    Run(Box<RunCommand>),
+    /// Build a cargo workspace's tests and run each case in its own
+    /// container (doctests are not run).
+    Cargo(Box<super::cargo::CargoCommand>),
+    /// Build Go packages' tests and run each test in its own container.
+    Go(Box<super::go::GoCommand>),
     /// Print the tests that `run` would run, with their settings.
     List(ListArgs),
     /// Run one command in a test container, output passed through.
@@ -45,13 +50,17 @@ pub struct DoctorArgs {
     pub format: Format,
 }
 
+/// Test directories (searched recursively) or files [default: tests]; an
+/// argument that is not an existing path selects tests whose name contains
+/// it.
 #[derive(Args, Debug)]
-pub struct SelectArgs {
-    /// Test directories (searched recursively) or files [default: tests];
-    /// an argument that is not an existing path selects tests whose name
-    /// contains it.
+pub struct Positionals {
     #[arg(value_name = "PATH|FILTER")]
     pub positional: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SelectArgs {
     /// Run only tests whose name matches GLOB (repeatable; `*` stays within
     /// a directory, `**` crosses them).
     #[arg(long, value_name = "GLOB")]
@@ -260,6 +269,16 @@ pub struct CgroupArgs {
     pub require_limits: bool,
 }
 
+/// `isotest run`: test paths and name filters, and how to run.
+#[derive(Args, Debug)]
+pub struct RunCommand {
+    #[command(flatten)]
+    pub paths: Positionals,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How to select, run and report: `run` and the drivers share them.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -322,6 +341,8 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
+    #[command(flatten)]
+    pub paths: Positionals,
     #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]

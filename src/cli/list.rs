@@ -11,7 +11,7 @@ use crate::plan::PlannedTest;
 use crate::select::Selected;
 
 pub fn list(args: ListArgs) -> i32 {
-    let positional = split_positional(&args.select.positional);
+    let positional = split_positional(&args.paths.positional);
     let flags = args.container.settings_with_retries(args.retries);
     let planned = match load_plan(&args.select, &positional, &flags) {
         Ok((_, planned)) => planned,

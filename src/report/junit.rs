@@ -350,6 +350,8 @@ pub(crate) mod tests {
                 dir: "/t".into(),
                 tags: Vec::new(),
                 default_dir: false,
+                protocol: Default::default(),
+                host_dirs: Vec::new(),
             },
             status,
             exit_code: None,

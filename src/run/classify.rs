@@ -271,6 +271,8 @@ mod tests {
             dir: "/s".into(),
             tags: Vec::new(),
             default_dir: false,
+            protocol: Default::default(),
+            host_dirs: Vec::new(),
         };
         let settings = Settings::resolve([settings]);
         classify(

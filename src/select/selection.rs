@@ -129,6 +129,8 @@ mod tests {
                 dir: PathBuf::from("/tests"),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 default_dir: false,
+                protocol: Default::default(),
+                host_dirs: Vec::new(),
             },
             settings: Settings {
                 ignore: flag(ignored, "test"),

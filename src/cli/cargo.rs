@@ -1,0 +1,235 @@
+//! `isotest cargo [CARGO TEST OPTIONS] [FILTER]... [-- FILTER...]`: the
+//! cases of a cargo workspace's test binaries, each in its own container.
+//! Cargo's own options are spelled as for `cargo test`, except those whose
+//! names isotest uses (as nextest spells them): `--cargo-profile`,
+//! `--exclude-package`, `--build-jobs`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::args::RunArgs;
+use super::run::run_driver_cases;
+use super::{exit, fail};
+use crate::driver::cargo::{discover, CargoOptions};
+
+#[derive(Args, Debug)]
+pub struct CargoCommand {
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Run only cases whose name contains FILTER (as `cargo test FILTER`);
+    /// after `--`, libtest's `--ignored` and `--include-ignored` are taken
+    /// as `--run-ignored only` and `all`.
+    #[arg(value_name = "FILTER")]
+    pub filters: Vec<String>,
+}
+
+/// The options passed to `cargo test --no-run` (and `cargo metadata`).
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Cargo options")]
+pub struct CargoArgs {
+    /// Package to test (repeatable).
+    #[arg(short, long, value_name = "SPEC")]
+    pub package: Vec<String>,
+    /// Test every package of the workspace.
+    #[arg(long, alias = "all")]
+    pub workspace: bool,
+    /// With --workspace, leave this package out (cargo's --exclude).
+    #[arg(long, value_name = "SPEC")]
+    pub exclude_package: Vec<String>,
+    /// Only the library's unit tests.
+    #[arg(long)]
+    pub lib: bool,
+    /// Only this binary's unit tests (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub bin: Vec<String>,
+    /// Every binary's unit tests.
+    #[arg(long)]
+    pub bins: bool,
+    /// Only this integration test (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub test: Vec<String>,
+    /// Every target with `test = true` (integration tests and unit tests).
+    #[arg(long)]
+    pub tests: bool,
+    /// This example (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub example: Vec<String>,
+    /// Every example.
+    #[arg(long)]
+    pub examples: bool,
+    /// This bench target (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub bench: Vec<String>,
+    /// Every bench target.
+    #[arg(long)]
+    pub benches: bool,
+    /// Every target.
+    #[arg(long)]
+    pub all_targets: bool,
+    /// Features to activate (space- or comma-separated; repeatable).
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Activate every feature.
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not activate the `default` feature.
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Build with the release profile.
+    #[arg(short = 'r', long)]
+    pub release: bool,
+    /// Build with this cargo profile (cargo's --profile).
+    #[arg(long, value_name = "NAME")]
+    pub cargo_profile: Option<String>,
+    /// Build for this target triple.
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Cargo's target directory.
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Parallel build jobs (cargo's --jobs).
+    #[arg(long, value_name = "N")]
+    pub build_jobs: Option<String>,
+    /// Run without accessing the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Require Cargo.lock to be up to date.
+    #[arg(long)]
+    pub locked: bool,
+    /// Require Cargo.lock and the cache to be up to date.
+    #[arg(long)]
+    pub frozen: bool,
+    /// A cargo configuration value, KEY=VALUE or a file (repeatable).
+    #[arg(long, value_name = "KEY=VALUE|PATH")]
+    pub config: Vec<String>,
+}
+
+impl CargoArgs {
+    /// The arguments of `cargo test --no-run` and of `cargo metadata`.
+    fn options(&self) -> CargoOptions {
+        let mut build = Vec::new();
+        let mut metadata = Vec::new();
+        let mut both = |flag: &str, value: Option<String>| {
+            for args in [&mut build, &mut metadata] {
+                args.push(flag.to_string());
+                args.extend(value.clone());
+            }
+        };
+        if let Some(path) = &self.manifest_path {
+            both("--manifest-path", Some(path.to_string_lossy().into_owned()));
+        }
+        for (on, flag) in [
+            (self.offline, "--offline"),
+            (self.locked, "--locked"),
+            (self.frozen, "--frozen"),
+        ] {
+            if on {
+                both(flag, None);
+            }
+        }
+        for value in &self.config {
+            both("--config", Some(value.clone()));
+        }
+        let repeated = [
+            ("--package", &self.package),
+            ("--exclude", &self.exclude_package),
+            ("--bin", &self.bin),
+            ("--test", &self.test),
+            ("--example", &self.example),
+            ("--bench", &self.bench),
+            ("--features", &self.features),
+        ];
+        for (flag, values) in repeated {
+            for value in values {
+                build.extend([flag.to_string(), value.clone()]);
+            }
+        }
+        let switches = [
+            (self.workspace, "--workspace"),
+            (self.lib, "--lib"),
+            (self.bins, "--bins"),
+            (self.tests, "--tests"),
+            (self.examples, "--examples"),
+            (self.benches, "--benches"),
+            (self.all_targets, "--all-targets"),
+            (self.all_features, "--all-features"),
+            (self.no_default_features, "--no-default-features"),
+            (self.release, "--release"),
+        ];
+        build.extend(
+            switches
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, f)| f.to_string()),
+        );
+        let valued = [
+            ("--profile", self.cargo_profile.clone()),
+            ("--target", self.target.clone()),
+            (
+                "--target-dir",
+                self.target_dir
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned()),
+            ),
+            ("--jobs", self.build_jobs.clone()),
+        ];
+        for (flag, value) in valued {
+            if let Some(value) = value {
+                build.extend([flag.to_string(), value]);
+            }
+        }
+        CargoOptions {
+            cargo: std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from),
+            target_dir: self
+                .target_dir
+                .as_ref()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+            build_args: build,
+            metadata_args: metadata,
+        }
+    }
+}
+
+pub fn run(mut command: CargoCommand) -> i32 {
+    if let Err(code) = libtest_flags(&mut command) {
+        return code;
+    }
+    let discovered = match discover(&command.cargo.options()) {
+        Ok(discovered) => discovered,
+        Err(error) => return fail(error, exit::BAD_USAGE),
+    };
+    run_driver_cases(&command.run, discovered, command.filters)
+}
+
+/// libtest's `--ignored` / `--include-ignored` among the filters become
+/// `--run-ignored`; any other flag there is refused, saying why.
+fn libtest_flags(command: &mut CargoCommand) -> Result<(), i32> {
+    use super::args::RunIgnoredArg;
+    let mut filters = Vec::new();
+    for filter in std::mem::take(&mut command.filters) {
+        match filter.as_str() {
+            "--ignored" => command.run.select.run_ignored = RunIgnoredArg::Only,
+            "--include-ignored" => command.run.select.run_ignored = RunIgnoredArg::All,
+            flag if flag.starts_with('-') => {
+                return Err(fail(
+                    format!(
+                        "`{flag}` after `--`: isotest runs each case alone as `BINARY --exact NAME \
+                         --nocapture --test-threads 1`, so libtest flags other than --ignored and \
+                         --include-ignored do not apply; use isotest's options (--no-capture, \
+                         -j, --filter, --run-ignored)"
+                    ),
+                    exit::BAD_USAGE,
+                ))
+            }
+            _ => filters.push(filter),
+        }
+    }
+    command.filters = filters;
+    Ok(())
+}
