@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{output, sourced, Discovered, DriverError};
+use super::{in_parallel, output, sourced, Discovered, DriverError};
 use crate::config::Settings;
 use crate::discover::{Program, TestCase};
 use crate::plan::DriverCase;
@@ -85,18 +85,8 @@ pub fn discover(options: &CargoOptions) -> Result<Discovered, DriverError> {
             Ok((binary, package, env))
         })
         .collect::<Result<Vec<_>, DriverError>>()?;
-    // Listing runs every binary twice: side by side, as nextest does.
-    let listings: Vec<Result<Listing, DriverError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = binaries
-            .iter()
-            .map(|(binary, package, env)| {
-                scope.spawn(move || list(&binary.executable, &package.dir, env))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("listing threads do not panic"))
-            .collect()
+    let listings = in_parallel(&binaries, |(binary, package, env)| {
+        list(&binary.executable, &package.dir, env)
     });
     let mut cases = Vec::new();
     for ((binary, package, env), listing) in binaries.iter().zip(listings) {
@@ -348,14 +338,15 @@ fn list(binary: &Path, dir: &Path, env: &[(String, String)]) -> Result<Listing, 
     ))
 }
 
-/// The tests of a terse listing (`NAME: test`, benchmarks left out); None
-/// when a line is not of that form (the binary ignored `--list`).
+/// The tests of a terse listing (`NAME: test`; benchmarks, `NAME: bench`
+/// or criterion's `NAME: benchmark`, left out); None when a line is not
+/// of that form (the binary ignored `--list`).
 fn parse_terse(text: &str) -> Option<Vec<String>> {
     let mut tests = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         if let Some(name) = line.strip_suffix(": test") {
             tests.push(name.to_string());
-        } else if line.strip_suffix(": bench").is_none() {
+        } else if !(line.ends_with(": bench") || line.ends_with(": benchmark")) {
             return None;
         }
     }
@@ -439,7 +430,7 @@ mod tests {
     #[test]
     fn terse_listings() {
         assert_eq!(
-            parse_terse("tests::a: test\ntests::b: test\nbench_x: bench\n"),
+            parse_terse("tests::a: test\ntests::b: test\nbench_x: bench\ngroup/c: benchmark\n"),
             Some(vec!["tests::a".to_string(), "tests::b".to_string()])
         );
         assert_eq!(parse_terse(""), Some(vec![]));

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{output, Discovered, DriverError};
+use super::{in_parallel, output, Discovered, DriverError};
 use crate::config::Settings;
 use crate::discover::{Program, TestCase};
 use crate::plan::DriverCase;
@@ -63,21 +63,28 @@ pub fn discover(options: &GoOptions) -> Result<Discovered, DriverError> {
             source,
         })?,
     };
-    let mut config_dirs = vec![root.clone()];
-    let mut cases = Vec::new();
-    for (index, package) in packages.iter().filter(|p| p.has_tests).enumerate() {
+    let with_tests: Vec<(usize, &Package)> = packages
+        .iter()
+        .filter(|p| p.has_tests)
+        .enumerate()
+        .collect();
+    let built = in_parallel(&with_tests, |(index, package)| {
         let binary = options.bin_dir.join(format!("{index}.test"));
         build(options, package, &binary)?;
         // A package whose test files hold no test gives no binary.
         if !binary.exists() {
-            continue;
+            return Ok(None);
         }
-        config_dirs.push(package.dir.clone());
-        cases.extend(package_cases(
-            package,
-            &binary,
-            list(&binary, &package.dir)?,
-        ));
+        let names = list(&binary, &package.dir)?;
+        Ok(Some(package_cases(package, &binary, names)))
+    });
+    let mut config_dirs = vec![root.clone()];
+    let mut cases = Vec::new();
+    for ((_, package), found) in with_tests.iter().zip(built) {
+        if let Some(found) = found? {
+            config_dirs.push(package.dir.clone());
+            cases.extend(found);
+        }
     }
     Ok(Discovered {
         root,

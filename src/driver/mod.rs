@@ -12,6 +12,7 @@ pub mod go;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::{Source, Sourced};
 use crate::plan::DriverCase;
@@ -99,7 +100,48 @@ fn exit_status(status: std::process::ExitStatus) -> String {
     }
 }
 
+/// `work` on every item, as many at once as there are CPUs; results in
+/// the items' order. Listing (and building) programs one by one would
+/// leave CPUs idle while each starts.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(items.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(item) = items.get(index) else {
+                            return done;
+                        };
+                        done.push((index, work(item)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("driver workers do not panic"))
+            .collect()
+    });
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
 /// A value a driver set, marked as the driver's.
 fn sourced<T>(value: T, driver: &'static str) -> Sourced<T> {
     Sourced::new(value, Source::Driver(driver))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parallel_work_keeps_the_order() {
+        let items: Vec<u64> = (0..50).collect();
+        let squares = super::in_parallel(&items, |n| n * n);
+        assert_eq!(squares, items.iter().map(|n| n * n).collect::<Vec<_>>());
+        assert!(super::in_parallel(&[] as &[u8], |_| 0).is_empty());
+    }
 }
