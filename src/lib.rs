@@ -12,6 +12,10 @@
 //!                        sandbox: SandboxSpec ──► Outcome
 //! ```
 //!
+//! Drivers (`driver`: `isotest cargo`, `isotest go`) are discovery too: they
+//! build test programs and list the cases inside; `protocol` reads a
+//! finished case's output (a panic, a skip) after the sandbox.
+//!
 //! `sandbox` is the container engine and knows nothing about tests or
 //! reports; every `unsafe` block and raw syscall of the crate lives there.
 

@@ -16,9 +16,9 @@ use crate::driver::cargo::{discover, CargoOptions};
 #[derive(Args, Debug)]
 pub struct CargoCommand {
     #[command(flatten)]
-    pub cargo: CargoArgs,
-    #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub cargo: CargoArgs,
     /// Run only cases whose name contains FILTER (as `cargo test FILTER`);
     /// after `--`, libtest's `--ignored` and `--include-ignored` are taken
     /// as `--run-ignored only` and `all`.
