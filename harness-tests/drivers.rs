@@ -373,6 +373,23 @@ fn go_verdicts() -> Result<(), Failed> {
             "(passed, failed, ignored) per package: go test -v {native_counts:?}, isotest go {ours_counts:?}"
         ));
     }
+    check_go_tests(&tests, &mut problems);
+    let leftovers: Vec<_> = std::fs::read_dir("/var/tmp")
+        .map_err(|e| format!("read /var/tmp: {e}"))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("isotest-go-"))
+        .collect();
+    if !leftovers.is_empty() {
+        problems.push(format!(
+            "test binary directories left in /var/tmp: {leftovers:?}"
+        ));
+    }
+    finish(problems, &ours)
+}
+
+/// What only isotest reports: messages, the skip reason, the leak, the
+/// override.
+fn check_go_tests(tests: &BTreeMap<String, &Value>, problems: &mut Vec<String>) {
     let field = |name: &str, key: &str| {
         tests
             .get(name)
@@ -425,23 +442,12 @@ fn go_verdicts() -> Result<(), Failed> {
         ));
     }
     override_memory(
-        &tests,
+        tests,
         "example.com/isofix/strutil",
         "example.com/isofix/calc",
         128 << 20,
-        &mut problems,
+        problems,
     );
-    let leftovers: Vec<_> = std::fs::read_dir("/var/tmp")
-        .map_err(|e| format!("read /var/tmp: {e}"))?
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("isotest-go-"))
-        .collect();
-    if !leftovers.is_empty() {
-        problems.push(format!(
-            "test binary directories left in /var/tmp: {leftovers:?}"
-        ));
-    }
-    finish(problems, &ours)
 }
 
 /// `go test -v ./...`: top-level `--- PASS/FAIL/SKIP: NAME` lines, counted

@@ -113,29 +113,8 @@ pub struct CargoArgs {
 impl CargoArgs {
     /// The arguments of `cargo test --no-run` and of `cargo metadata`.
     fn options(&self) -> CargoOptions {
-        let mut build = Vec::new();
-        let mut metadata = Vec::new();
-        let mut both = |flag: &str, value: Option<String>| {
-            for args in [&mut build, &mut metadata] {
-                args.push(flag.to_string());
-                args.extend(value.clone());
-            }
-        };
-        if let Some(path) = &self.manifest_path {
-            both("--manifest-path", Some(path.to_string_lossy().into_owned()));
-        }
-        for (on, flag) in [
-            (self.offline, "--offline"),
-            (self.locked, "--locked"),
-            (self.frozen, "--frozen"),
-        ] {
-            if on {
-                both(flag, None);
-            }
-        }
-        for value in &self.config {
-            both("--config", Some(value.clone()));
-        }
+        let metadata = self.workspace_args();
+        let mut build = metadata.clone();
         let repeated = [
             ("--package", &self.package),
             ("--exclude", &self.exclude_package),
@@ -194,6 +173,32 @@ impl CargoArgs {
             metadata_args: metadata,
         }
     }
+
+    /// What both `cargo test` and `cargo metadata` take: which workspace,
+    /// and how to reach the registry.
+    fn workspace_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let mut add = |flag: &str, value: Option<String>| {
+            args.push(flag.to_string());
+            args.extend(value);
+        };
+        if let Some(path) = &self.manifest_path {
+            add("--manifest-path", Some(path.to_string_lossy().into_owned()));
+        }
+        for (on, flag) in [
+            (self.offline, "--offline"),
+            (self.locked, "--locked"),
+            (self.frozen, "--frozen"),
+        ] {
+            if on {
+                add(flag, None);
+            }
+        }
+        for value in &self.config {
+            add("--config", Some(value.clone()));
+        }
+        args
+    }
 }
 
 pub fn run(mut command: CargoCommand) -> i32 {
@@ -232,4 +237,79 @@ fn libtest_flags(command: &mut CargoCommand) -> Result<(), i32> {
     }
     command.filters = filters;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::args::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> super::CargoCommand {
+        let argv = ["isotest", "cargo"].iter().chain(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Cargo(command) => *command,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cargo_options_pass_through_under_their_cargo_names() {
+        let command = parse(&[
+            "-p",
+            "a",
+            "--workspace",
+            "--exclude-package",
+            "b",
+            "--release",
+            "--cargo-profile",
+            "ci",
+            "-F",
+            "x,y",
+            "--offline",
+            "--manifest-path",
+            "/w/Cargo.toml",
+            "-j",
+            "3",
+            "--build-jobs",
+            "4",
+            "--exclude",
+            "slow*",
+            "creates",
+        ]);
+        let options = command.cargo.options();
+        assert_eq!(
+            options.metadata_args,
+            ["--manifest-path", "/w/Cargo.toml", "--offline"]
+        );
+        let build = options.build_args.join(" ");
+        for part in [
+            "--package a",
+            "--exclude b",
+            "--features x,y",
+            "--workspace",
+            "--release",
+            "--profile ci",
+            "--jobs 4",
+        ] {
+            assert!(build.contains(part), "{part} in {build}");
+        }
+        assert_eq!(command.run.jobs, Some(3), "-j is isotest's");
+        assert_eq!(
+            command.run.select.exclude,
+            ["slow*"],
+            "--exclude is isotest's glob"
+        );
+        assert_eq!(command.filters, ["creates"]);
+    }
+
+    #[test]
+    fn libtest_flags_after_the_separator() {
+        use super::super::args::RunIgnoredArg;
+        let mut command = parse(&["--", "--include-ignored", "adds"]);
+        super::libtest_flags(&mut command).unwrap();
+        assert_eq!(command.run.select.run_ignored, RunIgnoredArg::All);
+        assert_eq!(command.filters, ["adds"]);
+        let mut refused = parse(&["--", "--nocapture"]);
+        assert!(super::libtest_flags(&mut refused).is_err());
+    }
 }

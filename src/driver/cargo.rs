@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{in_parallel, output, sourced, Discovered, DriverError};
+use super::{in_parallel, listing, output, sourced, Discovered, DriverError};
 use crate::config::Settings;
 use crate::discover::{Program, TestCase};
 use crate::plan::DriverCase;
@@ -311,18 +311,7 @@ fn list(binary: &Path, dir: &Path, env: &[(String, String)]) -> Result<Listing, 
         command
             .current_dir(dir)
             .envs(env.iter().map(|(k, v)| (k, v)));
-        let shown = super::shown(&command);
-        let out = command
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|source| DriverError::Spawn {
-                command: shown,
-                source,
-            })?;
-        if !out.status.success() {
-            return Ok(None);
-        }
-        Ok(parse_terse(&String::from_utf8_lossy(&out.stdout)))
+        Ok(listing(command)?.and_then(|text| parse_terse(&text)))
     };
     let Some(all) = run(false)? else {
         return Ok(Listing::Whole);

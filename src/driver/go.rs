@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{in_parallel, output, Discovered, DriverError};
+use super::{in_parallel, listing, output, Discovered, DriverError};
 use crate::config::Settings;
 use crate::discover::{Program, TestCase};
 use crate::plan::DriverCase;
@@ -129,28 +129,16 @@ fn build(options: &GoOptions, package: &Package, binary: &Path) -> Result<(), Dr
 fn list(binary: &Path, dir: &Path) -> Result<Option<Vec<String>>, DriverError> {
     let mut command = Command::new(binary);
     command.args(["-test.list", ".*"]).current_dir(dir);
-    let shown = super::shown(&command);
-    let out = command
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|source| DriverError::Spawn {
-            command: shown,
-            source,
-        })?;
-    if !out.status.success() {
-        return Ok(None);
-    }
-    Ok(Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
+    Ok(listing(command)?.map(|text| {
+        text.lines()
             .filter(|name| {
                 ["Test", "Example", "Fuzz"]
                     .iter()
                     .any(|p| name.starts_with(p))
             })
             .map(str::to_string)
-            .collect(),
-    ))
+            .collect()
+    }))
 }
 
 /// The package's tests as cases, or its binary as one.

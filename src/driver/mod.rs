@@ -91,6 +91,24 @@ fn output(mut command: Command, quiet: bool) -> Result<Output, DriverError> {
     })
 }
 
+/// Asks a test program for its cases: its stdout when it exits 0, None
+/// when it does not (it does not take the listing flags). Its stderr is
+/// not shown: a program that does not answer runs whole, which is no error.
+fn listing(mut command: Command) -> Result<Option<String>, DriverError> {
+    let text = shown(&command);
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| DriverError::Spawn {
+            command: text,
+            source,
+        })?;
+    Ok(out
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
 fn exit_status(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
