@@ -4,7 +4,7 @@
 //! must agree on every program's passed / failed / ignored counts; then what
 //! only isotest adds: panic and failure messages in the reports, the leaked
 //! process, isotest.toml overrides by name, ignored cases on demand, name
-//! filters.
+//! filters, `--list` and partitions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,6 +121,9 @@ fn cargo_verdicts() -> Result<(), Failed> {
     }
     check_cargo_cases(&tests, &ours.stdout, &mut problems);
     let xml = std::fs::read_to_string(&junit_path).map_err(|e| format!("read JUnit: {e}"))?;
+    if let Err(problem) = junit::validate_schema(&xml, scratch.path()) {
+        problems.push(problem);
+    }
     let cases = junit::parse(&xml, &mut problems)?;
     let panicked = cases
         .get("alpha tests::panics_with_a_message")
@@ -238,6 +241,27 @@ fn cargo_selection() -> Result<(), Failed> {
         problems.push(format!(
             "-p alpha --bin greet greets runs one case:\n{}",
             filtered.describe()
+        ));
+    }
+    let listed = isotest_cargo(&workspace, &["--list"])?;
+    let names: Vec<&str> = listed.stdout.lines().collect();
+    if listed.code != 0 || names.len() != 15 || listed.stdout.contains("Starting") {
+        problems.push(format!(
+            "--list names the 15 cases and runs none:\n{}",
+            listed.describe()
+        ));
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for part in ["hash:1/2", "hash:2/2"] {
+        let half = isotest_cargo(&workspace, &["--list", "--partition", part])?;
+        parts.extend(half.stdout.lines().map(str::to_string));
+    }
+    parts.sort();
+    let mut all: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    all.sort();
+    if parts != all {
+        problems.push(format!(
+            "--partition hash:1/2 and 2/2 list {parts:?}, not every case once"
         ));
     }
     let refused = isotest_cargo(&workspace, &["--", "--nocapture"])?;

@@ -358,6 +358,22 @@ pub struct ListArgs {
     pub verbose: bool,
 }
 
+/// `isotest cargo --list`, `isotest go --list`: the cases, not run.
+#[derive(Args, Debug)]
+pub struct DriverListArgs {
+    /// Build and list the cases that would run (and the ignored ones), as
+    /// `isotest list` does; start no container.
+    #[arg(long)]
+    pub list: bool,
+    /// With --list: output format.
+    #[arg(long, value_enum, default_value = "text", requires = "list")]
+    pub format: Format,
+    /// With --list: each case's effective settings and where each came
+    /// from.
+    #[arg(short, long, requires = "list")]
+    pub verbose: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct ExecArgs {
     #[command(flatten)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::RunArgs;
+use super::args::{DriverListArgs, RunArgs};
 use super::run::run_driver_cases;
 use super::{exit, fail};
 use crate::driver::cargo::{discover, CargoOptions};
@@ -17,6 +17,8 @@ use crate::driver::cargo::{discover, CargoOptions};
 pub struct CargoCommand {
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub listing: DriverListArgs,
     #[command(flatten)]
     pub cargo: CargoArgs,
     /// Run only cases whose name contains FILTER (as `cargo test FILTER`);
@@ -209,7 +211,7 @@ pub fn run(mut command: CargoCommand) -> i32 {
         Ok(discovered) => discovered,
         Err(error) => return fail(error, exit::BAD_USAGE),
     };
-    run_driver_cases(&command.run, discovered, command.filters)
+    run_driver_cases(&command.run, &command.listing, discovered, command.filters)
 }
 
 /// libtest's `--ignored` / `--include-ignored` among the filters become

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::RunArgs;
+use super::args::{DriverListArgs, RunArgs};
 use super::run::run_driver_cases;
 use super::{exit, fail};
 use crate::driver::go::{discover, GoOptions};
@@ -16,6 +16,8 @@ use crate::driver::go::{discover, GoOptions};
 pub struct GoCommand {
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub listing: DriverListArgs,
     /// A flag for `go test -c` (repeatable), e.g. `--build-flag=-race`,
     /// `--build-flag=-tags=integration`.
     #[arg(long, value_name = "FLAG", allow_hyphen_values = true)]
@@ -54,5 +56,5 @@ pub fn run(command: GoCommand) -> i32 {
         Ok(discovered) => discovered,
         Err(error) => return fail(error, exit::BAD_USAGE),
     };
-    run_driver_cases(&command.run, discovered, command.filters)
+    run_driver_cases(&command.run, &command.listing, discovered, command.filters)
 }

@@ -4,8 +4,11 @@
 
 use std::io::IsTerminal;
 
-use super::args::{FlakyResult, NoTests, RunArgs, RunCommand, RunIgnoredArg, SelectArgs};
-use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional};
+use super::args::{
+    DriverListArgs, FlakyResult, NoTests, RunArgs, RunCommand, RunIgnoredArg, SelectArgs,
+};
+use super::list::render;
+use super::{exit, fail, load_plan, prepare_sandbox, split_positional, write_stdout, Positional};
 use crate::baseline::{parse_percent, Baseline};
 use crate::config::Configs;
 use crate::driver::Discovered;
@@ -238,9 +241,14 @@ fn run_exit_code(summary: &RunSummary, report_failed: bool) -> i32 {
 }
 
 /// Plans a driver's cases with the isotest.toml files of its root and
-/// package directories, then runs them as `run` does; `filters` select by
-/// name substring.
-pub(super) fn run_driver_cases(args: &RunArgs, found: Discovered, filters: Vec<String>) -> i32 {
+/// package directories, then runs them as `run` does (or, with `--list`,
+/// prints them); `filters` select by name substring.
+pub(super) fn run_driver_cases(
+    args: &RunArgs,
+    listing: &DriverListArgs,
+    found: Discovered,
+    filters: Vec<String>,
+) -> i32 {
     let planned = Configs::load_dirs(&found.config_dirs)
         .map_err(|e| fail(e, exit::BAD_USAGE))
         .and_then(|configs| {
@@ -262,7 +270,16 @@ pub(super) fn run_driver_cases(args: &RunArgs, found: Discovered, filters: Vec<S
                 roots: vec![found.root],
                 substrings: filters,
             };
-            run_planned(args, planned, &positional, config_jobs)
+            if !listing.list {
+                return run_planned(args, planned, &positional, config_jobs);
+            }
+            match select(&args.select, &positional, planned) {
+                Ok(selected) => {
+                    write_stdout(&render(&selected, listing.format, listing.verbose));
+                    exit::ALL_PASSED
+                }
+                Err(code) => code,
+            }
         }
         Err(code) => code,
     }
