@@ -166,7 +166,10 @@ impl CargoArgs {
             }
         }
         CargoOptions {
-            cargo: std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from),
+            // As cargo does for its subcommands; tests get it as `CARGO`.
+            cargo: std::env::var_os("CARGO")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| in_path("cargo")),
             target_dir: self
                 .target_dir
                 .as_ref()
@@ -201,6 +204,18 @@ impl CargoArgs {
         }
         args
     }
+}
+
+/// `program`'s absolute path from PATH, or the bare name when it is not
+/// there (running it then says it is missing).
+fn in_path(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|candidate| candidate.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from(program))
 }
 
 pub fn run(mut command: CargoCommand) -> i32 {
