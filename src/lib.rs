@@ -18,6 +18,9 @@
 //!
 //! `sandbox` is the container engine and knows nothing about tests or
 //! reports; every `unsafe` block and raw syscall of the crate lives there.
+//! `history` (earlier runs' durations, statuses and peaks) feeds `select`
+//! (time partitions, `--rerun-failed`, start order) and `run` (memory
+//! demands); a finished run is recorded into it.
 
 pub mod baseline;
 pub mod cli;
@@ -26,6 +29,7 @@ pub mod discover;
 pub mod doctor;
 pub mod driver;
 pub mod duration;
+pub mod history;
 pub mod image;
 pub mod plan;
 pub mod protocol;

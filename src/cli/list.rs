@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::args::{Format, ListArgs};
+use super::history::RunHistory;
 use super::run::select;
 use super::{exit, load_plan, split_positional, write_stdout};
 use crate::discover::Program;
@@ -17,7 +18,11 @@ pub fn list(args: ListArgs) -> i32 {
         Ok((_, planned)) => planned,
         Err(code) => return code,
     };
-    let selected = match select(&args.select, &positional, planned) {
+    let history = match RunHistory::load(&args.select, &positional.roots, None) {
+        Ok(history) => history,
+        Err(code) => return code,
+    };
+    let selected = match select(&args.select, &positional, planned, &history.history) {
         Ok(selected) => selected,
         Err(code) => return code,
     };
@@ -29,7 +34,7 @@ pub fn list(args: ListArgs) -> i32 {
 /// The selection as `isotest list` prints it: what would run, then the
 /// ignored tests it would report as skipped.
 pub(super) fn render(selected: &Selected, format: Format, verbose: bool) -> String {
-    let Selected { run, skipped } = selected;
+    let Selected { run, skipped, .. } = selected;
     let tests = run
         .iter()
         .map(|t| (t, false))

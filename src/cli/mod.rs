@@ -6,7 +6,9 @@ mod cache;
 mod cargo;
 mod exec;
 mod go;
+mod history;
 mod list;
+mod report;
 mod run;
 
 use std::ffi::OsString;
@@ -63,6 +65,7 @@ pub fn main() -> i32 {
         Command::Exec(args) => exec::exec(args),
         Command::Doctor(args) => doctor(args),
         Command::Cache(args) => cache::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

@@ -38,6 +38,7 @@ pub fn classify(
         stdout: outcome.stdout,
         stderr: outcome.stderr,
         attempts: Vec::new(),
+        scheduled: Default::default(),
     };
     match outcome.ending {
         Ending::Exited(0) => result.exit_code = Some(0),
@@ -236,6 +237,7 @@ pub fn not_run(
         stdout: CapturedOutput::default(),
         stderr: CapturedOutput::default(),
         attempts: Vec::new(),
+        scheduled: Default::default(),
     }
 }
 

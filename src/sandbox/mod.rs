@@ -28,7 +28,7 @@ mod supervisor;
 pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
-pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
+pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest};
 pub use spec::{
