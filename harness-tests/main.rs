@@ -9,7 +9,8 @@
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
 //! load: 2,000 mixed tests, fds and leftovers measured (stress.rs); the
 //! cargo and go drivers on programs built in the trial (drivers.rs).
-//! json.rs reads the JSON report. shards.rs: run history, time
+//! json.rs reads the JSON report; html.rs opens the HTML report in
+//! headless Chromium and checks the trace. shards.rs: run history, time
 //! partitions and `report merge`, `--rerun-failed`, `--stress`, the memory
 //! budget and Bazel's shard variables.
 //! Every trial that creates containers needs root and fails, saying so,
@@ -25,6 +26,7 @@ mod config_errors;
 mod drivers;
 mod faults;
 mod hooks;
+mod html;
 mod json;
 mod junit;
 mod rootfs;
@@ -51,6 +53,7 @@ fn main() {
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
     trials.extend(drivers::trials());
+    trials.extend(html::trials());
     if support::rootless_lane() {
         trials = trials
             .into_iter()
@@ -80,4 +83,9 @@ const ROOT_ONLY: &[&str] = &[
     "drivers::cargo_same_verdicts_as_cargo_test",
     "drivers::cargo_ignored_and_filters",
     "drivers::go_same_verdicts_as_go_test",
+    // They check the memory sampled from cgroups.
+    "html::page_in_chromium",
+    "html::page_without_javascript",
+    "html::report_html_from_json",
+    "html::trace_matches_json",
 ];

@@ -7,7 +7,8 @@
 //! argv ──► cli ──► discover ──► select ──► plan (Vec<TestCase>)
 //!                                              │
 //!          report ◄── events ◄── run (scheduler, N job slots)
-//!  (terminal, junit)                           │ one job per test
+//!  (terminal, junit, json,                     │ one job per test
+//!   html, trace)                               │
 //!                                              ▼
 //!                        sandbox: SandboxSpec ──► Outcome
 //! ```

@@ -41,7 +41,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List or clean the cache of unpacked root filesystems.
     Cache(super::cache::CacheArgs),
-    /// Work with reports: merge the JSON reports of a run's shards.
+    /// Work with reports: merge the JSON reports of a run's shards, or
+    /// make an HTML page of one.
     Report(super::report::ReportArgs),
 }
 
@@ -356,6 +357,20 @@ pub struct RunArgs {
     /// Write the whole run as JSON to PATH (schema: docs/json-report.md).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write a Chrome trace-event file to PATH (open it in
+    /// ui.perfetto.dev or chrome://tracing).
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
+    /// Sample each test's memory and CPU while it runs and write the
+    /// series into --json (--trace and --html sample without it).
+    #[arg(long)]
+    pub samples: bool,
+    /// How often running tests' memory and CPU are sampled.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub sample_interval: Duration,
     /// Compare peak memory and CPU time with this earlier --json report;
     /// tests that grew by more than --max-regression are REGRESSED.
     #[arg(long, value_name = "PREVIOUS.json")]

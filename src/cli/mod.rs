@@ -9,6 +9,7 @@ mod go;
 mod history;
 mod list;
 mod report;
+mod report_html;
 mod run;
 
 use std::ffi::OsString;

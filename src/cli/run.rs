@@ -17,7 +17,8 @@ use crate::history::History;
 use crate::plan::{plan_driver_cases, PlannedTest};
 use crate::report::json::JsonPartition;
 use crate::report::{
-    terminal::color_wanted, JsonReporter, JunitReporter, Reporter, TerminalReporter,
+    terminal::color_wanted, HtmlReporter, JsonReporter, JunitReporter, Reporter, TerminalReporter,
+    TraceReporter,
 };
 use crate::run::{self, Demand, Roots, RunSettings, RunSummary, TestResult};
 use crate::sandbox::{available_memory, interrupt, OutputMode};
@@ -97,7 +98,12 @@ fn run_tests(
             Some(Baseline::load(path, threshold).map_err(|e| fail(e, exit::BAD_USAGE))?)
         }
     };
-    let sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
+    let mut sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
+    if args.samples || args.trace.is_some() || args.html.is_some() {
+        sandbox
+            .sample_every(args.sample_interval)
+            .map_err(|e| fail(format!("start the usage sampler: {e}"), exit::BAD_USAGE))?;
+    }
     let roots = Roots::new(args.storage.cache_dir.clone())
         .with_notices(|notice| eprintln!("isotest: note: {notice}"));
     interrupt::install()
@@ -109,7 +115,7 @@ fn run_tests(
         parts: p.parts(),
         selected: whole,
     });
-    let mut reporters = reporters(args, jobs, partition.clone());
+    let mut reporters = reporters(args, jobs, partition.clone(), baseline.as_ref());
     let schedule = Schedule::new(&plan, order, &history.history, args.memory_budget);
     let check = |result: &mut TestResult| {
         if let Some(baseline) = &baseline {
@@ -173,6 +179,7 @@ fn reporters(
     args: &RunArgs,
     jobs: usize,
     partition: Option<JsonPartition>,
+    baseline: Option<&Baseline>,
 ) -> Vec<Box<dyn Reporter>> {
     let stdout = std::io::stdout();
     let on_terminal = stdout.is_terminal();
@@ -189,7 +196,18 @@ fn reporters(
         reporters.push(Box::new(
             JsonReporter::new(path.clone())
                 .with_settings(run_settings_json(args, jobs))
-                .with_identity(history::run_id(args.run_id.as_deref()), partition),
+                .with_identity(history::run_id(args.run_id.as_deref()), partition)
+                .with_samples(args.samples),
+        ));
+    }
+    if let Some(path) = &args.trace {
+        reporters.push(Box::new(TraceReporter::new(path.clone())));
+    }
+    if let Some(path) = &args.html {
+        reporters.push(Box::new(
+            HtmlReporter::new(path.clone())
+                .with_settings(run_settings_json(args, jobs))
+                .with_baseline(baseline.cloned()),
         ));
     }
     reporters

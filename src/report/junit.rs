@@ -378,6 +378,8 @@ pub(crate) mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            slot: None,
+            timing: Default::default(),
             scheduled: Default::default(),
         }
     }
@@ -397,6 +399,7 @@ pub(crate) mod tests {
             duration: Duration::from_millis(millis),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         }
     }
 

@@ -1,16 +1,20 @@
 //! Reporters turn run events into something people and CI systems read.
 //! Adding a reporter never touches the scheduler: it only sees events.
 
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod merge;
 mod rebuild;
 pub mod stress;
 pub mod terminal;
+pub mod trace;
 
+pub use html::HtmlReporter;
 pub use json::JsonReporter;
 pub use junit::JunitReporter;
 pub use terminal::TerminalReporter;
+pub use trace::TraceReporter;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -42,7 +46,7 @@ pub enum ReportError {
 
 /// Writes a temporary file beside `path` and renames it over `path`, so
 /// readers never see a half-written report.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
     replace_file(path, contents).map_err(|source| ReportError::Write {
         path: path.display().to_string(),
         source,

@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::json::{JsonAttempt, JsonOutput, JsonRun, JsonTest};
+use super::json::{JsonAttempt, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonTest};
 use crate::discover::{Program, TestCase};
-use crate::run::{Attempt, Scheduled, Status, TestResult};
-use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
+use crate::run::{Attempt, Scheduled, Status, TestResult, Timing};
+use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, Usage};
 
 /// Field paths (`tests[3].cases`) of `original` that `known`, the report
 /// as this isotest reads and writes it, lacks.
@@ -91,6 +91,8 @@ fn rebuild(test: &JsonTest) -> Result<TestResult, String> {
             .iter()
             .map(attempt)
             .collect::<Result<_, _>>()?,
+        slot: test.slot,
+        timing: timing(test.phases.as_ref(), test.samples.as_deref())?,
         scheduled: Scheduled {
             iteration: test.iteration,
             waited_for_memory: test.waited_for_memory_secs.map(seconds).transpose()?,
@@ -129,6 +131,32 @@ fn attempt(attempt: &JsonAttempt) -> Result<Attempt, String> {
         duration: seconds(attempt.duration_secs)?,
         stdout,
         stderr,
+        timing: timing(attempt.phases.as_ref(), attempt.samples.as_deref())?,
+    })
+}
+
+/// Where an attempt's time went, as far as the report says.
+fn timing(phases: Option<&JsonPhases>, samples: Option<&[JsonSample]>) -> Result<Timing, String> {
+    let samples = samples.unwrap_or_default().iter().map(|sample| {
+        Ok(Sample {
+            at: seconds(sample.at_secs)?,
+            memory_bytes: sample.memory_bytes,
+            cpu_usec: sample.cpu_usec,
+        })
+    });
+    let samples = samples.collect::<Result<_, String>>()?;
+    let Some(phases) = phases else {
+        return Ok(Timing {
+            samples,
+            ..Timing::default()
+        });
+    };
+    Ok(Timing {
+        root: seconds(phases.root_secs)?,
+        setup: seconds(phases.setup_secs)?,
+        test: seconds(phases.test_secs)?,
+        teardown: seconds(phases.teardown_secs)?,
+        samples,
     })
 }
 

@@ -523,6 +523,8 @@ mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            slot: None,
+            timing: Default::default(),
             scheduled: Default::default(),
         }
     }
@@ -906,6 +908,7 @@ mod tests {
             duration: Duration::from_millis(100),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         };
         let mut flaky = result("flaky.sh", Status::Flaky, 123, Some("passed on attempt 3"));
         flaky.attempts = vec![

@@ -21,7 +21,7 @@ pub use admission::Demand;
 pub use attempt::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
-pub use result::{Attempt, Scheduled, Status, TestResult};
+pub use result::{Attempt, Scheduled, Status, TestResult, Timing};
 pub use roots::{Root, Roots};
 
 use crate::plan::PlannedTest;
@@ -118,10 +118,10 @@ pub fn run(
     let mut results: Vec<Option<TestResult>> = vec![None; units];
     let interrupted_by = std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel::<Message>();
-        for _ in 0..jobs {
+        for slot in 0..jobs {
             let sender = sender.clone();
             let shared = &shared;
-            scope.spawn(move || shared.work(&sender));
+            scope.spawn(move || shared.work(slot, &sender));
         }
         drop(sender);
         relay(&receiver, &shared.stop, &mut results, on_event)
@@ -177,7 +177,7 @@ struct Jobs<'a> {
 impl Jobs<'_> {
     /// One job thread: runs the tests admission lets it start until none
     /// is left or the run stops starting tests.
-    fn work(&self, sender: &mpsc::Sender<Message>) {
+    fn work(&self, slot: usize, sender: &mpsc::Sender<Message>) {
         let stopping = || self.stop.is_requested() || self.stop_starting.load(Ordering::SeqCst);
         while let Some(admitted) = self.admission.next(&stopping) {
             let test = &self.plan[admitted.index / self.runs];
@@ -196,6 +196,7 @@ impl Jobs<'_> {
                 &emit,
             );
             self.admission.finished(admitted.index);
+            result.slot = Some(slot);
             result.scheduled = Scheduled {
                 iteration: (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1),
                 waited_for_memory: admitted.waited_for_memory,
