@@ -471,6 +471,8 @@ pub(crate) mod tests {
                 dir: "/t".into(),
                 tags: Vec::new(),
                 default_dir: false,
+                harness: None,
+                host_dirs: Vec::new(),
             },
             status,
             exit_code: None,

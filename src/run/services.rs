@@ -554,6 +554,8 @@ fn service_spec(
             dir: config.dir.clone(),
             tags: Vec::new(),
             default_dir: true,
+            harness: None,
+            host_dirs: Vec::new(),
         },
         settings: Settings::resolve([&config.settings, &hostname]),
         services: Vec::new(),
