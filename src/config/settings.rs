@@ -8,7 +8,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::source::{Source, Sourced};
-pub use crate::sandbox::RootMode;
+
+/// RLIMIT_NOFILE unless `nofile` says otherwise.
+pub const DEFAULT_NOFILE: u64 = 1024;
+
+/// How the root filesystem is made writable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RootMode {
+    /// A copy-on-write overlay over the root, writable everywhere.
+    Overlay,
+    /// The root bound read-only; `writable` paths are fresh directories.
+    Bind,
+}
 
 /// Where a test's root filesystem comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -118,7 +129,7 @@ impl Settings {
             ignore: d(false),
             privileged: d(false),
             seccomp: d(true),
-            nofile: d(crate::sandbox::security::DEFAULT_NOFILE),
+            nofile: d(DEFAULT_NOFILE),
             rootfs: d(Rootfs::Host),
             rootfs_mode: d(RootMode::Overlay),
             disk: d(None),
@@ -267,18 +278,11 @@ impl Settings {
         self.privileged.as_ref().is_some_and(|s| s.value)
     }
 
-    /// The security settings of a resolved layer.
-    pub fn security(&self) -> crate::sandbox::security::Security {
-        use crate::sandbox::security::{resolve_capabilities, Security, DEFAULT_NOFILE};
-        let names =
-            |list: &[Sourced<String>]| list.iter().map(|c| c.value.clone()).collect::<Vec<_>>();
-        Security {
-            privileged: self.privileged(),
-            capabilities: resolve_capabilities(&names(&self.cap_add), &names(&self.cap_drop)),
-            seccomp: self.seccomp.as_ref().is_none_or(|s| s.value),
-            nofile: self.nofile.as_ref().map_or(DEFAULT_NOFILE, |s| s.value),
-            nproc: None,
-        }
+    pub fn seccomp(&self) -> bool {
+        self.seccomp.as_ref().is_none_or(|s| s.value)
+    }
+    pub fn nofile(&self) -> u64 {
+        self.nofile.as_ref().map_or(DEFAULT_NOFILE, |s| s.value)
     }
 }
 

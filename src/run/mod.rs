@@ -4,6 +4,7 @@
 
 mod attempt;
 mod classify;
+mod container;
 mod environment;
 mod events;
 mod result;
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use attempt::spec;
+pub use container::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Attempt, Status, TestResult};
