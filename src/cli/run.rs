@@ -7,7 +7,7 @@ use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional
 use crate::baseline::{parse_percent, Baseline};
 use crate::plan::PlannedTest;
 use crate::report::{
-    terminal::color_wanted, JsonReporter, JunitReporter, Reporter, TerminalReporter,
+    terminal::color_wanted, Destination, JsonReporter, JunitReporter, Reporter, TerminalReporter,
 };
 use crate::run::{self, Roots, RunSettings, RunSummary, TestResult};
 use crate::sandbox::{interrupt, OutputMode};
@@ -57,22 +57,7 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
 
-    let stdout = std::io::stdout();
-    let on_terminal = stdout.is_terminal();
-    let terminal = TerminalReporter::new(Box::new(stdout), color_wanted(on_terminal))
-        .with_usage_table(args.show_usage)
-        // Live output from --no-capture would garble the progress line.
-        .with_progress(on_terminal && !args.no_capture)
-        .with_slow_threshold(args.slow);
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
-    if let Some(path) = &args.junit {
-        reporters.push(Box::new(JunitReporter::new(path.clone())));
-    }
-    if let Some(path) = &args.json {
-        reporters.push(Box::new(
-            JsonReporter::new(path.clone()).with_settings(run_settings_json(&args, jobs)),
-        ));
-    }
+    let mut reporters = reporters(&args, jobs)?;
     let check = |result: &mut TestResult| {
         if let Some(baseline) = &baseline {
             baseline.check(result);
@@ -119,6 +104,48 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         }
     }
     Ok(run_exit_code(&summary, report_failed))
+}
+
+/// The terminal view and the reports asked for. A report written to
+/// stdout (`--json -`, `--junit -`) moves the terminal view to stderr.
+fn reporters(args: &RunArgs, jobs: usize) -> Result<Vec<Box<dyn Reporter>>, i32> {
+    let junit = args.junit.clone().map(Destination::from);
+    let json = args.json.clone().map(Destination::from);
+    let to_stdout: Vec<&str> = [("--junit", &junit), ("--json", &json)]
+        .into_iter()
+        .filter(|(_, d)| matches!(d, Some(Destination::Stdout)))
+        .map(|(flag, _)| flag)
+        .collect();
+    if to_stdout.len() > 1 {
+        let message = "--junit - and --json - both write to stdout; write one of them to a file";
+        return Err(fail(message, exit::BAD_USAGE));
+    }
+    if !to_stdout.is_empty() && args.no_capture {
+        let message = format!(
+            "{} - writes the report to stdout, where --no-capture streams the tests' output; write the report to a file",
+            to_stdout[0]
+        );
+        return Err(fail(message, exit::BAD_USAGE));
+    }
+    let (view, on_terminal): (Box<dyn std::io::Write + Send>, bool) = if to_stdout.is_empty() {
+        (Box::new(std::io::stdout()), std::io::stdout().is_terminal())
+    } else {
+        (Box::new(std::io::stderr()), std::io::stderr().is_terminal())
+    };
+    let terminal = TerminalReporter::new(view, color_wanted(on_terminal))
+        .with_usage_table(args.show_usage)
+        // Live output from --no-capture would garble the progress line.
+        .with_progress(on_terminal && !args.no_capture)
+        .with_slow_threshold(args.slow);
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
+    if let Some(junit) = junit {
+        reporters.push(Box::new(JunitReporter::new(junit)));
+    }
+    if let Some(json) = json {
+        let settings = run_settings_json(args, jobs);
+        reporters.push(Box::new(JsonReporter::new(json).with_settings(settings)));
+    }
+    Ok(reporters)
 }
 
 /// The run-level settings, for the JSON report.

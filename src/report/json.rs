@@ -13,23 +13,23 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
+use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::discover::Program;
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
 
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Writes the JSON report of the run to a file when the run finishes.
+/// Writes the JSON report of the run to a file or stdout when the run finishes.
 pub struct JsonReporter {
-    path: PathBuf,
+    destination: Destination,
     settings: serde_json::Value,
 }
 
 impl JsonReporter {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(destination: impl Into<Destination>) -> Self {
         JsonReporter {
-            path,
+            destination: destination.into(),
             settings: serde_json::Value::Null,
         }
     }
@@ -50,7 +50,7 @@ impl Reporter for JsonReporter {
         run.settings = self.settings.clone();
         let mut json = serde_json::to_vec_pretty(&run)?;
         json.push(b'\n');
-        write_atomically(&self.path, &json)
+        self.destination.write(&json)
     }
 }
 

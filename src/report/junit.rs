@@ -16,14 +16,13 @@
 //! `type`, its message and output.
 
 use std::iter::Peekable;
-use std::path::PathBuf;
 use std::str::Chars;
 
 use quick_junit::{
     NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
-use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
+use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
 use crate::sandbox::CapturedOutput;
 
@@ -34,14 +33,16 @@ use crate::sandbox::CapturedOutput;
 const TAB_PLACEHOLDER: char = '\u{fffe}';
 const CR_PLACEHOLDER: char = '\u{ffff}';
 
-/// Writes the JUnit report of the run to a file when the run finishes.
+/// Writes the JUnit report of the run to a file or stdout when the run finishes.
 pub struct JunitReporter {
-    path: PathBuf,
+    destination: Destination,
 }
 
 impl JunitReporter {
-    pub fn new(path: PathBuf) -> Self {
-        JunitReporter { path }
+    pub fn new(destination: impl Into<Destination>) -> Self {
+        JunitReporter {
+            destination: destination.into(),
+        }
     }
 }
 
@@ -51,7 +52,7 @@ impl Reporter for JunitReporter {
             return Ok(());
         };
         let xml = render(&build_report(summary))?;
-        write_atomically(&self.path, xml.as_bytes())
+        self.destination.write(xml.as_bytes())
     }
 }
 

@@ -12,7 +12,7 @@ pub use terminal::TerminalReporter;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::run::{Event, Status, TestResult};
@@ -37,13 +37,39 @@ pub enum ReportError {
     Json(#[from] serde_json::Error),
 }
 
-/// Writes a temporary file beside `path` and renames it over `path`, so
-/// readers never see a half-written report.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
-    replace_file(path, contents).map_err(|source| ReportError::Write {
-        path: path.display().to_string(),
-        source,
-    })
+/// Where a report goes: a file, or standard output for `-` (as in
+/// `--json -`), so it can be piped; the terminal view then goes to stderr.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    File(PathBuf),
+    Stdout,
+}
+
+impl From<PathBuf> for Destination {
+    fn from(path: PathBuf) -> Self {
+        if path.as_os_str() == "-" {
+            Destination::Stdout
+        } else {
+            Destination::File(path)
+        }
+    }
+}
+
+impl Destination {
+    /// Writes the whole report: a file atomically (a temporary file beside
+    /// it, renamed over it, so readers never see half a report), stdout in
+    /// one go.
+    fn write(&self, contents: &[u8]) -> Result<(), ReportError> {
+        let (written, path) = match self {
+            Destination::File(path) => (replace_file(path, contents), path.display().to_string()),
+            Destination::Stdout => {
+                let mut stdout = io::stdout().lock();
+                let written = stdout.write_all(contents).and_then(|()| stdout.flush());
+                (written, "to stdout".to_string())
+            }
+        };
+        written.map_err(|source| ReportError::Write { path, source })
+    }
 }
 
 fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
@@ -134,11 +160,21 @@ mod tests {
     }
 
     #[test]
+    fn a_dash_is_stdout() {
+        assert_eq!(Destination::from(PathBuf::from("-")), Destination::Stdout);
+        assert_eq!(
+            Destination::from(PathBuf::from("./-")),
+            Destination::File(PathBuf::from("./-"))
+        );
+    }
+
+    #[test]
     fn replaces_files_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reports/run.json");
-        write_atomically(&path, b"old").unwrap();
-        write_atomically(&path, b"new").unwrap();
+        let destination = Destination::from(path.clone());
+        destination.write(b"old").unwrap();
+        destination.write(b"new").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
         let names: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
@@ -153,7 +189,7 @@ mod tests {
         let blocker = dir.path().join("file");
         fs::write(&blocker, "").unwrap();
         let path = blocker.join("report.xml");
-        let err = write_atomically(&path, b"x").unwrap_err();
+        let err = Destination::from(path.clone()).write(b"x").unwrap_err();
         assert!(matches!(err, ReportError::Write { .. }), "{err}");
         assert!(
             err.to_string().contains(&path.display().to_string()),
