@@ -8,7 +8,8 @@
 //! resource-regression check (baseline.rs), and faults a fixture cannot
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
 //! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
-//! json.rs reads the JSON report.
+//! json.rs reads the JSON report; terminal.rs replays the terminal view
+//! of a run on a pseudo-terminal on an emulated screen.
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it, except in the rootless lane (ci/test-rootless), which runs
 //! the harness as `nobody` and skips what needs root. Run with `cargo test --test harness` (filters work:
@@ -27,6 +28,7 @@ mod rootfs;
 mod selection;
 mod stress;
 mod support;
+mod terminal;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -44,6 +46,7 @@ fn main() {
     trials.extend(faults::trials());
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
+    trials.extend(terminal::trials());
     if support::rootless_lane() {
         trials = trials
             .into_iter()

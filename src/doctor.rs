@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::sandbox::cgroup::layout::{self, Layout, LayoutKind};
 use crate::sandbox::mountinfo;
 use crate::sandbox::userns::IdMapping;
+use crate::style::{Styles, Tone};
 
 /// How far a check stands between this host and a full isotest run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +38,11 @@ impl Level {
         }
     }
 
-    fn color(self) -> &'static str {
+    fn tone(self) -> Tone {
         match self {
-            Level::Ok => "\x1b[32m",
-            Level::Degraded => "\x1b[33m",
-            Level::Missing => "\x1b[1;31m",
+            Level::Ok => Tone::Good,
+            Level::Degraded => Tone::Warn,
+            Level::Missing => Tone::Bad,
         }
     }
 }
@@ -98,18 +99,12 @@ impl Diagnosis {
         self.checks.iter().all(|c| c.level != Level::Missing)
     }
 
-    /// A verdict, then one line per check with its fix below; `color`
-    /// paints the levels.
-    pub fn render_text(&self, color: bool) -> String {
+    /// A verdict, then one line per check with its fix below, the levels
+    /// painted in `styles`.
+    pub fn render_text(&self, styles: Styles) -> String {
         let mut out = format!("isotest doctor: {}\n", self.verdict());
         for check in &self.checks {
-            // Pad before colouring: escape codes have no width.
-            let label = format!("{:>8}", check.level.label());
-            let label = if color {
-                format!("{}{label}\x1b[0m", check.level.color())
-            } else {
-                label
-            };
+            let label = styles.paint(check.level.tone(), &format!("{:>8}", check.level.label()));
             let _ = writeln!(out, "{label}  {:<16}{}", check.name, check.finding);
             if let Some(fix) = &check.fix {
                 let _ = writeln!(out, "{:26}fix: {fix}", "");
@@ -1206,17 +1201,17 @@ mod tests {
             ],
         };
         assert_eq!(
-            diagnosis.render_text(false),
+            diagnosis.render_text(Styles::new(false)),
             "isotest doctor: this host can run tests, with limitations\n\
              \x20     OK  kernel          6.1.0-18-amd64 (x86_64)\n\
              DEGRADED  swap            no memory.swap.max\n\
              \x20                         fix: boot with swapaccount=1\n"
         );
-        let colored = diagnosis.render_text(true);
+        let colored = diagnosis.render_text(Styles::new(true));
         assert!(colored.contains("\x1b[32m      OK\x1b[0m  kernel"));
         assert!(colored.contains("\x1b[33mDEGRADED\x1b[0m  swap"));
         assert!(with_levels(&[Level::Missing])
-            .render_text(false)
+            .render_text(Styles::new(false))
             .starts_with("isotest doctor: this host cannot run tests\n"));
     }
 
@@ -1237,7 +1232,7 @@ mod tests {
     #[test]
     fn examines_this_host() {
         let diagnosis = examine();
-        println!("{}", diagnosis.render_text(false));
+        println!("{}", diagnosis.render_text(Styles::new(false)));
         assert!(diagnosis.checks.iter().any(|c| c.name == "kernel"));
     }
 }

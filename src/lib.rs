@@ -28,3 +28,4 @@ pub mod run;
 pub mod sandbox;
 pub mod select;
 pub mod size;
+pub mod style;

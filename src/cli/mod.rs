@@ -67,8 +67,8 @@ fn doctor(args: args::DoctorArgs) -> i32 {
     use std::io::IsTerminal;
     let diagnosis = crate::doctor::examine();
     let text = match args.format {
-        args::Format::Text => diagnosis.render_text(crate::report::terminal::color_wanted(
-            std::io::stdout().is_terminal(),
+        args::Format::Text => diagnosis.render_text(crate::style::Styles::new(
+            crate::style::color_wanted(std::io::stdout().is_terminal()),
         )),
         args::Format::Json => {
             serde_json::to_string_pretty(&diagnosis.to_json()).expect("JSON values serialize")

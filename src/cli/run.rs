@@ -2,16 +2,18 @@
 
 use std::io::IsTerminal;
 
+use console::Term;
+use indicatif::ProgressDrawTarget;
+
 use super::args::{FlakyResult, NoTests, RunArgs, RunIgnoredArg, SelectArgs};
 use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional};
 use crate::baseline::{parse_percent, Baseline};
 use crate::plan::PlannedTest;
-use crate::report::{
-    terminal::color_wanted, Destination, JsonReporter, JunitReporter, Reporter, TerminalReporter,
-};
+use crate::report::{Destination, JsonReporter, JunitReporter, Reporter, TerminalReporter};
 use crate::run::{self, Roots, RunSettings, RunSummary, TestResult};
 use crate::sandbox::{interrupt, OutputMode};
 use crate::select::{Criteria, Partition, RunIgnored, Selected, Selection};
+use crate::style::{color_wanted, Styles};
 
 /// Output kept per stream and test; the middle of longer output is dropped.
 const OUTPUT_LIMIT: usize = 4 << 20;
@@ -127,15 +129,28 @@ fn reporters(args: &RunArgs, jobs: usize) -> Result<Vec<Box<dyn Reporter>>, i32>
         );
         return Err(fail(message, exit::BAD_USAGE));
     }
-    let (view, on_terminal): (Box<dyn std::io::Write + Send>, bool) = if to_stdout.is_empty() {
-        (Box::new(std::io::stdout()), std::io::stdout().is_terminal())
+    let to_stderr = !to_stdout.is_empty();
+    let on_terminal = if to_stderr {
+        std::io::stderr().is_terminal()
     } else {
-        (Box::new(std::io::stderr()), std::io::stderr().is_terminal())
+        std::io::stdout().is_terminal()
     };
-    let terminal = TerminalReporter::new(view, color_wanted(on_terminal))
+    let styles = Styles::new(color_wanted(on_terminal));
+    // Live output from --no-capture would garble the progress line.
+    let terminal = if on_terminal && !args.no_capture {
+        let term = if to_stderr {
+            Term::stderr()
+        } else {
+            Term::stdout()
+        };
+        TerminalReporter::live(ProgressDrawTarget::term(term, 20), styles)
+    } else if to_stderr {
+        TerminalReporter::new(Box::new(std::io::stderr()), styles)
+    } else {
+        TerminalReporter::new(Box::new(std::io::stdout()), styles)
+    };
+    let terminal = terminal
         .with_usage_table(args.show_usage)
-        // Live output from --no-capture would garble the progress line.
-        .with_progress(on_terminal && !args.no_capture)
         .with_slow_threshold(args.slow);
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
     if let Some(junit) = junit {
