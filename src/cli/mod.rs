@@ -155,9 +155,7 @@ fn prepare_sandbox(
         eprintln!("isotest: note: {notice}");
     }
     if storage.rootless || !nix::unistd::geteuid().is_root() {
-        if let Some(notice) =
-            sandbox.use_user_namespace(crate::sandbox::userns::IdMapping::for_caller())
-        {
+        if let Some(notice) = sandbox.use_user_namespace(crate::sandbox::IdMapping::for_caller()) {
             eprintln!("isotest: note: {notice}");
         }
     }

@@ -8,8 +8,9 @@ use super::environment::{test_environment, HOME};
 use super::roots::Root;
 use crate::config::{self, Network, Settings};
 use crate::plan::PlannedTest;
-use crate::sandbox::security::{resolve_capabilities, Security};
-use crate::sandbox::{ExtraMount, Limits, RootMode, RootSpec, SandboxSpec};
+use crate::sandbox::{
+    resolve_capabilities, ExtraMount, Limits, RootMode, RootSpec, SandboxSpec, Security,
+};
 
 /// The container for one attempt of `test`, in `root`.
 pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {

@@ -28,7 +28,9 @@ mod supervisor;
 pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
+pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
 pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
+pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest};
 pub use spec::{
@@ -36,3 +38,4 @@ pub use spec::{
     SetupFailure,
 };
 pub use supervisor::pidfd_open;
+pub use userns::{IdMapping, SubordinateRange};
