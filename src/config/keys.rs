@@ -44,160 +44,48 @@ pub(super) struct Key {
     parse: Parse,
 }
 
+const fn key(name: &'static str, parse: Parse) -> Key {
+    Key { name, parse }
+}
+
 /// Every per-test key, accepted in every table, in the order error
 /// messages list them.
+#[rustfmt::skip]
 pub(super) const SETTINGS: &[Key] = &[
-    Key {
-        name: "timeout",
-        parse: |r, i, s| put(&mut s.timeout, i, r.optional_duration(i.value, i.key)?),
-    },
-    Key {
-        name: "grace",
-        parse: |r, i, s| put(&mut s.grace, i, r.duration(i.value, i.key)?),
-    },
-    Key {
-        name: "memory",
-        parse: |r, i, s| put(&mut s.memory, i, r.optional_size(i.value, i.key)?),
-    },
-    Key {
-        name: "cpus",
-        parse: cpus,
-    },
-    Key {
-        name: "pids",
-        parse: pids,
-    },
-    Key {
-        name: "env",
-        parse: env,
-    },
-    Key {
-        name: "pass_env",
-        parse: |r, i, s| push_strings(r, i, &mut s.pass_env),
-    },
-    Key {
-        name: "network",
-        parse: network,
-    },
-    Key {
-        name: "hostname",
-        parse: hostname,
-    },
-    Key {
-        name: "user",
-        parse: |r, i, s| put(&mut s.user, i, r.string(i.value, i.key)?),
-    },
-    Key {
-        name: "group",
-        parse: |r, i, s| put(&mut s.group, i, r.string(i.value, i.key)?),
-    },
-    Key {
-        name: "retries",
-        parse: |r, i, s| put(&mut s.retries, i, r.integer(i.value, i.key, 0, 100)? as u32),
-    },
-    Key {
-        name: "expect",
-        parse: |r, i, s| set_expect(r, i, s, expect_word(r, i)?),
-    },
-    Key {
-        name: "expect_exit",
-        parse: |r, i, s| {
-            let code = r.integer(i.value, i.key, 0, 255)? as i32;
-            set_expect(r, i, s, Expect::Exit(code))
-        },
-    },
-    Key {
-        name: "expect_signal",
-        parse: |r, i, s| set_expect(r, i, s, Expect::Signal(r.signal(i.value, i.key)?)),
-    },
-    Key {
-        name: "max_memory",
-        parse: |r, i, s| put(&mut s.max_memory, i, r.size(i.value, i.key)?),
-    },
-    Key {
-        name: "max_cpu_time",
-        parse: |r, i, s| put(&mut s.max_cpu_time, i, r.duration(i.value, i.key)?),
-    },
-    Key {
-        name: "max_wall_time",
-        parse: |r, i, s| put(&mut s.max_wall_time, i, r.duration(i.value, i.key)?),
-    },
-    Key {
-        name: "max_pids",
-        parse: |r, i, s| {
-            put(
-                &mut s.max_pids,
-                i,
-                r.integer(i.value, i.key, 1, i64::MAX)? as u64,
-            )
-        },
-    },
-    Key {
-        name: "ignore",
-        parse: |r, i, s| put(&mut s.ignore, i, r.boolean(i.value, i.key)?),
-    },
-    Key {
-        name: "ignore_reason",
-        parse: |r, i, s| put(&mut s.ignore_reason, i, r.string(i.value, i.key)?),
-    },
-    Key {
-        name: "tags",
-        parse: |r, i, s| push_strings(r, i, &mut s.tags),
-    },
-    Key {
-        name: "privileged",
-        parse: |r, i, s| put(&mut s.privileged, i, r.boolean(i.value, i.key)?),
-    },
-    Key {
-        name: "seccomp",
-        parse: |r, i, s| put(&mut s.seccomp, i, r.boolean(i.value, i.key)?),
-    },
-    Key {
-        name: "cap_add",
-        parse: |r, i, s| push_capabilities(r, i, &mut s.cap_add),
-    },
-    Key {
-        name: "cap_drop",
-        parse: |r, i, s| push_capabilities(r, i, &mut s.cap_drop),
-    },
-    Key {
-        name: "nofile",
-        parse: |r, i, s| {
-            put(
-                &mut s.nofile,
-                i,
-                r.integer(i.value, i.key, 16, 1 << 20)? as u64,
-            )
-        },
-    },
-    Key {
-        name: "rootfs",
-        parse: |r, i, s| set_rootfs(r, i, s, rootfs_path(r, i)?),
-    },
-    Key {
-        name: "tools",
-        parse: |r, i, s| set_rootfs(r, i, s, Rootfs::Tools(tools(r, i)?)),
-    },
-    Key {
-        name: "rootfs_mode",
-        parse: rootfs_mode,
-    },
-    Key {
-        name: "binds",
-        parse: binds,
-    },
-    Key {
-        name: "tmpfs",
-        parse: |r, i, s| push_container_paths(r, i, &mut s.tmpfs),
-    },
-    Key {
-        name: "writable",
-        parse: |r, i, s| push_container_paths(r, i, &mut s.writable),
-    },
-    Key {
-        name: "disk",
-        parse: |r, i, s| put(&mut s.disk, i, r.optional_size(i.value, i.key)?),
-    },
+    key("timeout", |r, i, s| put(&mut s.timeout, i, r.optional_duration(i.value, i.key)?)),
+    key("grace", |r, i, s| put(&mut s.grace, i, r.duration(i.value, i.key)?)),
+    key("memory", |r, i, s| put(&mut s.memory, i, r.optional_size(i.value, i.key)?)),
+    key("cpus", cpus),
+    key("pids", pids),
+    key("env", env),
+    key("pass_env", |r, i, s| push_strings(r, i, &mut s.pass_env)),
+    key("network", network),
+    key("hostname", hostname),
+    key("user", |r, i, s| put(&mut s.user, i, r.string(i.value, i.key)?)),
+    key("group", |r, i, s| put(&mut s.group, i, r.string(i.value, i.key)?)),
+    key("retries", |r, i, s| put(&mut s.retries, i, r.integer(i.value, i.key, 0, 100)? as u32)),
+    key("expect", |r, i, s| set_expect(r, i, s, expect_word(r, i)?)),
+    key("expect_exit", |r, i, s| set_expect(r, i, s, Expect::Exit(r.integer(i.value, i.key, 0, 255)? as i32))),
+    key("expect_signal", |r, i, s| set_expect(r, i, s, Expect::Signal(r.signal(i.value, i.key)?))),
+    key("max_memory", |r, i, s| put(&mut s.max_memory, i, r.size(i.value, i.key)?)),
+    key("max_cpu_time", |r, i, s| put(&mut s.max_cpu_time, i, r.duration(i.value, i.key)?)),
+    key("max_wall_time", |r, i, s| put(&mut s.max_wall_time, i, r.duration(i.value, i.key)?)),
+    key("max_pids", |r, i, s| put(&mut s.max_pids, i, r.integer(i.value, i.key, 1, i64::MAX)? as u64)),
+    key("ignore", |r, i, s| put(&mut s.ignore, i, r.boolean(i.value, i.key)?)),
+    key("ignore_reason", |r, i, s| put(&mut s.ignore_reason, i, r.string(i.value, i.key)?)),
+    key("tags", |r, i, s| push_strings(r, i, &mut s.tags)),
+    key("privileged", |r, i, s| put(&mut s.privileged, i, r.boolean(i.value, i.key)?)),
+    key("seccomp", |r, i, s| put(&mut s.seccomp, i, r.boolean(i.value, i.key)?)),
+    key("cap_add", |r, i, s| push_capabilities(r, i, &mut s.cap_add)),
+    key("cap_drop", |r, i, s| push_capabilities(r, i, &mut s.cap_drop)),
+    key("nofile", |r, i, s| put(&mut s.nofile, i, r.integer(i.value, i.key, 16, 1 << 20)? as u64)),
+    key("rootfs", |r, i, s| set_rootfs(r, i, s, rootfs_path(r, i)?)),
+    key("tools", |r, i, s| set_rootfs(r, i, s, Rootfs::Tools(tools(r, i)?))),
+    key("rootfs_mode", rootfs_mode),
+    key("binds", binds),
+    key("tmpfs", |r, i, s| push_container_paths(r, i, &mut s.tmpfs)),
+    key("writable", |r, i, s| push_container_paths(r, i, &mut s.writable)),
+    key("disk", |r, i, s| put(&mut s.disk, i, r.optional_size(i.value, i.key)?)),
 ];
 
 /// The names of every per-test key, for "accepted here" lists.

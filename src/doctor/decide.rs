@@ -221,6 +221,32 @@ fn layout_summary(layout: &Layout) -> String {
     }
 }
 
+/// The `cgroups` line: `finding`, then the controllers of `wanted` that
+/// isotest cannot use (`how`: not mounted, not delegated) and what each
+/// costs.
+fn cgroups_line(
+    finding: String,
+    wanted: &[&str],
+    used: impl Fn(&str) -> bool,
+    how: &str,
+    fix: &str,
+) -> Check {
+    let absent: Vec<String> = wanted
+        .iter()
+        .filter(|c| !used(c))
+        .map(|c| format!("{c} ({})", without(c)))
+        .collect();
+    if absent.is_empty() {
+        Check::ok("cgroups", finding)
+    } else {
+        Check::degraded(
+            "cgroups",
+            format!("{finding}; {how}: {}", absent.join(", ")),
+            fix,
+        )
+    }
+}
+
 /// What isotest loses without a controller.
 fn without(controller: &str) -> &'static str {
     match controller {
@@ -276,21 +302,14 @@ fn v1_checks(layout: &Layout, dirs: &[(&'static str, Option<CgroupDir>)]) -> Vec
     let names: Vec<&str> = mounted.iter().map(|(c, _)| *c).collect();
     let finding = format!("{summary}: isotest uses v1 {}", names.join(", "));
     // A missing freezer only changes cleanup, reported below.
-    let absent: Vec<String> = V1_CONTROLLERS[..4]
-        .iter()
-        .filter(|c| !used(c))
-        .map(|c| format!("{c} ({})", without(c)))
-        .collect();
-    let cgroups = if absent.is_empty() {
-        Check::ok("cgroups", finding)
-    } else {
-        Check::degraded(
-            "cgroups",
-            format!("{finding}; not mounted: {}", absent.join(", ")),
-            "mount the missing v1 hierarchies, or boot with cgroup v2 \
-             (systemd.unified_cgroup_hierarchy=1)",
-        )
-    };
+    let cgroups = cgroups_line(
+        finding,
+        &V1_CONTROLLERS[..4],
+        used,
+        "not mounted",
+        "mount the missing v1 hierarchies, or boot with cgroup v2 \
+         (systemd.unified_cgroup_hierarchy=1)",
+    );
     let mut checks = vec![
         cgroups,
         peak_check(
@@ -389,20 +408,13 @@ fn v2_checks(
         )
     };
     let finding = format!("{summary}: isotest uses {} in {path}", used.join(", "));
-    let absent: Vec<String> = V2_CONTROLLERS
-        .into_iter()
-        .filter(|c| !used.contains(c))
-        .map(|c| format!("{c} ({})", without(c)))
-        .collect();
-    let cgroups = if absent.is_empty() {
-        Check::ok("cgroups", finding)
-    } else {
-        Check::degraded(
-            "cgroups",
-            format!("{finding}; not delegated: {}", absent.join(", ")),
-            DELEGATE_FIX,
-        )
-    };
+    let cgroups = cgroups_line(
+        finding,
+        &V2_CONTROLLERS,
+        |c| used.contains(&c),
+        "not delegated",
+        DELEGATE_FIX,
+    );
     let memory = used.contains(&"memory");
     let mut checks = vec![
         cgroups,

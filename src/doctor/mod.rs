@@ -67,12 +67,7 @@ impl Check {
         finding: impl Into<String>,
         fix: impl Into<String>,
     ) -> Check {
-        Check {
-            name,
-            level: Level::Degraded,
-            finding: finding.into(),
-            fix: Some(fix.into()),
-        }
+        Check::with_fix(name, Level::Degraded, finding, fix)
     }
 
     pub(super) fn missing(
@@ -80,9 +75,18 @@ impl Check {
         finding: impl Into<String>,
         fix: impl Into<String>,
     ) -> Check {
+        Check::with_fix(name, Level::Missing, finding, fix)
+    }
+
+    fn with_fix(
+        name: &'static str,
+        level: Level,
+        finding: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check {
             name,
-            level: Level::Missing,
+            level,
             finding: finding.into(),
             fix: Some(fix.into()),
         }

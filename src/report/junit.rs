@@ -343,29 +343,17 @@ pub(crate) mod tests {
         started: u64,
         millis: u64,
     ) -> TestResult {
+        let test = Test {
+            name: name.to_string(),
+            suite: suite.to_string(),
+            program: crate::discover::Program::File(format!("/t/{name}").into()),
+            dir: "/t".into(),
+            tags: Vec::new(),
+            default_dir: false,
+        };
         TestResult {
-            test: Test {
-                name: name.to_string(),
-                suite: suite.to_string(),
-                program: crate::discover::Program::File(format!("/t/{name}").into()),
-                dir: "/t".into(),
-                tags: Vec::new(),
-                default_dir: false,
-            },
-            status,
-            exit_code: None,
-            signal: None,
-            message: None,
-            setup_failure: None,
-            started_at: at(started),
             duration: Duration::from_millis(millis),
-            leaked_processes: 0,
-            rusage: None,
-            usage: None,
-            limits: Limits::default(),
-            stdout: CapturedOutput::default(),
-            stderr: CapturedOutput::default(),
-            attempts: Vec::new(),
+            ..TestResult::new(test, status, at(started))
         }
     }
 

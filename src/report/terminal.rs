@@ -423,7 +423,6 @@ fn plural(count: usize, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::TestCase;
     use crate::run::Attempt;
     use crate::run::HostFacts;
     use crate::sandbox::{CapturedOutput, Usage};
@@ -451,28 +450,8 @@ mod tests {
 
     fn result(name: &str, status: Status, millis: u64, message: Option<&str>) -> TestResult {
         TestResult {
-            test: TestCase {
-                name: name.to_string(),
-                suite: "suite".to_string(),
-                program: crate::discover::Program::File(format!("/t/{name}").into()),
-                dir: "/t".into(),
-                tags: Vec::new(),
-                default_dir: false,
-            },
-            status,
-            exit_code: None,
-            signal: None,
             message: message.map(str::to_string),
-            setup_failure: None,
-            started_at: SystemTime::UNIX_EPOCH,
-            duration: Duration::from_millis(millis),
-            leaked_processes: 0,
-            rusage: None,
-            usage: None,
-            limits: Default::default(),
-            stdout: CapturedOutput::default(),
-            stderr: CapturedOutput::default(),
-            attempts: Vec::new(),
+            ..crate::report::junit::tests::result(name, "suite", status, 0, millis)
         }
     }
 
