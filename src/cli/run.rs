@@ -8,6 +8,7 @@ use indicatif::ProgressDrawTarget;
 use super::args::{FlakyResult, NoTests, RunArgs, RunIgnoredArg, SelectArgs};
 use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional};
 use crate::baseline::{parse_percent, Baseline};
+use crate::config::Configs;
 use crate::plan::PlannedTest;
 use crate::report::{Destination, JsonReporter, JunitReporter, Reporter, TerminalReporter};
 use crate::run::{self, Roots, RunSettings, RunSummary, TestResult};
@@ -33,18 +34,7 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         no_tests(args.no_tests, &positional)?;
         // warn / pass: the run goes on, empty, so reports are still written.
     }
-    let jobs = if args.no_capture {
-        1
-    } else if let Some(jobs) = args.jobs {
-        jobs as usize
-    } else {
-        let first_root = std::path::absolute(&positional.roots[0]).unwrap_or_default();
-        configs
-            .run_settings(&first_root, args.select.profile.as_deref())
-            .jobs
-            .map(|j| j.value)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    };
+    let jobs = job_count(&args, &configs, &positional);
     let baseline = match &args.baseline {
         None => None,
         Some(path) => {
@@ -106,6 +96,23 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         }
     }
     Ok(run_exit_code(&summary, report_failed))
+}
+
+/// Tests at once: 1 with --no-capture, else -j, else `jobs` of the first
+/// root's isotest.toml, else the CPUs.
+fn job_count(args: &RunArgs, configs: &Configs, positional: &Positional) -> usize {
+    if args.no_capture {
+        return 1;
+    }
+    if let Some(jobs) = args.jobs {
+        return jobs as usize;
+    }
+    let first_root = std::path::absolute(&positional.roots[0]).unwrap_or_default();
+    configs
+        .run_settings(&first_root, args.select.profile.as_deref())
+        .jobs
+        .map(|j| j.value)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The terminal view and the reports asked for. A report written to

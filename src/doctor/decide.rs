@@ -415,22 +415,25 @@ fn v2_checks(
         "not delegated",
         DELEGATE_FIX,
     );
+    let mut checks = vec![cgroups, leaf];
+    checks.extend(v2_figures(dir, &used));
+    checks
+}
+
+/// Peak figures, swap and cleanup on v2, given the controllers isotest uses.
+fn v2_figures(dir: &CgroupDir, used: &[&str]) -> Vec<Check> {
     let memory = used.contains(&"memory");
-    let mut checks = vec![
-        cgroups,
-        leaf,
-        peak_check(
-            memory.then(|| {
-                if dir.has("memory.peak") {
-                    Peak::Kernel("memory.peak")
-                } else {
-                    Peak::Sampled("memory.current")
-                }
-            }),
-            used.contains(&"pids")
-                .then(|| pids_peak(dir.has("pids.peak"))),
-        ),
-    ];
+    let mut checks = vec![peak_check(
+        memory.then(|| {
+            if dir.has("memory.peak") {
+                Peak::Kernel("memory.peak")
+            } else {
+                Peak::Sampled("memory.current")
+            }
+        }),
+        used.contains(&"pids")
+            .then(|| pids_peak(dir.has("pids.peak"))),
+    )];
     if memory {
         checks.push(if dir.has("memory.swap.max") {
             Check::ok("swap", "memory.swap.max is set to 0: tests cannot swap")

@@ -342,13 +342,18 @@ mod tests {
         (dir, path)
     }
 
-    #[test]
-    fn writes_the_run() {
+    /// The report of `summary()`, with part of the first test's output
+    /// dropped, as read back.
+    fn written_run() -> Value {
         let mut summary = summary();
         summary.results[0].stdout.dropped_bytes = 1000;
         let (_dir, path) = write(&summary);
-        let run: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(&path).unwrap()).unwrap()
+    }
 
+    #[test]
+    fn writes_the_run_and_its_host() {
+        let run = written_run();
         assert_eq!(run["schema_version"], 1);
         let kernel = run["host"]["kernel"].as_str().unwrap();
         assert!(kernel.chars().next().unwrap().is_ascii_digit(), "{kernel}");
@@ -366,7 +371,11 @@ mod tests {
             })
         );
         assert_eq!(run["tests"].as_array().unwrap().len(), 9);
+    }
 
+    #[test]
+    fn writes_every_field_of_a_test() {
+        let run = written_run();
         assert_eq!(
             run["tests"][0],
             json!({
@@ -400,7 +409,11 @@ mod tests {
                 "stderr_bytes": 0
             })
         );
+    }
 
+    #[test]
+    fn writes_attempts_and_leaves_unmeasured_figures_null() {
+        let run = written_run();
         let failed = &run["tests"][1];
         assert_eq!(failed["status"], "FAIL");
         assert_eq!(failed["stdout"], String::from_utf8_lossy(NASTY).as_ref());

@@ -472,8 +472,32 @@ pub(crate) mod tests {
         assert_eq!(xml_text("a\x1b(Bb\x1b"), "ab");
     }
 
+    /// The report of `summary()`, as written.
+    fn written_report() -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        let mut reporter = JunitReporter::new(path.clone());
+        reporter.handle(&Event::RunFinished(summary())).unwrap();
+        fs::read_to_string(&path).unwrap()
+    }
+
+    /// The `names` attributes of `node`, `-` for those it lacks.
+    fn attrs(node: roxmltree::Node, names: &[&str]) -> Vec<String> {
+        names
+            .iter()
+            .map(|name| node.attribute(*name).unwrap_or("-").to_string())
+            .collect()
+    }
+
+    fn testcases<'a, 'i>(doc: &'a roxmltree::Document<'i>) -> Vec<roxmltree::Node<'a, 'i>> {
+        doc.root_element()
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect()
+    }
+
     #[test]
-    fn writes_the_report() {
+    fn writes_the_report_once_the_run_ends() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reports/junit.xml");
         let mut reporter = JunitReporter::new(path.clone());
@@ -491,17 +515,10 @@ pub(crate) mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, ["junit.xml"]);
-
         let xml = fs::read_to_string(&path).unwrap();
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "testsuites");
-        let attrs = |node: roxmltree::Node, names: &[&str]| -> Vec<String> {
-            names
-                .iter()
-                .map(|name| node.attribute(*name).unwrap_or("-").to_string())
-                .collect()
-        };
         assert_eq!(
             attrs(
                 root,
@@ -509,7 +526,13 @@ pub(crate) mod tests {
             ),
             ["isotest", "9", "4", "1", "2", "6.000"]
         );
+    }
 
+    #[test]
+    fn suites_count_their_cases() {
+        let xml = written_report();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let root = doc.root_element();
         let suites: Vec<_> = root.children().filter(|n| n.is_element()).collect();
         let suite_attrs: Vec<_> = suites
             .iter()
@@ -560,11 +583,13 @@ pub(crate) mod tests {
                 ],
             ]
         );
+    }
 
-        let cases: Vec<_> = root
-            .descendants()
-            .filter(|n| n.has_tag_name("testcase"))
-            .collect();
+    #[test]
+    fn cases_carry_their_outcome() {
+        let xml = written_report();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let cases = testcases(&doc);
         let case_attrs: Vec<_> = cases
             .iter()
             .map(|c| attrs(*c, &["name", "classname", "time"]))
@@ -613,7 +638,13 @@ pub(crate) mod tests {
                 ],
             ]
         );
+    }
 
+    #[test]
+    fn earlier_attempts_are_reruns_or_flaky_runs_and_output_is_kept_for_failures() {
+        let xml = written_report();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let cases = testcases(&doc);
         // Earlier attempts: reruns of a failure, flaky runs of a success.
         let earlier = |case: &roxmltree::Node| -> Vec<Vec<String>> {
             case.children()
@@ -685,7 +716,13 @@ pub(crate) mod tests {
             None,
             "empty output is left out"
         );
+    }
 
+    #[test]
+    fn cases_carry_usage_limits_and_attempts_as_properties() {
+        let xml = written_report();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let cases = testcases(&doc);
         let properties = |case: &roxmltree::Node| -> Vec<(String, String)> {
             case.descendants()
                 .filter(|n| n.has_tag_name("property"))
@@ -758,8 +795,6 @@ pub(crate) mod tests {
         assert_eq!(attempts(&cases[0]), None, "one attempt is not noted");
     }
 
-    /// The report validates against junit-10.xsd once the two extensions it
-    /// carries are taken out.
     #[test]
     fn validates_against_the_junit_schema() {
         let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/junit-10.xsd");
