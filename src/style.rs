@@ -56,9 +56,24 @@ impl Styles {
         if self.color {
             Cow::Borrowed(text)
         } else {
-            console::strip_ansi_codes(text)
+            strip_escapes(text)
         }
     }
+}
+
+/// `text` without terminal escape sequences (colours, titles, links), as
+/// `console` strips them, one line at a time: an unterminated sequence
+/// (`ESC ]` with no end) loses the rest of its line, not the lines after
+/// it. A stray ESC goes too.
+pub fn strip_escapes(text: &str) -> Cow<'_, str> {
+    if !text.contains('\x1b') {
+        return Cow::Borrowed(text);
+    }
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(|line| console::strip_ansi_codes(line).replace('\x1b', ""))
+        .collect();
+    Cow::Owned(lines.join("\n"))
 }
 
 /// Whether to colour a stream: only a terminal, and never when `NO_COLOR`
@@ -93,6 +108,15 @@ mod tests {
         assert_eq!(on.paint(Tone::Warn, "SKIP"), "\x1b[33mSKIP\x1b[0m");
         assert_eq!(on.paint(Tone::Bad, "FAIL"), "\x1b[31m\x1b[1mFAIL\x1b[0m");
         assert_eq!(Styles::new(false).paint(Tone::Bad, "FAIL"), "FAIL");
+    }
+
+    #[test]
+    fn unterminated_or_stray_escapes_cost_at_most_their_line() {
+        assert_eq!(strip_escapes("a\x1b]0;never ends\nnext"), "a\nnext");
+        assert_eq!(strip_escapes("a\x1b[31"), "a");
+        assert_eq!(strip_escapes("a\x1b(Bb\x1b"), "ab");
+        assert_eq!(strip_escapes("a\x1bPdcs\x1b\\b\n"), "ab\n");
+        assert!(matches!(strip_escapes("plain\n"), Cow::Borrowed("plain\n")));
     }
 
     #[test]

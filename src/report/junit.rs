@@ -15,9 +15,6 @@
 //! `<rerunError>`) per earlier attempt, each with that attempt's status as
 //! `type`, its message and output.
 
-use std::iter::Peekable;
-use std::str::Chars;
-
 use quick_junit::{
     NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
@@ -25,6 +22,7 @@ use quick_junit::{
 use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
 use crate::sandbox::CapturedOutput;
+use crate::style::strip_escapes;
 
 /// quick-junit deletes every control character but `\n` from the text it is
 /// given, tabs and carriage returns included. They travel through it as
@@ -270,12 +268,13 @@ fn output_text(output: &CapturedOutput) -> String {
     )
 }
 
+/// `raw` as XML text can carry it: escape sequences removed, tabs and
+/// carriage returns through quick-junit as placeholders, other control
+/// characters and noncharacters written as `\u{..}`.
 fn xml_text(raw: &str) -> String {
     let mut text = String::with_capacity(raw.len());
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in strip_escapes(raw).chars() {
         match c {
-            '\x1b' => skip_escape_sequence(&mut chars),
             '\t' => text.push(TAB_PLACEHOLDER),
             '\r' => text.push(CR_PLACEHOLDER),
             '\n' => text.push('\n'),
@@ -286,33 +285,6 @@ fn xml_text(raw: &str) -> String {
         }
     }
     text
-}
-
-/// Skips the rest of an escape sequence whose ESC was just read: a CSI
-/// (`ESC [ 3 1 m`), a string command such as OSC (`ESC ] … BEL`), or a short
-/// escape (`ESC ( B`, and `ESC \`, which ends string commands).
-fn skip_escape_sequence(chars: &mut Peekable<Chars>) {
-    match chars.next_if(|c| matches!(c, '[' | ']' | 'P' | 'X' | '^' | '_')) {
-        Some('[') => {
-            // Parameter and intermediate bytes, then one final byte.
-            while chars.next_if(|c| matches!(c, '\x20'..='\x3f')).is_some() {}
-            chars.next_if(|c| matches!(c, '\x40'..='\x7e'));
-        }
-        Some(_) => {
-            // Up to BEL, or up to the ESC of `ESC \`. An unterminated one
-            // stops at the end of the line, so a stray `ESC ]` cannot
-            // swallow the rest of the output.
-            while let Some(c) = chars.next_if(|&c| c != '\x1b' && c != '\n') {
-                if c == '\x07' {
-                    break;
-                }
-            }
-        }
-        None => {
-            while chars.next_if(|c| matches!(c, '\x20'..='\x2f')).is_some() {}
-            chars.next_if(|c| matches!(c, '\x30'..='\x7e'));
-        }
-    }
 }
 
 /// Also the sample run of the JSON reporter's and the baseline's tests.
