@@ -14,6 +14,11 @@
 //!
 //! `sandbox` is the container engine and knows nothing about tests or
 //! reports; every `unsafe` block and raw syscall of the crate lives there.
+//! Outside it, only the names its root exports are used. `config` holds
+//! plain values (capability names, root modes) and imports nothing from
+//! it: `run::container` maps a test's settings onto the sandbox's types.
+//! `doctor` probes the host through the same exports, decides, then
+//! renders; `style` is the terminal's look for `run` and `doctor`.
 
 pub mod baseline;
 pub mod cli;
