@@ -275,7 +275,7 @@ fn inspect_dir(path: PathBuf, files: &[&'static str]) -> CgroupDir {
     }
 }
 
-/// Opens and closes a pidfd on isotest itself: the helper waits for each
+/// Opens and closes a pidfd on isotest itself: the supervisor waits for each
 /// container's init through one.
 fn pidfd_open_self() -> Result<(), Errno> {
     let own = nix::unistd::Pid::this();
