@@ -1,7 +1,5 @@
 //! `isotest run`: plan, select, run in containers, report.
 
-use std::io::IsTerminal;
-
 use console::Term;
 use indicatif::ProgressDrawTarget;
 
@@ -136,29 +134,7 @@ fn reporters(args: &RunArgs, jobs: usize) -> Result<Vec<Box<dyn Reporter>>, i32>
         );
         return Err(fail(message, exit::BAD_USAGE));
     }
-    let to_stderr = !to_stdout.is_empty();
-    let on_terminal = if to_stderr {
-        std::io::stderr().is_terminal()
-    } else {
-        std::io::stdout().is_terminal()
-    };
-    let styles = Styles::new(color_wanted(on_terminal));
-    // Live output from --no-capture would garble the progress line.
-    let terminal = if on_terminal && !args.no_capture {
-        let term = if to_stderr {
-            Term::stderr()
-        } else {
-            Term::stdout()
-        };
-        TerminalReporter::live(ProgressDrawTarget::term(term, 20), styles)
-    } else if to_stderr {
-        TerminalReporter::new(Box::new(std::io::stderr()), styles)
-    } else {
-        TerminalReporter::new(Box::new(std::io::stdout()), styles)
-    };
-    let terminal = terminal
-        .with_usage_table(args.show_usage)
-        .with_slow_threshold(args.slow);
+    let terminal = terminal_view(args, !to_stdout.is_empty());
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
     if let Some(junit) = junit {
         reporters.push(Box::new(JunitReporter::new(junit)));
@@ -168,6 +144,26 @@ fn reporters(args: &RunArgs, jobs: usize) -> Result<Vec<Box<dyn Reporter>>, i32>
         reporters.push(Box::new(JsonReporter::new(json).with_settings(settings)));
     }
     Ok(reporters)
+}
+
+/// The terminal view on stdout, or on stderr when a report goes to stdout:
+/// a live progress line on a terminal (not with --no-capture, whose
+/// output would garble it), plain lines elsewhere.
+fn terminal_view(args: &RunArgs, on_stderr: bool) -> TerminalReporter {
+    let (term, plain): (Term, Box<dyn std::io::Write + Send>) = if on_stderr {
+        (Term::stderr(), Box::new(std::io::stderr()))
+    } else {
+        (Term::stdout(), Box::new(std::io::stdout()))
+    };
+    let on_terminal = term.is_term();
+    let styles = Styles::new(color_wanted(on_terminal));
+    let view = if on_terminal && !args.no_capture {
+        TerminalReporter::live(ProgressDrawTarget::term(term, 20), styles)
+    } else {
+        TerminalReporter::new(plain, styles)
+    };
+    view.with_usage_table(args.show_usage)
+        .with_slow_threshold(args.slow)
 }
 
 /// The run-level settings, for the JSON report.
