@@ -8,8 +8,10 @@
 //! resource-regression check (baseline.rs), and faults a fixture cannot
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
 //! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
-//! json.rs reads the JSON report; terminal.rs replays the terminal view
-//! of a run on a pseudo-terminal on an emulated screen.
+//! json.rs reads the JSON report. shards.rs: run history, time
+//! partitions and `report merge`, `--rerun-failed`, `--stress`, the memory
+//! budget and Bazel's shard variables. terminal.rs replays the terminal
+//! view of a run on a pseudo-terminal on an emulated screen.
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it, except in the rootless lane (ci/test-rootless), which runs
 //! the harness as `nobody` and skips what needs root. Run with `cargo test --test harness` (filters work:
@@ -26,6 +28,7 @@ mod json;
 mod junit;
 mod rootfs;
 mod selection;
+mod shards;
 mod stress;
 mod support;
 mod terminal;
@@ -42,6 +45,7 @@ fn main() {
     trials.extend(cli::trials());
     trials.extend(config_errors::trials());
     trials.extend(selection::trials());
+    trials.extend(shards::trials());
     trials.extend(baseline::trials());
     trials.extend(faults::trials());
     trials.extend(stress::trials());
@@ -56,7 +60,9 @@ fn main() {
             })
             .collect();
     }
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    support::remove_caches();
+    conclusion.exit();
 }
 
 /// Plain trials the rootless lane skips: they need cgroup limits (which

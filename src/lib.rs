@@ -19,6 +19,9 @@
 //! it: `run::container` maps a test's settings onto the sandbox's types.
 //! `doctor` probes the host through the same exports, decides, then
 //! renders; `style` is the terminal's look for `run` and `doctor`.
+//! `history` (earlier runs' durations, statuses and peaks) feeds `select`
+//! (time partitions, `--rerun-failed`, start order) and `run` (memory
+//! demands); a finished run is recorded into it.
 
 pub mod baseline;
 pub mod cli;
@@ -26,6 +29,7 @@ pub mod config;
 pub mod discover;
 pub mod doctor;
 pub mod duration;
+pub mod history;
 pub mod image;
 pub mod plan;
 pub mod report;

@@ -4,7 +4,9 @@
 mod args;
 mod cache;
 mod exec;
+mod history;
 mod list;
+mod report;
 mod run;
 
 use std::ffi::OsString;
@@ -59,6 +61,7 @@ pub fn main() -> i32 {
         Command::Exec(args) => exec::exec(args),
         Command::Doctor(args) => doctor(args),
         Command::Cache(args) => cache::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

@@ -1,17 +1,23 @@
 //! `isotest run`: plan, select, run in containers, report.
 
+use std::path::PathBuf;
+
 use console::Term;
 use indicatif::ProgressDrawTarget;
 
 use super::args::{FlakyResult, NoTests, RunArgs, RunIgnoredArg, SelectArgs};
+use super::history::{self, RunHistory};
 use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional};
 use crate::baseline::{parse_percent, Baseline};
 use crate::config::Configs;
+use crate::history::History;
 use crate::plan::PlannedTest;
+use crate::report::json::JsonPartition;
 use crate::report::{Destination, JsonReporter, JunitReporter, Reporter, TerminalReporter};
-use crate::run::{self, Roots, RunSettings, RunSummary, TestResult};
-use crate::sandbox::{interrupt, OutputMode};
-use crate::select::{Criteria, Partition, RunIgnored, Selected, Selection};
+use crate::run::{self, Demand, Roots, RunSettings, RunSummary, TestResult};
+use crate::sandbox::{available_memory, interrupt, OutputMode};
+use crate::select::{Criteria, Order, Partition, RunIgnored, Selected, Selection};
+use crate::size::format_size;
 use crate::style::{color_wanted, Styles};
 
 /// Output kept per stream and test; the middle of longer output is dropped.
@@ -27,8 +33,22 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     let positional = split_positional(&args.select.positional);
     let flags = args.container.settings_with_retries(args.retries);
     let (configs, planned) = load_plan(&args.select, &positional, &flags)?;
-    let Selected { run: plan, skipped } = select(&args.select, &positional, planned)?;
+    let order: Order = args
+        .order
+        .parse()
+        .map_err(|e| fail(format!("--order: {e}"), exit::BAD_USAGE))?;
+    let cache_dir = args.storage.cache_dir.as_deref();
+    let history = RunHistory::load(&args.select, &positional.roots, cache_dir)?;
+    let (selected, partition) = select_part(&args.select, &positional, planned, &history.history)?;
+    let Selected {
+        run: plan,
+        skipped,
+        whole,
+    } = selected;
     if plan.is_empty() && skipped.is_empty() {
+        if args.select.rerun_failed {
+            eprintln!("isotest: note: --rerun-failed: every test passed last time");
+        }
         no_tests(args.no_tests, &positional)?;
         // warn / pass: the run goes on, empty, so reports are still written.
     }
@@ -47,7 +67,14 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
 
-    let mut reporters = reporters(&args, jobs)?;
+    let partition = partition.map(|p| JsonPartition {
+        spec: p.to_string(),
+        part: p.part(),
+        parts: p.parts(),
+        selected: whole,
+    });
+    let mut reporters = reporters(&args, jobs, partition.clone())?;
+    let schedule = Schedule::new(&plan, order, &history.history, args.memory_budget);
     let check = |result: &mut TestResult| {
         if let Some(baseline) = &baseline {
             baseline.check(result);
@@ -70,6 +97,10 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         flaky_is_failure: args.flaky_result == FlakyResult::Fail,
         post_check: Some(&check),
         roots: &roots,
+        start_order: schedule.start_order,
+        demands: schedule.demands,
+        memory_budget: schedule.memory_budget,
+        runs_per_test: args.stress.unwrap_or(1),
     };
     let mut report_failed = false;
     let summary = run::run(plan, skipped, &settings, &sandbox, &mut |event| {
@@ -80,6 +111,11 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
             }
         }
     });
+    // A shard does not record: its siblings, maybe still starting on this
+    // machine, must split the suite by the same history.
+    if partition.is_none() {
+        history.record(&summary);
+    }
     if let Some(baseline) = &baseline {
         let names: Vec<String> = summary
             .results
@@ -115,35 +151,66 @@ fn job_count(args: &RunArgs, configs: &Configs, positional: &Positional) -> usiz
 
 /// The terminal view and the reports asked for. A report written to
 /// stdout (`--json -`, `--junit -`) moves the terminal view to stderr.
-fn reporters(args: &RunArgs, jobs: usize) -> Result<Vec<Box<dyn Reporter>>, i32> {
-    let junit = args.junit.clone().map(Destination::from);
-    let json = args.json.clone().map(Destination::from);
-    let to_stdout: Vec<&str> = [("--junit", &junit), ("--json", &json)]
-        .into_iter()
-        .filter(|(_, d)| matches!(d, Some(Destination::Stdout)))
-        .map(|(flag, _)| flag)
-        .collect();
-    if to_stdout.len() > 1 {
-        let message = "--junit - and --json - both write to stdout; write one of them to a file";
-        return Err(fail(message, exit::BAD_USAGE));
-    }
-    if !to_stdout.is_empty() && args.no_capture {
+fn reporters(
+    args: &RunArgs,
+    jobs: usize,
+    partition: Option<JsonPartition>,
+) -> Result<Vec<Box<dyn Reporter>>, i32> {
+    let Destinations {
+        junit,
+        json,
+        to_stdout,
+    } = Destinations::new(&args.junit, &args.json)?;
+    if let (Some(flag), true) = (to_stdout, args.no_capture) {
         let message = format!(
-            "{} - writes the report to stdout, where --no-capture streams the tests' output; write the report to a file",
-            to_stdout[0]
+            "{flag} - writes the report to stdout, where --no-capture streams the tests' output; write the report to a file"
         );
         return Err(fail(message, exit::BAD_USAGE));
     }
-    let terminal = terminal_view(args, !to_stdout.is_empty());
+    let terminal = terminal_view(args, to_stdout.is_some());
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
     if let Some(junit) = junit {
         reporters.push(Box::new(JunitReporter::new(junit)));
     }
     if let Some(json) = json {
         let settings = run_settings_json(args, jobs);
-        reporters.push(Box::new(JsonReporter::new(json).with_settings(settings)));
+        let id = history::run_id(args.run_id.as_deref());
+        let reporter = JsonReporter::new(json)
+            .with_settings(settings)
+            .with_identity(id, partition);
+        reporters.push(Box::new(reporter));
     }
     Ok(reporters)
+}
+
+/// Where `--junit` and `--json` write.
+pub(super) struct Destinations {
+    pub junit: Option<Destination>,
+    pub json: Option<Destination>,
+    /// The flag whose report goes to stdout (`-`), if one does; only one may.
+    pub to_stdout: Option<&'static str>,
+}
+
+impl Destinations {
+    pub fn new(junit: &Option<PathBuf>, json: &Option<PathBuf>) -> Result<Destinations, i32> {
+        let junit = junit.clone().map(Destination::from);
+        let json = json.clone().map(Destination::from);
+        let to_stdout: Vec<&'static str> = [("--junit", &junit), ("--json", &json)]
+            .into_iter()
+            .filter(|(_, d)| matches!(d, Some(Destination::Stdout)))
+            .map(|(flag, _)| flag)
+            .collect();
+        if to_stdout.len() > 1 {
+            let message =
+                "--junit - and --json - both write to stdout; write one of them to a file";
+            return Err(fail(message, exit::BAD_USAGE));
+        }
+        Ok(Destinations {
+            junit,
+            json,
+            to_stdout: to_stdout.first().copied(),
+        })
+    }
 }
 
 /// The terminal view on stdout, or on stderr when a report goes to stdout:
@@ -166,6 +233,38 @@ fn terminal_view(args: &RunArgs, on_stderr: bool) -> TerminalReporter {
         .with_slow_threshold(args.slow)
 }
 
+/// When each test of the plan starts and what it holds while it runs.
+struct Schedule {
+    start_order: Vec<usize>,
+    demands: Vec<Demand>,
+    memory_budget: u64,
+}
+
+impl Schedule {
+    /// `budget` is --memory-budget; without it, the memory isotest's
+    /// cgroup or the host has available. Tests over the budget are named.
+    fn new(plan: &[PlannedTest], order: Order, history: &History, budget: Option<u64>) -> Self {
+        let names: Vec<&str> = plan.iter().map(|t| t.case.name.as_str()).collect();
+        let demands: Vec<Demand> = plan.iter().map(|t| Demand::of(t, history)).collect();
+        let memory_budget = budget.or_else(available_memory).unwrap_or(u64::MAX);
+        for (test, demand) in plan.iter().zip(&demands) {
+            if demand.memory_bytes > memory_budget {
+                eprintln!(
+                    "isotest: note: {} needs {}, more than the memory budget of {}: it runs alone",
+                    test.case.name,
+                    format_size(demand.memory_bytes),
+                    format_size(memory_budget)
+                );
+            }
+        }
+        Schedule {
+            start_order: order.start_order(&names, history),
+            demands,
+            memory_budget,
+        }
+    }
+}
+
 /// The run-level settings, for the JSON report.
 fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
     let flags: Vec<serde_json::Value> = args
@@ -182,6 +281,11 @@ fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
         "max_fail": args.max_fail,
         "flaky_result": format!("{:?}", args.flaky_result).to_lowercase(),
         "partition": args.select.partition,
+        "history": args.select.history.as_ref().map(|p| p.display().to_string()),
+        "rerun_failed": args.select.rerun_failed,
+        "order": args.order,
+        "stress": args.stress,
+        "memory_budget": args.memory_budget,
         "baseline": args.baseline.as_ref().map(|p| p.display().to_string()),
         "max_regression": args.baseline.as_ref().map(|_| &args.max_regression),
         "flags": flags,
@@ -193,13 +297,24 @@ pub(super) fn select(
     args: &SelectArgs,
     positional: &Positional,
     planned: Vec<PlannedTest>,
+    history: &History,
 ) -> Result<Selected, i32> {
-    let partition = args
-        .partition
-        .as_deref()
-        .map(str::parse::<Partition>)
-        .transpose()
-        .map_err(|e| fail(format!("--partition: {e}"), exit::BAD_USAGE))?;
+    select_part(args, positional, planned, history).map(|(selected, _)| selected)
+}
+
+/// `select`, and the partition taken (`--partition` or Bazel's shard).
+fn select_part(
+    args: &SelectArgs,
+    positional: &Positional,
+    planned: Vec<PlannedTest>,
+    history: &History,
+) -> Result<(Selected, Option<Partition>), i32> {
+    let partition = history::partition(args)?;
+    if partition.is_some_and(|p| p.by_time()) && history.is_empty() {
+        eprintln!(
+            "isotest: note: no run history for a time partition yet: tests are split by name hash"
+        );
+    }
     let selection = Selection::new(Criteria {
         substrings: positional.substrings.clone(),
         filters: args.filter.clone(),
@@ -213,9 +328,10 @@ pub(super) fn select(
             RunIgnoredArg::All => RunIgnored::All,
         },
         partition,
+        rerun_failed: args.rerun_failed,
     })
     .map_err(|e| fail(e, exit::BAD_USAGE))?;
-    Ok(selection.apply(planned))
+    Ok((selection.apply(planned, history), partition))
 }
 
 /// An empty selection: an error (exit 4) for `--no-tests fail`, else a

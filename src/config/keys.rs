@@ -86,6 +86,7 @@ pub(super) const SETTINGS: &[Key] = &[
     key("tmpfs", |r, i, s| push_container_paths(r, i, &mut s.tmpfs)),
     key("writable", |r, i, s| push_container_paths(r, i, &mut s.writable)),
     key("disk", |r, i, s| put(&mut s.disk, i, r.optional_size(i.value, i.key)?)),
+    key("threads", |r, i, s| put(&mut s.threads, i, r.integer(i.value, i.key, 1, 4096)? as usize)),
 ];
 
 /// The names of every per-test key, for "accepted here" lists.

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::discover::Program;
+use crate::run::stress::{summarize, Spread, StressSummary};
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
 
@@ -24,6 +26,8 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub struct JsonReporter {
     destination: Destination,
     settings: serde_json::Value,
+    run_id: Option<String>,
+    partition: Option<JsonPartition>,
 }
 
 impl JsonReporter {
@@ -31,7 +35,17 @@ impl JsonReporter {
         JsonReporter {
             destination: destination.into(),
             settings: serde_json::Value::Null,
+            run_id: None,
+            partition: None,
         }
+    }
+
+    /// The run's id and the part of the suite it ran, which `isotest
+    /// report merge` checks.
+    pub fn with_identity(mut self, run_id: String, partition: Option<JsonPartition>) -> Self {
+        self.run_id = Some(run_id);
+        self.partition = partition;
+        self
     }
 
     /// The run's settings (command line and profile), written as `settings`.
@@ -48,6 +62,8 @@ impl Reporter for JsonReporter {
         };
         let mut run = JsonRun::from_summary(summary);
         run.settings = self.settings.clone();
+        run.run_id.clone_from(&self.run_id);
+        run.partition.clone_from(&self.partition);
         let mut json = serde_json::to_vec_pretty(&run)?;
         json.push(b'\n');
         self.destination.write(&json)
@@ -58,6 +74,13 @@ impl Reporter for JsonReporter {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JsonRun {
     pub schema_version: u64,
+    /// Shared by the shards of one run (`--run-id`); null in reports
+    /// written before ids existed.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// The part of the suite this run ran (`--partition`), or null.
+    #[serde(default)]
+    pub partition: Option<JsonPartition>,
     pub host: JsonHost,
     /// RFC 3339, UTC.
     pub started_at: String,
@@ -73,6 +96,41 @@ pub struct JsonRun {
     pub counts: BTreeMap<String, usize>,
     /// Every test: the ignored (SKIPPED) ones, then the plan in order.
     pub tests: Vec<JsonTest>,
+    /// Under `--stress N`: per test, its runs summed up.
+    #[serde(default)]
+    pub stress: Vec<JsonStress>,
+}
+
+/// `--partition K/N` of a run, and how many tests the whole selection had.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonPartition {
+    /// As given: `time:2/4`.
+    pub spec: String,
+    /// K, 1-based.
+    pub part: u64,
+    /// N.
+    pub parts: u64,
+    /// Tests selected before the partition was taken (all N parts).
+    pub selected: usize,
+}
+
+/// One test's runs under `--stress`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonStress {
+    pub name: String,
+    pub runs: usize,
+    pub passed: usize,
+    pub pass_rate: f64,
+    /// `{"min": .., "median": .., "max": ..}`.
+    pub duration_secs: JsonSpread<f64>,
+    pub memory_peak_bytes: Option<JsonSpread<u64>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonSpread<T> {
+    pub min: T,
+    pub median: T,
+    pub max: T,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -112,6 +170,14 @@ pub struct JsonTest {
     /// wait4 on the container's init; null when the test did not run.
     pub rusage: Option<JsonRusage>,
     pub leaked_processes: u32,
+    /// Which run of the test this is under `--stress N` (1-based), else
+    /// null.
+    #[serde(default)]
+    pub iteration: Option<u32>,
+    /// Seconds the test was held back because the memory budget was
+    /// taken, or null when it was not.
+    #[serde(default)]
+    pub waited_for_memory_secs: Option<f64>,
     #[serde(flatten)]
     pub output: JsonOutput,
 }
@@ -177,6 +243,8 @@ impl JsonRun {
             .map(|uts| uts.release().to_string_lossy().into_owned());
         JsonRun {
             schema_version: SCHEMA_VERSION,
+            run_id: None,
+            partition: None,
             host: JsonHost {
                 kernel,
                 cgroup_layout: summary.host.cgroup_layout.clone(),
@@ -193,6 +261,30 @@ impl JsonRun {
                 .map(|&status| (status.label().to_string(), summary.count(status)))
                 .collect(),
             tests: summary.results.iter().map(JsonTest::from).collect(),
+            stress: summarize(&summary.results)
+                .into_iter()
+                .map(JsonStress::from)
+                .collect(),
+        }
+    }
+}
+
+impl From<StressSummary> for JsonStress {
+    fn from(stress: StressSummary) -> Self {
+        fn spread<T, U>(s: Spread<T>, f: impl Fn(T) -> U) -> JsonSpread<U> {
+            JsonSpread {
+                min: f(s.min),
+                median: f(s.median),
+                max: f(s.max),
+            }
+        }
+        JsonStress {
+            pass_rate: stress.pass_rate(),
+            name: stress.name,
+            runs: stress.runs,
+            passed: stress.passed,
+            duration_secs: spread(stress.duration, |d: Duration| d.as_secs_f64()),
+            memory_peak_bytes: stress.memory_peak_bytes.map(|p| spread(p, |b: u64| b)),
         }
     }
 }
@@ -220,6 +312,8 @@ impl From<&TestResult> for JsonTest {
             limits: result.limits.into(),
             rusage: result.rusage.map(JsonRusage::from),
             leaked_processes: result.leaked_processes,
+            iteration: result.scheduled.iteration,
+            waited_for_memory_secs: result.scheduled.waited_for_memory.map(|w| w.as_secs_f64()),
             output: JsonOutput::new(&result.stdout, &result.stderr),
         }
     }
@@ -301,6 +395,12 @@ pub enum ReadError {
 
 /// Loads a report written by `JsonReporter`.
 pub fn read(path: &Path) -> Result<JsonRun, ReadError> {
+    read_with_value(path).map(|(run, _)| run)
+}
+
+/// Loads a report, and the document as it was in the file (with any
+/// fields this isotest does not know).
+pub fn read_with_value(path: &Path) -> Result<(JsonRun, serde_json::Value), ReadError> {
     let not_a_report = |reason: String| ReadError::NotAReport {
         path: path.to_owned(),
         reason,
@@ -324,7 +424,8 @@ pub fn read(path: &Path) -> Result<JsonRun, ReadError> {
             })
         }
     }
-    serde_json::from_value(value).map_err(|err| not_a_report(err.to_string()))
+    let run = serde_json::from_value(value.clone()).map_err(|err| not_a_report(err.to_string()))?;
+    Ok((run, value))
 }
 
 #[cfg(test)]
@@ -402,6 +503,8 @@ mod tests {
                 "limits": { "memory_bytes": 268_435_456, "cpus": 0.5, "pids": 1024 },
                 "rusage": { "user_usec": 1500, "system_usec": 700, "max_rss_bytes": 4_194_304 },
                 "leaked_processes": 0,
+                "iteration": null,
+                "waited_for_memory_secs": null,
                 "stdout": "passing output is not kept\n\
                            [isotest: 1000 bytes of output dropped here]\n",
                 "stdout_bytes": 1027,

@@ -3,6 +3,9 @@
 
 pub mod json;
 pub mod junit;
+pub mod merge;
+mod rebuild;
+pub mod stress;
 pub mod terminal;
 
 pub use json::JsonReporter;
@@ -106,7 +109,7 @@ fn attempts_run(result: &TestResult) -> usize {
 }
 
 /// RFC 3339 in UTC with milliseconds: `2024-02-29T23:59:59.123Z`.
-fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     let (year, month, day) = civil_from_days(seconds / 86_400);

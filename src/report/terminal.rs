@@ -131,10 +131,12 @@ impl TerminalReporter {
             1 => Some("1 leaked process".to_string()),
             n => Some(format!("{n} leaked processes")),
         };
+        let scheduled = super::stress::scheduling_notes(result);
         let details: Vec<&str> = message
             .as_deref()
             .into_iter()
             .chain(leaked.as_deref())
+            .chain(scheduled.iter().map(String::as_str))
             .collect();
         if !details.is_empty() {
             line.push_str(&format!(" ({})", details.join(", ")));
@@ -215,6 +217,7 @@ impl TerminalReporter {
         if self.usage_table {
             out.push_str(&usage_table(summary));
         }
+        out.push_str(&super::stress::stress_table(summary));
         out.push_str(&summary_line(summary));
         for result in &attention {
             out.push_str(&self.status_line(result));

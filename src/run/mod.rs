@@ -1,7 +1,10 @@
 //! The scheduler: runs the plan with N job slots, one container per test,
 //! and emits events in the order things happen. Reporters run on the
-//! calling thread; workers only run containers.
+//! calling thread; workers only run containers. `admission` decides which
+//! test starts next (start order, job slots, memory budget); `--stress N`
+//! runs each test N times.
 
+mod admission;
 mod attempt;
 mod classify;
 mod container;
@@ -9,19 +12,22 @@ mod environment;
 mod events;
 mod result;
 mod roots;
+pub mod stress;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use admission::Demand;
 pub use container::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
-pub use result::{Attempt, Status, TestResult};
+pub use result::{Attempt, Scheduled, Status, TestResult};
 pub use roots::{Root, Roots};
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
+use admission::Admission;
 use attempt::AttemptSettings;
 use classify::not_run;
 
@@ -37,6 +43,14 @@ pub struct RunSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Plan positions in the order tests start (`--order`).
+    pub start_order: Vec<usize>,
+    /// What each test of the plan holds while it runs, by plan position.
+    pub demands: Vec<Demand>,
+    /// Memory the running tests' demands may add up to.
+    pub memory_budget: u64,
+    /// Runs of each test (`--stress N`); 1 is a normal run.
+    pub runs_per_test: u32,
 }
 
 /// How often reporters get a Tick while tests run.
@@ -58,17 +72,42 @@ pub fn run(
         cgroup_layout: sandbox.cgroup_layout().to_string(),
         cgroups_in_use: sandbox.cgroups_unavailable().is_none(),
     };
-    let jobs = settings.jobs.clamp(1, plan.len().max(1));
+    let runs = settings.runs_per_test.max(1) as usize;
+    let units = plan.len() * runs;
+    let jobs = settings.jobs.clamp(1, units.max(1));
     on_event(&Event::RunStarted {
-        test_count: plan.len() + skipped.len(),
+        test_count: units + skipped.len(),
         jobs,
         started_at,
         host: host.clone(),
     });
-    let mut finished = report_skipped(skipped, started_at, on_event);
-    let workers = Workers {
+    let mut finished: Vec<TestResult> = skipped
+        .into_iter()
+        .map(|test| {
+            let reason = test
+                .settings
+                .ignore_reason
+                .as_ref()
+                .map_or("ignored".to_string(), |r| r.value.clone());
+            let result = not_run(test.case, started_at, Status::Skipped, reason);
+            emit_finished(on_event, Box::new(result))
+        })
+        .collect();
+
+    // Unit u is run u % runs of test u / runs; runs go round by round.
+    let order: Vec<usize> = (0..runs)
+        .flat_map(|run| settings.start_order.iter().map(move |&i| i * runs + run))
+        .collect();
+    let demands = (0..units).map(|u| settings.demands[u / runs]).collect();
+    let shared = Jobs {
         plan: &plan,
-        settings,
+        runs,
+        admission: Admission::new(order, demands, jobs, settings.memory_budget),
+        stop: StopRequest::new(),
+        stop_starting: AtomicBool::new(false),
+        host_broken: AtomicBool::new(false),
+        failures: AtomicUsize::new(0),
+        max_fail: settings.max_fail,
         attempt_settings: AttemptSettings {
             output: settings.output,
             flaky_is_failure: settings.flaky_is_failure,
@@ -76,36 +115,33 @@ pub fn run(
             roots: settings.roots,
         },
         sandbox,
-        stop: StopRequest::new(),
-        next: AtomicUsize::new(0),
-        failures: AtomicUsize::new(0),
-        stop_starting: AtomicBool::new(false),
-        host_broken: AtomicBool::new(false),
     };
-    let mut results: Vec<Option<TestResult>> = vec![None; plan.len()];
+    let mut results: Vec<Option<TestResult>> = vec![None; units];
     let interrupted_by = std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel::<Message>();
         for _ in 0..jobs {
             let sender = sender.clone();
-            let workers = &workers;
-            scope.spawn(move || workers.work(&sender));
+            let shared = &shared;
+            scope.spawn(move || shared.work(&sender));
         }
         drop(sender);
-        dispatch(&receiver, &mut results, &workers.stop, on_event)
+        relay(&receiver, &shared.stop, &mut results, on_event)
     });
-    let reason = not_run_reason(
-        workers.host_broken.load(Ordering::SeqCst),
-        interrupted_by.is_some(),
-        settings.max_fail,
-    );
-    finished.extend(results.into_iter().zip(&plan).map(|(result, test)| {
+
+    let reason = if shared.host_broken.load(Ordering::SeqCst) {
+        "not run: this host cannot create containers".to_string()
+    } else if interrupted_by.is_some() {
+        "not run: the run was interrupted".to_string()
+    } else {
+        let max = settings.max_fail.unwrap_or(0);
+        format!("not run: stopped after {max} failure(s) (--fail-fast / --max-fail)")
+    };
+    finished.extend(results.into_iter().enumerate().map(|(unit, result)| {
         result.unwrap_or_else(|| {
-            not_run(
-                test.case.clone(),
-                started_at,
-                Status::NotRun,
-                reason.clone(),
-            )
+            let case = plan[unit / runs].case.clone();
+            let mut result = not_run(case, started_at, Status::NotRun, reason.clone());
+            result.scheduled.iteration = (runs > 1).then_some((unit % runs) as u32 + 1);
+            result
         })
     }));
     let summary = RunSummary {
@@ -124,53 +160,28 @@ pub fn run(
     summary
 }
 
-/// The ignored tests, reported SKIPPED with their reason.
-fn report_skipped(
-    skipped: Vec<PlannedTest>,
-    started_at: SystemTime,
-    on_event: &mut dyn FnMut(&Event),
-) -> Vec<TestResult> {
-    skipped
-        .into_iter()
-        .map(|test| {
-            let reason = test
-                .settings
-                .ignore_reason
-                .as_ref()
-                .map_or("ignored".to_string(), |r| r.value.clone());
-            let result = not_run(test.case, started_at, Status::Skipped, reason);
-            emit_finished(on_event, Box::new(result))
-        })
-        .collect()
-}
-
-/// What the job slots share: the plan, the next test to take, and when to
-/// stop taking more.
-struct Workers<'a> {
+/// What the job threads share.
+struct Jobs<'a> {
     plan: &'a [PlannedTest],
-    settings: &'a RunSettings<'a>,
+    /// Runs of each test (`--stress`).
+    runs: usize,
+    admission: Admission,
+    stop: StopRequest,
+    stop_starting: AtomicBool,
+    host_broken: AtomicBool,
+    failures: AtomicUsize,
+    max_fail: Option<usize>,
     attempt_settings: AttemptSettings<'a>,
     sandbox: &'a Sandbox,
-    stop: StopRequest,
-    next: AtomicUsize,
-    failures: AtomicUsize,
-    stop_starting: AtomicBool,
-    /// A test found that this host cannot create containers.
-    host_broken: AtomicBool,
 }
 
-impl Workers<'_> {
-    /// One job slot: takes the next test until none is left or the run
-    /// stops, and sends its events and result to the dispatching thread.
+impl Jobs<'_> {
+    /// One job thread: runs the tests admission lets it start until none
+    /// is left or the run stops starting tests.
     fn work(&self, sender: &mpsc::Sender<Message>) {
-        loop {
-            if self.stop.is_requested() || self.stop_starting.load(Ordering::SeqCst) {
-                return;
-            }
-            let index = self.next.fetch_add(1, Ordering::SeqCst);
-            let Some(test) = self.plan.get(index) else {
-                return;
-            };
+        let stopping = || self.stop.is_requested() || self.stop_starting.load(Ordering::SeqCst);
+        while let Some(admitted) = self.admission.next(&stopping) {
+            let test = &self.plan[admitted.index / self.runs];
             let _ = sender.send(Message::Event(Event::TestStarted {
                 name: test.case.name.clone(),
                 at: Instant::now(),
@@ -178,45 +189,44 @@ impl Workers<'_> {
             let emit = |event| {
                 let _ = sender.send(Message::Event(event));
             };
-            let result = attempt::run_test(
+            let mut result = attempt::run_test(
                 test,
                 self.sandbox,
                 &self.attempt_settings,
                 &self.stop,
                 &emit,
             );
-            self.note(&result);
-            let _ = sender.send(Message::Finished(index, Box::new(result)));
-        }
-    }
-
-    /// Stops starting tests when the host cannot run them or after
-    /// `max_fail` failures.
-    fn note(&self, result: &TestResult) {
-        if result
-            .setup_failure
-            .as_ref()
-            .is_some_and(|f| f.host_unsupported)
-        {
-            self.host_broken.store(true, Ordering::SeqCst);
-            self.stop_starting.store(true, Ordering::SeqCst);
-        }
-        if result.status.is_failure() {
-            let failed = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
-            if self.settings.max_fail.is_some_and(|max| failed >= max) {
+            self.admission.finished(admitted.index);
+            result.scheduled = Scheduled {
+                iteration: (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1),
+                waited_for_memory: admitted.waited_for_memory,
+            };
+            if result
+                .setup_failure
+                .as_ref()
+                .is_some_and(|f| f.host_unsupported)
+            {
+                self.host_broken.store(true, Ordering::SeqCst);
                 self.stop_starting.store(true, Ordering::SeqCst);
             }
+            if result.status.is_failure() {
+                let failed = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.max_fail.is_some_and(|max| failed >= max) {
+                    self.stop_starting.store(true, Ordering::SeqCst);
+                }
+            }
+            let _ = sender.send(Message::Finished(admitted.index, Box::new(result)));
         }
     }
 }
 
-/// Passes the workers' events on, in order, with a Tick every TICK, until
-/// every worker is done; Ctrl-C (once: gracefully, twice: at once) stops
-/// the run. Returns the signal that interrupted it.
-fn dispatch(
+/// Passes the job threads' events on, on this thread, with a Tick every
+/// `TICK`, and turns Ctrl-C into stop requests, until every job thread has
+/// ended; returns the signal that interrupted the run, if one did.
+fn relay(
     receiver: &mpsc::Receiver<Message>,
-    results: &mut [Option<TestResult>],
     stop: &StopRequest,
+    results: &mut [Option<TestResult>],
     on_event: &mut dyn FnMut(&Event),
 ) -> Option<i32> {
     let mut interrupted_by = None;
@@ -248,18 +258,6 @@ fn dispatch(
                 stop.stop_now();
             }
         }
-    }
-}
-
-/// Why the tests that did not start did not run.
-fn not_run_reason(host_broken: bool, interrupted: bool, max_fail: Option<usize>) -> String {
-    if host_broken {
-        "not run: this host cannot create containers".to_string()
-    } else if interrupted {
-        "not run: the run was interrupted".to_string()
-    } else {
-        let max = max_fail.unwrap_or(0);
-        format!("not run: stopped after {max} failure(s) (--fail-fast / --max-fail)")
     }
 }
 

@@ -117,6 +117,17 @@ pub struct TestResult {
     /// Earlier attempts that did not pass (with `retries`), oldest first;
     /// the fields above describe the last attempt.
     pub attempts: Vec<Attempt>,
+    pub scheduled: Scheduled,
+}
+
+/// How the scheduler ran a test.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scheduled {
+    /// Which run of the test this is, 1-based, under `--stress N`.
+    pub iteration: Option<u32>,
+    /// How long the test was held back because the memory budget was
+    /// taken by tests running.
+    pub waited_for_memory: Option<Duration>,
 }
 
 impl TestResult {
@@ -139,6 +150,7 @@ impl TestResult {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            scheduled: Scheduled::default(),
         }
     }
 }

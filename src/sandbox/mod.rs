@@ -29,7 +29,7 @@ pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
-pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
+pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
 pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest};

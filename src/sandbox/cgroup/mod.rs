@@ -8,6 +8,7 @@
 //! run left. Each test then gets a `TestCgroup` named
 //! `isotest-<run id>-<n>`, removed again after its test.
 
+mod available;
 mod files;
 mod janitor;
 pub mod layout;
@@ -27,6 +28,7 @@ use self::layout::{Layout, LayoutKind};
 use super::spec::SetupFailure;
 use super::step::Step;
 
+pub use available::available_memory;
 pub use layout::LayoutKind as CgroupLayout;
 
 /// Limits for one test; `None` is no limit.
