@@ -53,14 +53,7 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         // warn / pass: the run goes on, empty, so reports are still written.
     }
     let jobs = job_count(&args, &configs, &positional);
-    let baseline = match &args.baseline {
-        None => None,
-        Some(path) => {
-            let threshold = parse_percent(&args.max_regression)
-                .map_err(|e| fail(format!("--max-regression: {e}"), exit::BAD_USAGE))?;
-            Some(Baseline::load(path, threshold).map_err(|e| fail(e, exit::BAD_USAGE))?)
-        }
-    };
+    let baseline = load_baseline(&args)?;
     let sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
     let roots = Roots::new(args.storage.cache_dir.clone())
         .with_notices(|notice| eprintln!("isotest: note: {notice}"));
@@ -80,28 +73,7 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
             baseline.check(result);
         }
     };
-    let settings = RunSettings {
-        jobs,
-        output: if args.no_capture {
-            OutputMode::Inherit
-        } else {
-            OutputMode::Capture {
-                limit_per_stream: OUTPUT_LIMIT,
-            }
-        },
-        max_fail: if args.fail_fast {
-            Some(1)
-        } else {
-            args.max_fail.map(|n| n as usize)
-        },
-        flaky_is_failure: args.flaky_result == FlakyResult::Fail,
-        post_check: Some(&check),
-        roots: &roots,
-        start_order: schedule.start_order,
-        demands: schedule.demands,
-        memory_budget: schedule.memory_budget,
-        runs_per_test: args.stress.unwrap_or(1),
-    };
+    let settings = run_settings(&args, jobs, schedule, &check, &roots);
     let mut report_failed = false;
     let summary = run::run(plan, skipped, &settings, &sandbox, &mut |event| {
         for reporter in reporters.iter_mut() {
@@ -117,19 +89,66 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         history.record(&summary);
     }
     if let Some(baseline) = &baseline {
-        let names: Vec<String> = summary
-            .results
-            .iter()
-            .map(|r| r.test.name.clone())
-            .collect();
-        for name in baseline.new_tests(&names) {
-            eprintln!("isotest: note: {name} is new (not in the baseline)");
-        }
-        for name in baseline.vanished(&names) {
-            eprintln!("isotest: note: {name} is in the baseline but did not run");
-        }
+        baseline_notes(baseline, &summary);
     }
     Ok(run_exit_code(&summary, report_failed))
+}
+
+/// How the plan runs, from the flags and the schedule.
+fn run_settings<'a>(
+    args: &RunArgs,
+    jobs: usize,
+    schedule: Schedule,
+    check: &'a (dyn Fn(&mut TestResult) + Sync),
+    roots: &'a Roots,
+) -> RunSettings<'a> {
+    RunSettings {
+        jobs,
+        output: if args.no_capture {
+            OutputMode::Inherit
+        } else {
+            OutputMode::Capture {
+                limit_per_stream: OUTPUT_LIMIT,
+            }
+        },
+        max_fail: args
+            .fail_fast
+            .then_some(1)
+            .or(args.max_fail.map(|n| n as usize)),
+        flaky_is_failure: args.flaky_result == FlakyResult::Fail,
+        post_check: Some(check),
+        roots,
+        start_order: schedule.start_order,
+        demands: schedule.demands,
+        memory_budget: schedule.memory_budget,
+        runs_per_test: args.stress.unwrap_or(1),
+    }
+}
+
+/// `--baseline` with `--max-regression`, when given.
+fn load_baseline(args: &RunArgs) -> Result<Option<Baseline>, i32> {
+    let Some(path) = &args.baseline else {
+        return Ok(None);
+    };
+    let threshold = parse_percent(&args.max_regression)
+        .map_err(|e| fail(format!("--max-regression: {e}"), exit::BAD_USAGE))?;
+    let baseline = Baseline::load(path, threshold).map_err(|e| fail(e, exit::BAD_USAGE))?;
+    Ok(Some(baseline))
+}
+
+/// Tests new since the baseline, and tests of the baseline that did not run.
+fn baseline_notes(baseline: &Baseline, summary: &RunSummary) {
+    let names: Vec<String> = summary
+        .results
+        .iter()
+        .map(|r| r.test.name.clone())
+        .collect();
+    for name in baseline.new_tests(&names) {
+        eprintln!("isotest: note: {name} is new (not in the baseline)");
+    }
+    for name in baseline.vanished(&names) {
+        eprintln!("isotest: note: {name} is in the baseline but did not run");
+    }
 }
 
 /// Tests at once: 1 with --no-capture, else -j, else `jobs` of the first

@@ -155,6 +155,50 @@ fn rerun(attempt: &Attempt) -> TestRerun {
     rerun
 }
 
+/// What the test used (cgroup figures the host measured, and wait4's),
+/// and the limits it ran under.
+fn measured(result: &TestResult) -> Vec<(&'static str, String)> {
+    let mut figures = Vec::new();
+    // cgroup accounting; a figure the host cannot measure is left out.
+    if let Some(usage) = result.usage {
+        let cgroup = [
+            ("isotest.memory_peak_bytes", usage.memory_peak_bytes),
+            ("isotest.cpu_user_usec", usage.cpu_user_usec),
+            ("isotest.cpu_system_usec", usage.cpu_system_usec),
+            ("isotest.pids_peak", usage.pids_peak),
+            ("isotest.oom_kills", usage.oom_kills),
+            ("isotest.pids_max_hits", usage.pids_max_hits),
+        ];
+        for (name, value) in cgroup {
+            if let Some(value) = value {
+                figures.push((name, value.to_string()));
+            }
+        }
+    }
+    let limits = &result.limits;
+    if let Some(bytes) = limits.memory_bytes {
+        figures.push(("isotest.limit.memory_bytes", bytes.to_string()));
+    }
+    if let Some(cpus) = limits.cpus {
+        figures.push(("isotest.limit.cpus", cpus.to_string()));
+    }
+    if let Some(pids) = limits.pids {
+        figures.push(("isotest.limit.pids", pids.to_string()));
+    }
+    // wait4 on the container's init, a cross-check of the cgroup figures.
+    if let Some(rusage) = result.rusage {
+        figures.extend([
+            ("isotest.rusage.user_usec", rusage.user_usec.to_string()),
+            ("isotest.rusage.system_usec", rusage.system_usec.to_string()),
+            (
+                "isotest.rusage.max_rss_bytes",
+                rusage.max_rss_bytes.to_string(),
+            ),
+        ]);
+    }
+    figures
+}
+
 fn properties(result: &TestResult) -> Vec<Property> {
     let mut properties = vec![
         ("isotest.status", result.status.label().to_string()),
@@ -181,43 +225,7 @@ fn properties(result: &TestResult) -> Vec<Property> {
     if attempts > 1 {
         properties.push(("isotest.attempts", attempts.to_string()));
     }
-    // cgroup accounting; a figure the host cannot measure is left out.
-    if let Some(usage) = result.usage {
-        let figures = [
-            ("isotest.memory_peak_bytes", usage.memory_peak_bytes),
-            ("isotest.cpu_user_usec", usage.cpu_user_usec),
-            ("isotest.cpu_system_usec", usage.cpu_system_usec),
-            ("isotest.pids_peak", usage.pids_peak),
-            ("isotest.oom_kills", usage.oom_kills),
-            ("isotest.pids_max_hits", usage.pids_max_hits),
-        ];
-        for (name, value) in figures {
-            if let Some(value) = value {
-                properties.push((name, value.to_string()));
-            }
-        }
-    }
-    let limits = &result.limits;
-    if let Some(bytes) = limits.memory_bytes {
-        properties.push(("isotest.limit.memory_bytes", bytes.to_string()));
-    }
-    if let Some(cpus) = limits.cpus {
-        properties.push(("isotest.limit.cpus", cpus.to_string()));
-    }
-    if let Some(pids) = limits.pids {
-        properties.push(("isotest.limit.pids", pids.to_string()));
-    }
-    // wait4 on the container's init, a cross-check of the cgroup figures.
-    if let Some(rusage) = result.rusage {
-        properties.extend([
-            ("isotest.rusage.user_usec", rusage.user_usec.to_string()),
-            ("isotest.rusage.system_usec", rusage.system_usec.to_string()),
-            (
-                "isotest.rusage.max_rss_bytes",
-                rusage.max_rss_bytes.to_string(),
-            ),
-        ]);
-    }
+    properties.extend(measured(result));
     let mut properties: Vec<Property> = properties
         .into_iter()
         .map(|(name, value)| Property::new(name, value))
