@@ -15,7 +15,7 @@ use crate::{cgroups, hooks, junit};
 type Check = fn() -> Result<(), Failed>;
 
 pub fn trials() -> Vec<Trial> {
-    let trials: [(&str, Check); 23] = [
+    let trials: [(&str, Check); 24] = [
         ("run_bad_flag_exits_2", run_bad_flag_exits_2),
         ("run_bad_duration_exits_2", run_bad_duration_exits_2),
         ("run_empty_directory_exits_4", run_empty_directory_exits_4),
@@ -30,6 +30,10 @@ pub fn trials() -> Vec<Trial> {
         (
             "run_no_capture_streams_output",
             run_no_capture_streams_output,
+        ),
+        (
+            "run_no_capture_leaves_tap_unread",
+            run_no_capture_leaves_tap_unread,
         ),
         ("run_as_nobody_is_rootless", run_as_nobody_is_rootless),
         (
@@ -295,6 +299,25 @@ fn run_no_capture_streams_output() -> Result<(), Failed> {
         )
         .into())
     }
+}
+
+/// Under --no-capture a TAP test's stdout goes to the terminal unread: the
+/// exit code decides (a `not ok` with exit 0 passes), where a captured run
+/// fails the same test on the case.
+fn run_no_capture_leaves_tap_unread() -> Result<(), Failed> {
+    support::require_root()?;
+    let test = "fixtures/protocol_tap/tests/case_fails.sh";
+    let streamed = isotest_with(&["run", "--no-capture", "--protocol", "tap", test])?;
+    expect_code(&streamed, 0, "--no-capture --protocol tap")?;
+    if !streamed.stdout.contains("not ok 2 - compares") {
+        return Err(format!(
+            "the TAP did not reach isotest's stdout\nisotest {}",
+            streamed.describe()
+        )
+        .into());
+    }
+    let captured = isotest_with(&["run", "--protocol", "tap", test])?;
+    expect_code(&captured, 100, "--protocol tap")
 }
 
 /// Without root (as nobody) isotest runs rootless: the test is root in its

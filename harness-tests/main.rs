@@ -8,10 +8,13 @@
 //! resource-regression check (baseline.rs), and faults a fixture cannot
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
 //! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
-//! json.rs reads the JSON report. shards.rs: run history, time
-//! partitions and `report merge`, `--rerun-failed`, `--stress`, the memory
-//! budget and Bazel's shard variables. terminal.rs replays the terminal
-//! view of a run on a pseudo-terminal on an emulated screen.
+//! json.rs reads the JSON report; cases.rs checks the cases inside tests
+//! (TAP, XML_OUTPUT_FILE) and the outputs they keep; html.rs opens the
+//! HTML report in headless Chromium and checks the trace. shards.rs: run
+//! history, time partitions and `report merge`, `--rerun-failed`,
+//! `--stress`, the memory budget and Bazel's shard variables. terminal.rs
+//! replays the terminal view of a run on a pseudo-terminal on an emulated
+//! screen.
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it, except in the rootless lane (ci/test-rootless), which runs
 //! the harness as `nobody` and skips what needs root. Run with `cargo test --test harness` (filters work:
@@ -19,11 +22,13 @@
 
 mod baseline;
 mod case;
+mod cases;
 mod cgroups;
 mod cli;
 mod config_errors;
 mod faults;
 mod hooks;
+mod html;
 mod json;
 mod junit;
 mod rootfs;
@@ -51,6 +56,7 @@ fn main() {
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
     trials.extend(terminal::trials());
+    trials.extend(html::trials());
     if support::rootless_lane() {
         trials = trials
             .into_iter()
@@ -76,4 +82,9 @@ const ROOT_ONLY: &[&str] = &[
     "cli::run_as_nobody_is_rootless",
     // It mounts an overlay on the host.
     "rootfs::overlay_refused_names_bind_mode",
+    // They check the memory sampled from cgroups.
+    "html::page_in_chromium",
+    "html::page_without_javascript",
+    "html::report_html_from_json",
+    "html::trace_matches_json",
 ];

@@ -30,6 +30,21 @@ pub struct TestCase {
     pub default_dir: bool,
 }
 
+#[cfg(test)]
+impl TestCase {
+    /// The file test `/s/t.sh` of suite `s`, for unit tests.
+    pub fn example() -> TestCase {
+        TestCase {
+            name: "t.sh".into(),
+            suite: "s".into(),
+            program: Program::File("/s/t.sh".into()),
+            dir: "/s".into(),
+            tags: Vec::new(),
+            default_dir: false,
+        }
+    }
+}
+
 /// What a test runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Program {

@@ -7,9 +7,12 @@
 //! argv ──► cli ──► discover ──► select ──► plan (Vec<TestCase>)
 //!                                              │
 //!          report ◄── events ◄── run (scheduler, N job slots)
-//!  (terminal, junit)                           │ one job per test
+//!  (terminal, junit, json,                     │ one job per test
+//!   html, trace)                               │
 //!                                              ▼
 //!                        sandbox: SandboxSpec ──► Outcome
+//!                                              │
+//!                        protocol: exit code, TAP, XML_OUTPUT_FILE ──► cases
 //! ```
 //!
 //! `sandbox` is the container engine and knows nothing about tests or
@@ -32,6 +35,7 @@ pub mod duration;
 pub mod history;
 pub mod image;
 pub mod plan;
+pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod sandbox;

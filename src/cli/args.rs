@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{flag, Bind, RootMode, Rootfs, Settings, Sourced};
 use crate::duration::parse_duration;
+use crate::protocol::Protocol;
 use crate::size::parse_size;
 
 #[derive(Parser, Debug)]
@@ -36,12 +37,16 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List or clean the cache of unpacked root filesystems.
     Cache(super::cache::CacheArgs),
-    /// Work with reports: merge the JSON reports of a run's shards.
+    /// Work with reports: merge the JSON reports of a run's shards, or
+    /// make an HTML page of one.
     Report(super::report::ReportArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
+    /// As for run: show the protocol a run with --protocol would use.
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -165,8 +170,17 @@ impl ContainerArgs {
         self.settings_with_retries(None)
     }
 
+    /// The flags as the top settings layer of a plan: with `--retries`
+    /// and `--protocol`.
+    pub fn plan_settings(&self, retries: Option<u32>, protocol: Option<Protocol>) -> Settings {
+        Settings {
+            protocol: protocol.and_then(|p| flag(p, "--protocol")),
+            ..self.settings_with_retries(retries)
+        }
+    }
+
     /// The flags as the top settings layer, with `--retries`.
-    pub fn settings_with_retries(&self, retries: Option<u32>) -> Settings {
+    fn settings_with_retries(&self, retries: Option<u32>) -> Settings {
         Settings {
             timeout: self
                 .timeout
@@ -327,6 +341,14 @@ pub struct RunArgs {
     /// What a run with no tests does: fail (exit 4), warn or pass.
     #[arg(long, value_enum, default_value = "fail", value_name = "WHAT")]
     pub no_tests: NoTests,
+    /// How tests report results: exitcode (the exit code alone) or tap
+    /// (TAP 13/14 on stdout, every test point a case) [default: exitcode].
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
+    /// Keep what each test leaves in TEST_UNDECLARED_OUTPUTS_DIR under
+    /// DIR/<test name>/.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
     /// Stream each test's output live instead of capturing it (runs one
     /// test at a time).
     #[arg(long)]
@@ -337,6 +359,20 @@ pub struct RunArgs {
     /// Write the whole run as JSON to PATH (schema: docs/json-report.md).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write a Chrome trace-event file to PATH (open it in
+    /// ui.perfetto.dev or chrome://tracing).
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
+    /// Sample each test's memory and CPU while it runs and write the
+    /// series into --json (--trace and --html sample without it).
+    #[arg(long)]
+    pub samples: bool,
+    /// How often running tests' memory and CPU are sampled.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub sample_interval: Duration,
     /// Compare peak memory and CPU time with this earlier --json report;
     /// tests that grew by more than --max-regression are REGRESSED.
     #[arg(long, value_name = "PREVIOUS.json")]
@@ -366,6 +402,9 @@ pub struct ListArgs {
     /// As for run: show the retries a run with --retries N would use.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: Option<u32>,
+    /// As for run: show the protocol a run with --protocol would use.
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -411,6 +450,10 @@ pub enum NoTests {
 pub enum Format {
     Text,
     Json,
+}
+
+fn parse_protocol(text: &str) -> Result<Protocol, String> {
+    Protocol::from_name(text).ok_or_else(|| format!("expected {}", Protocol::accepted()))
 }
 
 fn parse_cpus(text: &str) -> Result<f64, String> {

@@ -13,7 +13,7 @@ use crate::select::Selected;
 
 pub fn list(args: ListArgs) -> i32 {
     let positional = split_positional(&args.select.positional);
-    let flags = args.container.settings_with_retries(args.retries);
+    let flags = args.container.plan_settings(args.retries, args.protocol);
     let planned = match load_plan(&args.select, &positional, &flags) {
         Ok((_, planned)) => planned,
         Err(code) => return code,

@@ -7,6 +7,7 @@ mod exec;
 mod history;
 mod list;
 mod report;
+mod report_html;
 mod run;
 
 use std::ffi::OsString;

@@ -1,6 +1,7 @@
 //! `isotest report merge SHARD.json... [--junit OUT.xml] [--json OUT.json]`:
 //! one report from the shards of a run, written by the same reporters a
-//! run uses, with the run's summary on the terminal.
+//! run uses, with the run's summary on the terminal; `isotest report html`
+//! (report_html.rs): the HTML page of a --json report.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub struct ReportArgs {
 pub enum ReportCommand {
     /// One report from the --json reports of a run's shards.
     Merge(MergeArgs),
+    /// Write a self-contained HTML page of a --json report.
+    Html(super::report_html::HtmlArgs),
 }
 
 #[derive(Args, Debug)]
@@ -45,7 +48,10 @@ pub struct MergeArgs {
 /// Exit 0 when every test of the merged run passed, 100 when one did not,
 /// 2 when the shards do not merge or a report cannot be written.
 pub fn run(args: ReportArgs) -> i32 {
-    let ReportCommand::Merge(args) = args.command;
+    let args = match args.command {
+        ReportCommand::Merge(args) => args,
+        ReportCommand::Html(args) => return super::report_html::html(args),
+    };
     let merged = match merge(&args.shards, args.expect_shards) {
         Ok(merged) => merged,
         Err(error) => return fail(format!("report merge: {error}"), exit::BAD_USAGE),
@@ -72,7 +78,9 @@ pub fn run(args: ReportArgs) -> i32 {
         reporters.push(Box::new(
             JsonReporter::new(json)
                 .with_settings(merged.settings)
-                .with_identity(merged.run_id, None),
+                .with_identity(merged.run_id, None)
+                // The shards' series, when they were written with them.
+                .with_samples(true),
         ));
     }
     let all_passed = merged.summary.all_passed();

@@ -13,8 +13,11 @@ use crate::config::Configs;
 use crate::history::History;
 use crate::plan::PlannedTest;
 use crate::report::json::JsonPartition;
-use crate::report::{Destination, JsonReporter, JunitReporter, Reporter, TerminalReporter};
-use crate::run::{self, Demand, Roots, RunSettings, RunSummary, TestResult};
+use crate::report::{
+    Destination, HtmlReporter, JsonReporter, JunitReporter, Reporter, TerminalReporter,
+    TraceReporter,
+};
+use crate::run::{self, Demand, Roots, RunSettings, RunSummary, TestFiles, TestResult};
 use crate::sandbox::{available_memory, interrupt, OutputMode};
 use crate::select::{Criteria, Order, Partition, RunIgnored, Selected, Selection};
 use crate::size::format_size;
@@ -31,7 +34,7 @@ pub fn run(args: RunArgs) -> i32 {
 
 fn run_tests(args: RunArgs) -> Result<i32, i32> {
     let positional = split_positional(&args.select.positional);
-    let flags = args.container.settings_with_retries(args.retries);
+    let flags = args.container.plan_settings(args.retries, args.protocol);
     let (configs, planned) = load_plan(&args.select, &positional, &flags)?;
     let order: Order = args
         .order
@@ -54,9 +57,17 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     }
     let jobs = job_count(&args, &configs, &positional);
     let baseline = load_baseline(&args)?;
-    let sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
+    let mut sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
+    if args.samples || args.trace.is_some() || args.html.is_some() {
+        sandbox
+            .sample_every(args.sample_interval)
+            .map_err(|e| fail(format!("start the usage sampler: {e}"), exit::BAD_USAGE))?;
+    }
     let roots = Roots::new(args.storage.cache_dir.clone())
         .with_notices(|notice| eprintln!("isotest: note: {notice}"));
+    let files_parent = args.storage.scratch.clone();
+    let files_parent = files_parent.unwrap_or_else(run::test_files_parent);
+    let files = TestFiles::create(&files_parent).map_err(|e| fail(e, exit::BAD_USAGE))?;
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
 
@@ -66,14 +77,14 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         parts: p.parts(),
         selected: whole,
     });
-    let mut reporters = reporters(&args, jobs, partition.clone())?;
+    let mut reporters = reporters(&args, jobs, partition.clone(), baseline.as_ref())?;
     let schedule = Schedule::new(&plan, order, &history.history, args.memory_budget);
     let check = |result: &mut TestResult| {
         if let Some(baseline) = &baseline {
             baseline.check(result);
         }
     };
-    let settings = run_settings(&args, jobs, schedule, &check, &roots);
+    let settings = run_settings(&args, jobs, schedule, &check, &roots, &files);
     let mut report_failed = false;
     let summary = run::run(plan, skipped, &settings, &sandbox, &mut |event| {
         for reporter in reporters.iter_mut() {
@@ -96,11 +107,12 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
 
 /// How the plan runs, from the flags and the schedule.
 fn run_settings<'a>(
-    args: &RunArgs,
+    args: &'a RunArgs,
     jobs: usize,
     schedule: Schedule,
     check: &'a (dyn Fn(&mut TestResult) + Sync),
     roots: &'a Roots,
+    files: &'a TestFiles,
 ) -> RunSettings<'a> {
     RunSettings {
         jobs,
@@ -118,6 +130,8 @@ fn run_settings<'a>(
         flaky_is_failure: args.flaky_result == FlakyResult::Fail,
         post_check: Some(check),
         roots,
+        files,
+        artifacts: args.artifacts.as_deref(),
         start_order: schedule.start_order,
         demands: schedule.demands,
         memory_budget: schedule.memory_budget,
@@ -174,6 +188,7 @@ fn reporters(
     args: &RunArgs,
     jobs: usize,
     partition: Option<JsonPartition>,
+    baseline: Option<&Baseline>,
 ) -> Result<Vec<Box<dyn Reporter>>, i32> {
     let Destinations {
         junit,
@@ -196,8 +211,19 @@ fn reporters(
         let id = history::run_id(args.run_id.as_deref());
         let reporter = JsonReporter::new(json)
             .with_settings(settings)
-            .with_identity(id, partition);
+            .with_identity(id, partition)
+            .with_samples(args.samples);
         reporters.push(Box::new(reporter));
+    }
+    if let Some(path) = &args.trace {
+        reporters.push(Box::new(TraceReporter::new(path.clone())));
+    }
+    if let Some(path) = &args.html {
+        reporters.push(Box::new(
+            HtmlReporter::new(path.clone())
+                .with_settings(run_settings_json(args, jobs))
+                .with_baseline(baseline.cloned()),
+        ));
     }
     Ok(reporters)
 }
@@ -288,7 +314,7 @@ impl Schedule {
 fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
     let flags: Vec<serde_json::Value> = args
         .container
-        .settings_with_retries(args.retries)
+        .plan_settings(args.retries, args.protocol)
         .describe()
         .into_iter()
         .map(|row| serde_json::json!({ "key": row.key, "value": row.value }))

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use toml::de::DeValue;
 
 use super::reader::{Reader, Value};
-use super::settings::{Bind, Expect, Network, RootMode, Rootfs, Settings};
+use super::settings::{Bind, Expect, Network, Protocol, RootMode, Rootfs, Settings};
 use super::source::{ConfigError, Source, Sourced};
 
 /// One key's value as given in a table, and where.
@@ -86,6 +86,8 @@ pub(super) const SETTINGS: &[Key] = &[
     key("tmpfs", |r, i, s| push_container_paths(r, i, &mut s.tmpfs)),
     key("writable", |r, i, s| push_container_paths(r, i, &mut s.writable)),
     key("disk", |r, i, s| put(&mut s.disk, i, r.optional_size(i.value, i.key)?)),
+    key("protocol", protocol),
+    key("skip_exit", |r, i, s| put(&mut s.skip_exit, i, r.integer(i.value, i.key, 1, 255)? as i32)),
     key("threads", |r, i, s| put(&mut s.threads, i, r.integer(i.value, i.key, 1, 4096)? as usize)),
 ];
 
@@ -243,6 +245,21 @@ fn canonical_capability(name: &str) -> Option<String> {
         format!("CAP_{upper}")
     };
     full.parse::<caps::Capability>().ok().map(|_| full)
+}
+
+/// How the test's results are read: `exitcode` or `tap`.
+fn protocol(r: &Reader, i: &Input, s: &mut Settings) -> Result<(), ConfigError> {
+    let name = r.string(i.value, i.key)?;
+    let Some(protocol) = Protocol::from_name(&name) else {
+        return Err(i.error(
+            r,
+            format!(
+                "`{name}` is not a protocol (expected {})",
+                Protocol::accepted()
+            ),
+        ));
+    };
+    put(&mut s.protocol, i, protocol)
 }
 
 /// One of `rootfs` and `tools` per table.

@@ -23,6 +23,9 @@ pub enum RootMode {
     Bind,
 }
 
+pub use crate::protocol::Protocol;
+use crate::protocol::DEFAULT_SKIP_EXIT;
+
 /// Where a test's root filesystem comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Rootfs {
@@ -113,6 +116,10 @@ pub struct Settings {
     pub writable: Vec<Sourced<String>>,
     /// Size of the test's writable space; `None` inside means unlimited.
     pub disk: Option<Sourced<Option<u64>>>,
+    /// How the test's output becomes results (exit code, TAP).
+    pub protocol: Option<Sourced<Protocol>>,
+    /// The exit code that means the test skipped itself.
+    pub skip_exit: Option<Sourced<i32>>,
 }
 
 impl Settings {
@@ -139,6 +146,8 @@ impl Settings {
             rootfs: d(Rootfs::Host),
             rootfs_mode: d(RootMode::Overlay),
             disk: d(None),
+            protocol: d(Protocol::ExitCode),
+            skip_exit: d(DEFAULT_SKIP_EXIT),
             ..Settings::default()
         }
     }
@@ -174,6 +183,8 @@ impl Settings {
         over(&mut self.rootfs, &upper.rootfs);
         over(&mut self.rootfs_mode, &upper.rootfs_mode);
         over(&mut self.disk, &upper.disk);
+        over(&mut self.protocol, &upper.protocol);
+        over(&mut self.skip_exit, &upper.skip_exit);
         for bind in &upper.binds {
             self.binds.retain(|b| b.value.target != bind.value.target);
             self.binds.push(bind.clone());
@@ -283,6 +294,16 @@ impl Settings {
     }
     pub fn disk(&self) -> Option<u64> {
         self.disk.as_ref().and_then(|s| s.value)
+    }
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+            .as_ref()
+            .map_or(Protocol::ExitCode, |s| s.value)
+    }
+    pub fn skip_exit(&self) -> i32 {
+        self.skip_exit
+            .as_ref()
+            .map_or(DEFAULT_SKIP_EXIT, |s| s.value)
     }
     pub fn privileged(&self) -> bool {
         self.privileged.as_ref().is_some_and(|s| s.value)
@@ -430,6 +451,8 @@ impl Settings {
         rows.each("tmpfs", &self.tmpfs, |v| json!(v));
         rows.each("writable", &self.writable, |v| json!(v));
         rows.one("disk_bytes", &self.disk, |v| json!(v));
+        rows.one("protocol", &self.protocol, |p| json!(p.name()));
+        rows.one("skip_exit", &self.skip_exit, |v| json!(v));
         rows.0
     }
 }

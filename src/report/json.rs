@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::discover::Program;
+use crate::protocol::Case;
 use crate::run::stress::{summarize, Spread, StressSummary};
-use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
+use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult, Timing};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -26,6 +27,7 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub struct JsonReporter {
     destination: Destination,
     settings: serde_json::Value,
+    samples: bool,
     run_id: Option<String>,
     partition: Option<JsonPartition>,
 }
@@ -35,9 +37,16 @@ impl JsonReporter {
         JsonReporter {
             destination: destination.into(),
             settings: serde_json::Value::Null,
+            samples: false,
             run_id: None,
             partition: None,
         }
+    }
+
+    /// Whether to write each test's sampled series (`samples`).
+    pub fn with_samples(mut self, samples: bool) -> Self {
+        self.samples = samples;
+        self
     }
 
     /// The run's id and the part of the suite it ran, which `isotest
@@ -62,6 +71,9 @@ impl Reporter for JsonReporter {
         };
         let mut run = JsonRun::from_summary(summary);
         run.settings = self.settings.clone();
+        if !self.samples {
+            run.drop_samples();
+        }
         run.run_id.clone_from(&self.run_id);
         run.partition.clone_from(&self.partition);
         let mut json = serde_json::to_vec_pretty(&run)?;
@@ -170,6 +182,22 @@ pub struct JsonTest {
     /// wait4 on the container's init; null when the test did not run.
     pub rusage: Option<JsonRusage>,
     pub leaked_processes: u32,
+    /// The cases inside the test: its TAP test points, the testcases of
+    /// the JUnit file it wrote.
+    #[serde(default)]
+    pub cases: Vec<JsonCase>,
+    /// Where what it left in TEST_UNDECLARED_OUTPUTS_DIR was kept.
+    #[serde(default)]
+    pub artifacts: Option<String>,
+    /// The job slot (0-based) the test ran in; null when it did not run.
+    #[serde(default)]
+    pub slot: Option<usize>,
+    /// Where the last attempt's time went; null when it did not run.
+    #[serde(default)]
+    pub phases: Option<JsonPhases>,
+    /// The last attempt's memory and CPU over time (`--samples`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<Vec<JsonSample>>,
     /// Which run of the test this is under `--stress N` (1-based), else
     /// null.
     #[serde(default)]
@@ -180,6 +208,49 @@ pub struct JsonTest {
     pub waited_for_memory_secs: Option<f64>,
     #[serde(flatten)]
     pub output: JsonOutput,
+}
+
+/// One case of a test; `cases` holds a TAP 14 subtest's test points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonCase {
+    pub name: String,
+    /// `pass`, `fail`, `error`, `skip`, `todo` or `fixed`.
+    pub status: String,
+    pub message: Option<String>,
+    pub duration_secs: Option<f64>,
+    #[serde(default)]
+    pub cases: Vec<JsonCase>,
+}
+
+impl From<&Case> for JsonCase {
+    fn from(case: &Case) -> Self {
+        JsonCase {
+            name: case.name.clone(),
+            status: case.status.label().to_string(),
+            message: case.message.clone(),
+            duration_secs: case.duration.map(|d| d.as_secs_f64()),
+            cases: case.cases.iter().map(JsonCase::from).collect(),
+        }
+    }
+}
+
+/// Where an attempt's time went: `root_secs` (preparing the root
+/// filesystem, first attempt only) before `started_at`, then setup, the
+/// command (`test_secs`) and teardown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonPhases {
+    pub root_secs: f64,
+    pub setup_secs: f64,
+    pub test_secs: f64,
+    pub teardown_secs: f64,
+}
+
+/// One reading of the test's cgroup, `at_secs` after `started_at`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonSample {
+    pub at_secs: f64,
+    pub memory_bytes: Option<u64>,
+    pub cpu_usec: Option<u64>,
 }
 
 /// What a test runs: `{"file": PATH}` or `{"command": [ARGV...]}`.
@@ -196,6 +267,10 @@ pub struct JsonAttempt {
     pub message: Option<String>,
     pub started_at: String,
     pub duration_secs: f64,
+    #[serde(default)]
+    pub phases: Option<JsonPhases>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<Vec<JsonSample>>,
     #[serde(flatten)]
     pub output: JsonOutput,
 }
@@ -267,6 +342,16 @@ impl JsonRun {
                 .collect(),
         }
     }
+
+    /// Leaves the sampled series out (they are written only when asked).
+    pub fn drop_samples(&mut self) {
+        for test in &mut self.tests {
+            test.samples = None;
+            for attempt in &mut test.earlier_attempts {
+                attempt.samples = None;
+            }
+        }
+    }
 }
 
 impl From<StressSummary> for JsonStress {
@@ -287,6 +372,27 @@ impl From<StressSummary> for JsonStress {
             memory_peak_bytes: stress.memory_peak_bytes.map(|p| spread(p, |b: u64| b)),
         }
     }
+}
+
+impl From<&Timing> for JsonPhases {
+    fn from(timing: &Timing) -> Self {
+        JsonPhases {
+            root_secs: timing.root.as_secs_f64(),
+            setup_secs: timing.setup.as_secs_f64(),
+            test_secs: timing.test.as_secs_f64(),
+            teardown_secs: timing.teardown.as_secs_f64(),
+        }
+    }
+}
+
+/// The series, or None when nothing was sampled.
+fn json_samples(timing: &Timing) -> Option<Vec<JsonSample>> {
+    let samples = timing.samples.iter().map(|sample| JsonSample {
+        at_secs: sample.at.as_secs_f64(),
+        memory_bytes: sample.memory_bytes,
+        cpu_usec: sample.cpu_usec,
+    });
+    Some(samples.collect::<Vec<_>>()).filter(|s| !s.is_empty())
 }
 
 impl From<&TestResult> for JsonTest {
@@ -312,6 +418,14 @@ impl From<&TestResult> for JsonTest {
             limits: result.limits.into(),
             rusage: result.rusage.map(JsonRusage::from),
             leaked_processes: result.leaked_processes,
+            cases: result.cases.iter().map(JsonCase::from).collect(),
+            artifacts: result
+                .artifacts
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            slot: result.slot,
+            phases: result.slot.map(|_| JsonPhases::from(&result.timing)),
+            samples: json_samples(&result.timing),
             iteration: result.scheduled.iteration,
             waited_for_memory_secs: result.scheduled.waited_for_memory.map(|w| w.as_secs_f64()),
             output: JsonOutput::new(&result.stdout, &result.stderr),
@@ -326,6 +440,8 @@ impl From<&Attempt> for JsonAttempt {
             message: attempt.message.clone(),
             started_at: rfc3339(attempt.started_at),
             duration_secs: attempt.duration.as_secs_f64(),
+            phases: Some(JsonPhases::from(&attempt.timing)),
+            samples: json_samples(&attempt.timing),
             output: JsonOutput::new(&attempt.stdout, &attempt.stderr),
         }
     }
@@ -432,21 +548,65 @@ pub fn read_with_value(path: &Path) -> Result<(JsonRun, serde_json::Value), Read
 mod tests {
     use super::*;
     use crate::report::junit::tests::{output, summary, NASTY};
+    use crate::sandbox::Sample;
     use serde_json::{json, Value};
+    use std::time::Duration;
 
     fn write(summary: &RunSummary) -> (tempfile::TempDir, PathBuf) {
+        write_with_samples(summary, false)
+    }
+
+    fn write_with_samples(summary: &RunSummary, samples: bool) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reports/run.json");
         JsonReporter::new(path.clone())
+            .with_samples(samples)
             .handle(&Event::RunFinished(summary.clone()))
             .unwrap();
         (dir, path)
     }
 
-    /// The report of `summary()`, with part of the first test's output
-    /// dropped, as read back.
-    fn written_run() -> Value {
+    /// The first test ran in slot 1 and was sampled twice.
+    fn timed_summary() -> RunSummary {
         let mut summary = summary();
+        let ms = Duration::from_millis;
+        summary.results[0].slot = Some(1);
+        summary.results[0].timing = Timing {
+            root: ms(250),
+            setup: ms(2),
+            test: ms(12),
+            teardown: ms(1),
+            samples: [(0, 0), (12, 3_145_728)]
+                .map(|(at, memory)| Sample {
+                    at: ms(at),
+                    memory_bytes: Some(memory),
+                    cpu_usec: Some(at * 100),
+                })
+                .to_vec(),
+        };
+        summary
+    }
+
+    #[test]
+    fn writes_samples_only_when_asked() {
+        let summary = timed_summary();
+        let (_dir, path) = write_with_samples(&summary, true);
+        let run: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            run["tests"][0]["samples"],
+            json!([
+                { "at_secs": 0.0, "memory_bytes": 0, "cpu_usec": 0 },
+                { "at_secs": 0.012, "memory_bytes": 3_145_728, "cpu_usec": 1200 }
+            ])
+        );
+        assert!(run["tests"][1].get("samples").is_none(), "nothing sampled");
+        assert_eq!(read(&path).unwrap(), JsonRun::from_summary(&summary));
+    }
+
+    /// The report of `timed_summary()`, with part of the first test's
+    /// output dropped, as read back.
+    fn written_run() -> Value {
+        let mut summary = timed_summary();
         summary.results[0].stdout.dropped_bytes = 1000;
         let (_dir, path) = write(&summary);
         serde_json::from_slice(&fs::read(&path).unwrap()).unwrap()
@@ -503,6 +663,15 @@ mod tests {
                 "limits": { "memory_bytes": 268_435_456, "cpus": 0.5, "pids": 1024 },
                 "rusage": { "user_usec": 1500, "system_usec": 700, "max_rss_bytes": 4_194_304 },
                 "leaked_processes": 0,
+                "cases": [],
+                "artifacts": null,
+                "slot": 1,
+                "phases": {
+                    "root_secs": 0.25,
+                    "setup_secs": 0.002,
+                    "test_secs": 0.012,
+                    "teardown_secs": 0.001
+                },
                 "iteration": null,
                 "waited_for_memory_secs": null,
                 "stdout": "passing output is not kept\n\
@@ -528,6 +697,9 @@ mod tests {
                 "message": "timed out after 5.000s",
                 "started_at": "2023-11-14T22:13:10.000Z",
                 "duration_secs": 5.001,
+                "phases": {
+                    "root_secs": 0.0, "setup_secs": 0.0, "test_secs": 0.0, "teardown_secs": 0.0
+                },
                 "stdout": "first try\n",
                 "stdout_bytes": 10,
                 "stderr": "",

@@ -20,6 +20,7 @@ use quick_junit::{
 };
 
 use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
+use crate::protocol::{case, Case, CaseStatus};
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
 use crate::sandbox::CapturedOutput;
 use crate::style::strip_escapes;
@@ -80,7 +81,10 @@ fn build_report(summary: &RunSummary) -> Report {
             "isotest.cgroup_layout",
             summary.host.cgroup_layout.as_str(),
         ));
-        suite.add_test_cases(results.into_iter().map(test_case));
+        for result in results {
+            suite.add_test_case(test_case(result));
+            suite.add_test_cases(cases(result));
+        }
         report.add_test_suite(suite);
     }
     report
@@ -127,6 +131,58 @@ fn test_case(result: &TestResult) -> TestCase {
         }
     }
     case
+}
+
+/// The test's cases (TAP test points, testcases of its XML_OUTPUT_FILE),
+/// each its own `<testcase>` named `TEST::CASE` (`TEST::2 parent::1
+/// child` for a nested one). A TODO case that failed is skipped with its
+/// reason: known, and not a failure.
+fn cases(result: &TestResult) -> Vec<TestCase> {
+    Case::walk(&result.cases)
+        .into_iter()
+        .map(|(path, case)| {
+            let name = format!("{}::{}", result.test.name, path.join("::"));
+            let mut testcase = TestCase::new(xml_text(&name), case_status(case));
+            testcase
+                .set_classname(xml_text(&result.test.suite))
+                .add_property(Property::new("isotest.status", case.status.label()));
+            if let Some(duration) = case.duration {
+                testcase.set_time(duration);
+            }
+            testcase
+        })
+        .collect()
+}
+
+fn case_status(case: &Case) -> TestCaseStatus {
+    let message = case.message.as_deref();
+    match case.status {
+        CaseStatus::Pass | CaseStatus::Fixed => TestCaseStatus::success(),
+        CaseStatus::Skip | CaseStatus::Todo => {
+            let mut status = TestCaseStatus::skipped();
+            let reason = match (case.status, message) {
+                (CaseStatus::Todo, Some(reason)) => format!("TODO {reason}"),
+                (CaseStatus::Todo, None) => "TODO".to_string(),
+                (_, reason) => reason.unwrap_or_default().to_string(),
+            };
+            status.set_message(xml_text(&reason));
+            status
+        }
+        CaseStatus::Fail | CaseStatus::Error => {
+            let kind = match case.status {
+                CaseStatus::Error => NonSuccessKind::Error,
+                _ => NonSuccessKind::Failure,
+            };
+            let mut status = TestCaseStatus::non_success(kind);
+            status.set_type(case.status.label());
+            if let Some(message) = message {
+                let first = message.lines().next().unwrap_or_default();
+                status.set_message(xml_text(first));
+                status.set_description(xml_text(message));
+            }
+            status
+        }
+    }
 }
 
 /// `<error>` is for tests that could not run; everything else that did not
@@ -214,6 +270,12 @@ fn properties(result: &TestResult) -> Vec<Property> {
     }
     if let Some(signal) = result.signal {
         properties.push(("isotest.signal", signal_name(signal)));
+    }
+    if !result.cases.is_empty() {
+        properties.push(("isotest.cases", case::count(&result.cases).to_string()));
+    }
+    if let Some(dir) = &result.artifacts {
+        properties.push(("isotest.artifacts", dir.display().to_string()));
     }
     if let Some(wait) = result.scheduled.waited_for_memory {
         properties.push((
@@ -363,6 +425,7 @@ pub(crate) mod tests {
             duration: Duration::from_millis(millis),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         }
     }
 
@@ -816,5 +879,59 @@ pub(crate) mod tests {
             "{}\n{xml}",
             String::from_utf8_lossy(&check.stderr)
         );
+    }
+
+    /// A test's cases follow it as testcases named `TEST::PATH`, nested
+    /// ones by their path; a TODO failure is skipped, not a failure.
+    #[test]
+    fn cases_are_testcases_of_their_own() {
+        let mut tap = result("t0001.sh", "tests", Status::Fail, 1_700_000_000, 5);
+        let case = |name: &str, status, message: Option<&str>| Case {
+            message: message.map(str::to_string),
+            ..Case::new(name.to_string(), status)
+        };
+        let mut parent = case("2 parent", CaseStatus::Pass, None);
+        parent.cases = vec![case("1 child", CaseStatus::Fail, Some("got: 1\nwant: 2"))];
+        parent.duration = Some(Duration::from_millis(250));
+        tap.cases = vec![
+            case("1 first", CaseStatus::Pass, None),
+            parent,
+            case("3 later", CaseStatus::Todo, Some("not yet")),
+        ];
+        tap.artifacts = Some("/out/t0001.sh".into());
+        let summary = RunSummary {
+            results: vec![tap],
+            ..summary()
+        };
+        let xml = render(&build_report(&summary)).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let testcases: Vec<(&str, Vec<&str>)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .map(|n| {
+                let verdicts = n
+                    .children()
+                    .filter(|c| matches!(c.tag_name().name(), "failure" | "skipped"))
+                    .map(|c| c.attribute("message").unwrap_or(""))
+                    .collect();
+                (n.attribute("name").unwrap(), verdicts)
+            })
+            .collect();
+        assert_eq!(
+            testcases,
+            [
+                ("t0001.sh", vec![""]),
+                ("t0001.sh::1 first", vec![]),
+                ("t0001.sh::2 parent", vec![]),
+                ("t0001.sh::2 parent::1 child", vec!["got: 1"]),
+                ("t0001.sh::3 later", vec!["TODO not yet"]),
+            ]
+        );
+        assert!(
+            xml.contains(r#"<testcase name="t0001.sh::2 parent" classname="tests" time="0.250">"#)
+        );
+        assert!(xml.contains(r#"<property name="isotest.cases" value="4"/>"#));
+        assert!(xml.contains(r#"<property name="isotest.artifacts" value="/out/t0001.sh"/>"#));
+        assert!(xml.contains("got: 1\nwant: 2</failure>"));
     }
 }

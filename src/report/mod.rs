@@ -1,16 +1,20 @@
 //! Reporters turn run events into something people and CI systems read.
 //! Adding a reporter never touches the scheduler: it only sees events.
 
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod merge;
 mod rebuild;
 pub mod stress;
 pub mod terminal;
+pub mod trace;
 
+pub use html::HtmlReporter;
 pub use json::JsonReporter;
 pub use junit::JunitReporter;
 pub use terminal::TerminalReporter;
+pub use trace::TraceReporter;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -63,16 +67,29 @@ impl Destination {
     /// it, renamed over it, so readers never see half a report), stdout in
     /// one go.
     fn write(&self, contents: &[u8]) -> Result<(), ReportError> {
-        let (written, path) = match self {
-            Destination::File(path) => (replace_file(path, contents), path.display().to_string()),
+        match self {
+            Destination::File(path) => write_atomically(path, contents),
             Destination::Stdout => {
                 let mut stdout = io::stdout().lock();
-                let written = stdout.write_all(contents).and_then(|()| stdout.flush());
-                (written, "to stdout".to_string())
+                stdout
+                    .write_all(contents)
+                    .and_then(|()| stdout.flush())
+                    .map_err(|source| ReportError::Write {
+                        path: "to stdout".to_string(),
+                        source,
+                    })
             }
-        };
-        written.map_err(|source| ReportError::Write { path, source })
+        }
     }
+}
+
+/// Writes a temporary file beside `path` and renames it over `path`, so
+/// readers never see a half-written report.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+    replace_file(path, contents).map_err(|source| ReportError::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {

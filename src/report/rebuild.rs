@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::json::{JsonAttempt, JsonOutput, JsonRun, JsonTest};
+use super::json::{JsonAttempt, JsonCase, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonTest};
 use crate::discover::{Program, TestCase};
-use crate::run::{Attempt, Scheduled, Status, TestResult};
-use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
+use crate::protocol::{Case, CaseStatus};
+use crate::run::{Attempt, Scheduled, Status, TestResult, Timing};
+use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, Usage};
 
-/// Field paths (`tests[3].cases`) of `original` that `known`, the report
+/// Field paths (`tests[3].coverage`) of `original` that `known`, the report
 /// as this isotest reads and writes it, lacks.
 pub fn unknown_fields(original: &Value, known: &Value) -> Vec<String> {
     let mut found = Vec::new();
@@ -91,6 +92,10 @@ fn rebuild(test: &JsonTest) -> Result<TestResult, String> {
             .iter()
             .map(attempt)
             .collect::<Result<_, _>>()?,
+        cases: test.cases.iter().map(case).collect::<Result<_, _>>()?,
+        artifacts: test.artifacts.as_ref().map(PathBuf::from),
+        slot: test.slot,
+        timing: timing(test.phases.as_ref(), test.samples.as_deref())?,
         scheduled: Scheduled {
             iteration: test.iteration,
             waited_for_memory: test.waited_for_memory_secs.map(seconds).transpose()?,
@@ -117,6 +122,21 @@ fn test_case(test: &JsonTest) -> TestCase {
     }
 }
 
+fn case(case: &JsonCase) -> Result<Case, String> {
+    Ok(Case {
+        name: case.name.clone(),
+        status: CaseStatus::from_label(&case.status)
+            .ok_or_else(|| format!("case {}: unknown status `{}`", case.name, case.status))?,
+        message: case.message.clone(),
+        duration: case.duration_secs.map(seconds).transpose()?,
+        cases: case
+            .cases
+            .iter()
+            .map(self::case)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
 fn attempt(attempt: &JsonAttempt) -> Result<Attempt, String> {
     let (stdout, stderr) = outputs(&attempt.output);
     Ok(Attempt {
@@ -126,6 +146,32 @@ fn attempt(attempt: &JsonAttempt) -> Result<Attempt, String> {
         duration: seconds(attempt.duration_secs)?,
         stdout,
         stderr,
+        timing: timing(attempt.phases.as_ref(), attempt.samples.as_deref())?,
+    })
+}
+
+/// Where an attempt's time went, as far as the report says.
+fn timing(phases: Option<&JsonPhases>, samples: Option<&[JsonSample]>) -> Result<Timing, String> {
+    let samples = samples.unwrap_or_default().iter().map(|sample| {
+        Ok(Sample {
+            at: seconds(sample.at_secs)?,
+            memory_bytes: sample.memory_bytes,
+            cpu_usec: sample.cpu_usec,
+        })
+    });
+    let samples = samples.collect::<Result<_, String>>()?;
+    let Some(phases) = phases else {
+        return Ok(Timing {
+            samples,
+            ..Timing::default()
+        });
+    };
+    Ok(Timing {
+        root: seconds(phases.root_secs)?,
+        setup: seconds(phases.setup_secs)?,
+        test: seconds(phases.test_secs)?,
+        teardown: seconds(phases.teardown_secs)?,
+        samples,
     })
 }
 
@@ -264,12 +310,22 @@ mod tests {
             iteration: Some(2),
             waited_for_memory: Some(Duration::from_millis(1500)),
         };
+        let mut parent = Case::new("1 parser".into(), CaseStatus::Fail);
+        parent.cases = vec![Case {
+            message: Some("got: 1".into()),
+            duration: Some(Duration::from_millis(12)),
+            ..Case::new("2 brackets".into(), CaseStatus::Todo)
+        }];
+        summary.results[1].cases = vec![parent];
+        summary.results[1].artifacts = Some("/out/t.sh".into());
         let report = JsonRun::from_summary(&summary);
         for (json, original) in report.tests.iter().zip(&summary.results) {
             let rebuilt = test_result(json).unwrap();
             assert_eq!(JsonTest::from(&rebuilt), *json, "{}", original.test.name);
             assert_eq!(rebuilt.status, original.status);
             assert_eq!(rebuilt.signal, original.signal);
+            assert_eq!(rebuilt.cases, original.cases);
+            assert_eq!(rebuilt.artifacts, original.artifacts);
             let shown = |c: &CapturedOutput| (c.to_string_lossy(), c.total_bytes());
             assert_eq!(shown(&rebuilt.stdout), shown(&original.stdout));
         }
@@ -296,11 +352,11 @@ mod tests {
         let report = JsonRun::from_summary(&summary());
         let mut original = known_fields(&report);
         assert!(unknown_fields(&original, &known_fields(&report)).is_empty());
-        original["tests"][1]["cases"] = json!([{"name": "a"}]);
+        original["tests"][1]["coverage"] = json!([{"name": "a"}]);
         original["shard_host"] = json!("ci-7");
         assert_eq!(
             unknown_fields(&original, &known_fields(&report)),
-            ["shard_host", "tests[1].cases"]
+            ["shard_host", "tests[1].coverage"]
         );
     }
 

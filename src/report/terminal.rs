@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{ReportError, Reporter};
 use crate::duration::format_seconds;
+use crate::protocol::case;
 use crate::run::{Event, RunSummary, Status, TestResult};
 use crate::sandbox::Usage;
 use crate::size::format_size;
@@ -131,10 +132,14 @@ impl TerminalReporter {
             1 => Some("1 leaked process".to_string()),
             n => Some(format!("{n} leaked processes")),
         };
+        // The count of cases, unless the message says which ones failed.
+        let cases = (!result.cases.is_empty() && case::failing(&result.cases).is_empty())
+            .then(|| plural(case::count(&result.cases), "case"));
         let scheduled = super::stress::scheduling_notes(result);
-        let details: Vec<&str> = message
+        let details: Vec<&str> = cases
             .as_deref()
             .into_iter()
+            .chain(message.as_deref())
             .chain(leaked.as_deref())
             .chain(scheduled.iter().map(String::as_str))
             .collect();
@@ -212,6 +217,7 @@ impl TerminalReporter {
                     out.push('\n');
                 }
             }
+            out.push_str(&failed_cases(result));
         }
         out.push_str("------------\n");
         if self.usage_table {
@@ -322,6 +328,23 @@ fn progress_line(run: &RunState) -> String {
         line.push_str(&names.join(", "));
     }
     line
+}
+
+/// The cases of a test that failed it, each with its message indented:
+/// `--- FAILED CASES: t0001.sh ---` then `fail  3 parses input`.
+fn failed_cases(result: &TestResult) -> String {
+    let failed = case::failing(&result.cases);
+    if failed.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("--- FAILED CASES: {} ---\n", result.test.name);
+    for (path, case) in failed {
+        out.push_str(&format!("{:<5} {path}\n", case.status.label()));
+        for line in case.message.iter().flat_map(|m| m.lines()) {
+            out.push_str(&format!("      {line}\n"));
+        }
+    }
+    out
 }
 
 /// `     Summary [   1.234s] 12 tests run: 10 passed, 1 failed, 1 timed out`
@@ -837,6 +860,7 @@ mod tests {
             duration: Duration::from_millis(100),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         };
         let mut flaky = result("flaky.sh", Status::Flaky, 123, Some("passed on attempt 3"));
         flaky.attempts = vec![

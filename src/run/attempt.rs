@@ -2,16 +2,20 @@
 //! and its attempts: a test that does not pass is run again up to
 //! `retries` times, and one that passes after failing is FLAKY.
 
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::classify::classify;
 use super::container::{limits, spec};
+use super::environment::set_variable;
 use super::events::Event;
 use super::result::{Attempt, Status, TestResult};
 use super::roots::Roots;
+use super::test_files::{self, AttemptFiles, TestFiles};
 use crate::plan::PlannedTest;
+use crate::protocol::{self, Reading};
 use crate::sandbox::{
-    Ending, Limits, Outcome, OutputMode, Sandbox, SandboxSpec, SetupFailure, StopRequest,
+    Limits, Outcome, OutputMode, Sandbox, SandboxSpec, SetupFailure, StopRequest,
 };
 
 /// The 1-based attempt number, in every test's environment.
@@ -26,31 +30,51 @@ pub struct AttemptSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Where attempts' XML_OUTPUT_FILE and outputs directories are made.
+    pub files: &'a TestFiles,
+    /// `--artifacts DIR`.
+    pub artifacts: Option<&'a Path>,
 }
 
-/// Runs `test` until it passes or its retries are used up.
+/// Runs `test` until it passes or its retries are used up; `iteration`
+/// is its run under `--stress N`.
 pub fn run_test(
     test: &PlannedTest,
+    iteration: Option<u32>,
     sandbox: &Sandbox,
     settings: &AttemptSettings,
     stop: &StopRequest,
     emit: &dyn Fn(Event),
 ) -> TestResult {
+    let preparing = Instant::now();
     let root = match settings.roots.get(test.settings.rootfs()) {
         Ok(root) => root,
-        Err(cause) => return root_failed(test, cause),
+        Err(cause) => {
+            let mut result = root_failed(test, cause);
+            result.timing.root = preparing.elapsed();
+            return result;
+        }
     };
+    let root_time = preparing.elapsed();
     let mut spec = spec(test, &root);
+    for (key, value) in test_files::environment(&test.case.name) {
+        set_variable(&mut spec.env, key.as_bytes(), value.as_bytes());
+    }
+    let own_mounts = spec.mounts.len();
     let retries = test.settings.retries();
     let mut earlier: Vec<Attempt> = Vec::new();
     loop {
-        // Tests can tell attempts apart (and log which one failed).
-        let attempt = (earlier.len() + 1).to_string();
-        spec.env
-            .retain(|(key, _)| key != ATTEMPT_VARIABLE.as_bytes());
-        spec.env
-            .push((ATTEMPT_VARIABLE.as_bytes().to_vec(), attempt.into_bytes()));
-        let mut result = run_attempt(test, &spec, sandbox, settings.output, stop);
+        let files = match prepare_attempt(&mut spec, own_mounts, earlier.len() + 1, settings) {
+            Ok(files) => files,
+            Err(error) => {
+                let step = "create the test's XML_OUTPUT_FILE and outputs directory";
+                return setup_failed(test, step, error.to_string());
+            }
+        };
+        let mut result = run_attempt(test, &spec, &files, sandbox, settings, stop);
+        if earlier.is_empty() {
+            result.timing.root = root_time;
+        }
         let last_try = earlier.len() as u32 >= retries;
         let host_broken = result
             .setup_failure
@@ -62,6 +86,13 @@ pub fn run_test(
             || host_broken
             || stop.is_requested();
         if final_result {
+            if let Some(artifacts) = settings.artifacts {
+                let mut dir = artifacts.join(&result.test.name);
+                if let Some(run) = iteration {
+                    dir.push(format!("run-{run}"));
+                }
+                keep_outputs(&mut result, &files, &dir);
+            }
             finish(&mut result, earlier, settings);
             return result;
         }
@@ -79,27 +110,47 @@ pub fn run_test(
             duration: result.duration,
             stdout: result.stdout,
             stderr: result.stderr,
+            timing: result.timing,
         });
     }
 }
 
+/// Makes `spec` the container of attempt `number`: its number in the
+/// environment, its own directory of test files bound in (replacing the
+/// last attempt's, after the test's `own_mounts`).
+fn prepare_attempt(
+    spec: &mut SandboxSpec,
+    own_mounts: usize,
+    number: usize,
+    settings: &AttemptSettings,
+) -> std::io::Result<AttemptFiles> {
+    // Tests can tell attempts apart (and log which one failed).
+    let number = number.to_string();
+    set_variable(
+        &mut spec.env,
+        ATTEMPT_VARIABLE.as_bytes(),
+        number.as_bytes(),
+    );
+    let files = settings.files.attempt()?;
+    spec.mounts.truncate(own_mounts);
+    spec.mounts.push(files.mount());
+    Ok(files)
+}
+
 /// The result of a test whose root filesystem could not be prepared.
 fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
+    setup_failed(test, "prepare the root filesystem", cause)
+}
+
+/// The result of a test whose container could not be prepared at `step`.
+fn setup_failed(test: &PlannedTest, step: &str, cause: String) -> TestResult {
     let failure = SetupFailure {
-        step: "prepare the root filesystem".into(),
+        step: step.into(),
         cause,
         hint: None,
         host_unsupported: false,
     };
-    let outcome = Outcome {
-        ending: Ending::SetupFailed(failure),
-        wall: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        usage: None,
-        stdout: Default::default(),
-        stderr: Default::default(),
-    };
+    let outcome = Outcome::setup_failed(failure);
     classify(
         test.case.clone(),
         outcome,
@@ -110,16 +161,19 @@ fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
     )
 }
 
+/// One attempt: the container, then what its protocol and the files it
+/// wrote say.
 fn run_attempt(
     test: &PlannedTest,
     spec: &SandboxSpec,
+    files: &AttemptFiles,
     sandbox: &Sandbox,
-    output: OutputMode,
+    settings: &AttemptSettings,
     stop: &StopRequest,
 ) -> TestResult {
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let outcome = sandbox.run(spec, output, stop);
+    let outcome = sandbox.run(spec, settings.output, stop);
     let duration = if outcome.wall.is_zero() {
         clock.elapsed()
     } else {
@@ -131,14 +185,43 @@ fn run_attempt(
     } else {
         Limits::default()
     };
-    classify(
+    let mut result = classify(
         test.case.clone(),
         outcome,
         started_at,
         duration,
         &test.settings,
         limits,
-    )
+    );
+    let xml_file = files.xml_file();
+    let reading = Reading {
+        protocol: test.settings.protocol(),
+        skip_exit: test.settings.skip_exit(),
+        stdout_captured: matches!(settings.output, OutputMode::Capture { .. }),
+        xml_file: Some(&xml_file),
+    };
+    protocol::interpret(&mut result, &reading);
+    result
+}
+
+/// Keeps what the final attempt left in TEST_UNDECLARED_OUTPUTS_DIR in
+/// `dir` (`--artifacts DIR/<test name>`, `/run-K` for the K-th run under
+/// `--stress`); a failure to keep it is an ERROR of a test that otherwise
+/// passed.
+fn keep_outputs(result: &mut TestResult, files: &AttemptFiles, dir: &Path) {
+    match files.keep_outputs(dir) {
+        Ok(kept) => result.artifacts = kept,
+        Err(error) => {
+            let note = format!("keep TEST_UNDECLARED_OUTPUTS_DIR: {error}");
+            if result.status.is_success() {
+                result.status = Status::Error;
+            }
+            result.message = Some(match result.message.take() {
+                Some(message) => format!("{message}; {note}"),
+                None => note,
+            });
+        }
+    }
 }
 
 /// The final result: FLAKY when it passed after failing, the earlier

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::result::{Status, TestResult};
+use super::result::{Status, TestResult, Timing};
 use super::signal_name;
 use crate::config::{Expect, Settings};
 use crate::discover::TestCase;
@@ -30,6 +30,13 @@ pub fn classify(
         limits,
         stdout: outcome.stdout,
         stderr: outcome.stderr,
+        timing: Timing {
+            root: Duration::ZERO,
+            setup: outcome.phases.setup,
+            test: outcome.wall,
+            teardown: outcome.phases.teardown,
+            samples: outcome.samples,
+        },
         ..TestResult::new(test, Status::Pass, started_at)
     };
     match outcome.ending {
@@ -223,7 +230,6 @@ pub fn not_run(
 mod tests {
     use super::*;
     use crate::config::{Source, Sourced};
-    use crate::discover::Program;
     use crate::sandbox::{CapturedOutput, Rusage, Usage};
 
     fn outcome(ending: Ending, usage: Option<Usage>) -> Outcome {
@@ -235,6 +241,8 @@ mod tests {
             usage,
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            phases: Default::default(),
+            samples: Vec::new(),
         }
     }
 
@@ -244,14 +252,7 @@ mod tests {
         settings: &Settings,
         limits: Limits,
     ) -> TestResult {
-        let test = TestCase {
-            name: "t.sh".into(),
-            suite: "s".into(),
-            program: Program::File("/s/t.sh".into()),
-            dir: "/s".into(),
-            tags: Vec::new(),
-            default_dir: false,
-        };
+        let test = TestCase::example();
         let settings = Settings::resolve([settings]);
         classify(
             test,

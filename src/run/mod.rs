@@ -13,6 +13,7 @@ mod events;
 mod result;
 mod roots;
 pub mod stress;
+mod test_files;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -22,14 +23,15 @@ pub use admission::Demand;
 pub use container::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
-pub use result::{Attempt, Scheduled, Status, TestResult};
+pub use result::{Attempt, Scheduled, Status, TestResult, Timing};
 pub use roots::{Root, Roots};
+pub use test_files::{default_parent as test_files_parent, TestFiles};
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
 use admission::Admission;
 use attempt::AttemptSettings;
-use classify::not_run;
+pub use classify::not_run;
 
 /// How the plan is run.
 pub struct RunSettings<'a> {
@@ -43,6 +45,10 @@ pub struct RunSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Where attempts' XML_OUTPUT_FILE and outputs directories are made.
+    pub files: &'a TestFiles,
+    /// `--artifacts DIR`: where TEST_UNDECLARED_OUTPUTS_DIR is kept.
+    pub artifacts: Option<&'a std::path::Path>,
     /// Plan positions in the order tests start (`--order`).
     pub start_order: Vec<usize>,
     /// What each test of the plan holds while it runs, by plan position.
@@ -93,10 +99,10 @@ pub fn run(
     let mut results: Vec<Option<TestResult>> = vec![None; units];
     let interrupted_by = std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel::<Message>();
-        for _ in 0..jobs {
+        for slot in 0..jobs {
             let sender = sender.clone();
             let shared = &shared;
-            scope.spawn(move || shared.work(&sender));
+            scope.spawn(move || shared.work(slot, &sender));
         }
         drop(sender);
         relay(&receiver, &shared.stop, &mut results, on_event)
@@ -185,6 +191,8 @@ impl<'a> Jobs<'a> {
                 flaky_is_failure: settings.flaky_is_failure,
                 post_check: settings.post_check,
                 roots: settings.roots,
+                files: settings.files,
+                artifacts: settings.artifacts,
             },
             sandbox,
         }
@@ -209,7 +217,7 @@ struct Jobs<'a> {
 impl Jobs<'_> {
     /// One job thread: runs the tests admission lets it start until none
     /// is left or the run stops starting tests.
-    fn work(&self, sender: &mpsc::Sender<Message>) {
+    fn work(&self, slot: usize, sender: &mpsc::Sender<Message>) {
         let stopping = || self.stop.is_requested() || self.stop_starting.load(Ordering::SeqCst);
         while let Some(admitted) = self.admission.next(&stopping) {
             let test = &self.plan[admitted.index / self.runs];
@@ -220,16 +228,19 @@ impl Jobs<'_> {
             let emit = |event| {
                 let _ = sender.send(Message::Event(event));
             };
+            let iteration = (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1);
             let mut result = attempt::run_test(
                 test,
+                iteration,
                 self.sandbox,
                 &self.attempt_settings,
                 &self.stop,
                 &emit,
             );
             self.admission.finished(admitted.index);
+            result.slot = Some(slot);
             result.scheduled = Scheduled {
-                iteration: (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1),
+                iteration,
                 waited_for_memory: admitted.waited_for_memory,
             };
             if result

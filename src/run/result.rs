@@ -1,9 +1,11 @@
 //! How a test ended, in the runner's words: statuses and results.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::discover::TestCase;
-use crate::sandbox::{CapturedOutput, Limits, Rusage, SetupFailure, Usage};
+use crate::protocol::Case;
+use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, SetupFailure, Usage};
 
 /// The status of one finished (or never started) test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,7 +28,8 @@ pub enum Status {
     Regressed,
     /// Its container could not be set up or the command not started.
     Error,
-    /// Ignored in isotest.toml (`ignore = true`).
+    /// Ignored in isotest.toml (`ignore = true`), exited with the skip
+    /// code (`skip_exit`, 77), or skipped by its TAP plan (`1..0 # SKIP`).
     Skipped,
     /// Not started (the run was interrupted or stopped early), or stopped
     /// by the interrupt.
@@ -88,6 +91,25 @@ pub struct Attempt {
     pub duration: Duration,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
+    pub timing: Timing,
+}
+
+/// Where one attempt's time went, for traces and the HTML report. The
+/// attempt's `started_at` is the start of `setup`; `root` comes before it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timing {
+    /// Preparing the root filesystem, before the first attempt (zero for
+    /// later attempts).
+    pub root: Duration,
+    /// From the request to the command's start (all of it when the
+    /// command never started).
+    pub setup: Duration,
+    /// The command itself; zero when it never started.
+    pub test: Duration,
+    /// From the command's end until the container and cgroup were gone.
+    pub teardown: Duration,
+    /// The cgroup's memory and CPU over time, when the run sampled them.
+    pub samples: Vec<Sample>,
 }
 
 /// One test's result.
@@ -117,6 +139,16 @@ pub struct TestResult {
     /// Earlier attempts that did not pass (with `retries`), oldest first;
     /// the fields above describe the last attempt.
     pub attempts: Vec<Attempt>,
+    /// The cases inside the test (its TAP test points, the testcases of
+    /// its XML_OUTPUT_FILE), from the last attempt.
+    pub cases: Vec<Case>,
+    /// Where what the test left in TEST_UNDECLARED_OUTPUTS_DIR was kept
+    /// (`--artifacts DIR/<test name>`), if it left anything.
+    pub artifacts: Option<PathBuf>,
+    /// The job slot (0-based) the test ran in; None when it did not run.
+    pub slot: Option<usize>,
+    /// Where the last attempt's time went.
+    pub timing: Timing,
     pub scheduled: Scheduled,
 }
 
@@ -150,6 +182,10 @@ impl TestResult {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            cases: Vec::new(),
+            artifacts: None,
+            slot: None,
+            timing: Timing::default(),
             scheduled: Scheduled::default(),
         }
     }

@@ -52,8 +52,11 @@ pub(super) fn handled_signals() -> SigSet {
 /// What init tells the helper, one JSON line per message.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum InitMessage {
-    /// The command has started; the timeout runs from here.
-    Started,
+    /// The command has started (at `monotonic_ns`); the timeout runs
+    /// from here.
+    Started {
+        monotonic_ns: u64,
+    },
     Finished {
         exit: CommandExit,
         wall_nanos: u64,
@@ -127,8 +130,9 @@ fn supervise_command(
     // The clock starts at the fork: the command's own exec counts, and a
     // `sleep 2` never shows as 1.999s.
     let started = Instant::now();
+    let monotonic_ns = super::spec::monotonic_ns();
     let command = start_command(spec, identity, cgroup_procs)?;
-    send(report, &InitMessage::Started);
+    send(report, &InitMessage::Started { monotonic_ns });
 
     let (exit, forwarded_signal) = wait_for_command(command, &signals)?;
     let wall_nanos = started.elapsed().as_nanos() as u64;
