@@ -194,14 +194,16 @@ impl Status {
     }
 }
 
-/// One trial per directory of fixtures/ (each must hold a case.toml).
+/// One trial per directory of fixtures/ (each must hold a case.toml),
+/// except fixtures/drivers/: the programs the driver trials build
+/// (drivers.rs).
 pub fn trials() -> Vec<Trial> {
     let dir = support::fixtures_dir();
     let mut cases: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_dir())
+            .filter(|p| p.is_dir() && !p.ends_with(DRIVER_FIXTURES))
             .collect(),
         Err(e) => {
             let message = format!("read {}: {e}", dir.display());
@@ -223,6 +225,9 @@ pub fn trials() -> Vec<Trial> {
         })
         .collect()
 }
+
+/// The driver trials' fixtures, under fixtures/.
+pub const DRIVER_FIXTURES: &str = "drivers";
 
 /// Whether the case's case.toml says `root_only` (read when listing, so
 /// the rootless lane can skip it).

@@ -15,6 +15,10 @@
 //!                        protocol: exit code, TAP, XML_OUTPUT_FILE ──► cases
 //! ```
 //!
+//! Drivers (`driver`: `isotest cargo`, `isotest go`) are discovery too: they
+//! build test programs and list the cases inside; `protocol` reads a
+//! finished case's output (a panic, a skip) after the sandbox.
+//!
 //! `sandbox` is the container engine and knows nothing about tests or
 //! reports; every `unsafe` block and raw syscall of the crate lives there.
 //! Outside it, only the names its root exports are used. `config` holds
@@ -31,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod discover;
 pub mod doctor;
+pub mod driver;
 pub mod duration;
 pub mod history;
 pub mod image;

@@ -28,7 +28,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Discover tests and run each in its own container.
-    Run(Box<RunArgs>),
+    Run(Box<RunCommand>),
+    /// Build a cargo workspace's tests and run each case in its own
+    /// container (doctests are not run).
+    Cargo(Box<super::cargo::CargoCommand>),
+    /// Build Go packages' tests and run each test in its own container.
+    Go(Box<super::go::GoCommand>),
     /// Print the tests that `run` would run, with their settings.
     List(ListArgs),
     /// Run one command in a test container, output passed through.
@@ -52,13 +57,17 @@ pub struct DoctorArgs {
     pub format: Format,
 }
 
+/// Test directories (searched recursively) or files [default: tests]; an
+/// argument that is not an existing path selects tests whose name contains
+/// it.
 #[derive(Args, Debug)]
-pub struct SelectArgs {
-    /// Test directories (searched recursively) or files [default: tests];
-    /// an argument that is not an existing path selects tests whose name
-    /// contains it.
+pub struct Positionals {
     #[arg(value_name = "PATH|FILTER")]
     pub positional: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SelectArgs {
     /// Run only tests whose name matches GLOB (repeatable; `*` stays within
     /// a directory, `**` crosses them).
     #[arg(long, value_name = "GLOB")]
@@ -289,6 +298,16 @@ pub struct CgroupArgs {
     pub require_limits: bool,
 }
 
+/// `isotest run`: test paths and name filters, and how to run.
+#[derive(Args, Debug)]
+pub struct RunCommand {
+    #[command(flatten)]
+    pub paths: Positionals,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How to select, run and report: `run` and the drivers share them.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -396,6 +415,8 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 pub struct ListArgs {
     #[command(flatten)]
+    pub paths: Positionals,
+    #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]
     pub container: ContainerArgs,
@@ -410,6 +431,22 @@ pub struct ListArgs {
     pub format: Format,
     /// Show each test's effective settings and where each came from.
     #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `isotest cargo --list`, `isotest go --list`: the cases, not run.
+#[derive(Args, Debug)]
+pub struct DriverListArgs {
+    /// Build and list the cases that would run (and the ignored ones), as
+    /// `isotest list` does; start no container.
+    #[arg(long)]
+    pub list: bool,
+    /// With --list: output format.
+    #[arg(long, value_enum, default_value = "text", requires = "list")]
+    pub format: Format,
+    /// With --list: each case's effective settings and where each came
+    /// from.
+    #[arg(short, long, requires = "list")]
     pub verbose: bool,
 }
 

@@ -3,7 +3,9 @@
 
 mod args;
 mod cache;
+mod cargo;
 mod exec;
+mod go;
 mod history;
 mod list;
 mod report;
@@ -58,6 +60,8 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Cargo(args) => cargo::run(*args),
+        Command::Go(args) => go::run(*args),
         Command::List(args) => list::list(args),
         Command::Exec(args) => exec::exec(args),
         Command::Doctor(args) => doctor(args),

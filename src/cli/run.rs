@@ -1,17 +1,23 @@
-//! `isotest run`: plan, select, run in containers, report.
+//! `isotest run`: plan, select, run in containers, report. The drivers
+//! (`isotest cargo`, `isotest go`) plan their own cases and share the rest
+//! of the path, from selection to reports, through `run_planned`.
 
 use std::path::PathBuf;
 
 use console::Term;
 use indicatif::ProgressDrawTarget;
 
-use super::args::{FlakyResult, NoTests, RunArgs, RunIgnoredArg, SelectArgs};
+use super::args::{
+    DriverListArgs, FlakyResult, NoTests, RunArgs, RunCommand, RunIgnoredArg, SelectArgs,
+};
 use super::history::{self, RunHistory};
-use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional};
+use super::list::render;
+use super::{exit, fail, load_plan, prepare_sandbox, split_positional, write_stdout, Positional};
 use crate::baseline::{parse_percent, Baseline};
 use crate::config::Configs;
+use crate::driver::Discovered;
 use crate::history::History;
-use crate::plan::PlannedTest;
+use crate::plan::{plan_driver_cases, PlannedTest};
 use crate::report::json::JsonPartition;
 use crate::report::{
     Destination, HtmlReporter, JsonReporter, JunitReporter, Reporter, TerminalReporter,
@@ -26,23 +32,49 @@ use crate::style::{color_wanted, Styles};
 /// Output kept per stream and test; the middle of longer output is dropped.
 const OUTPUT_LIMIT: usize = 4 << 20;
 
-pub fn run(args: RunArgs) -> i32 {
-    match run_tests(args) {
+pub fn run(command: RunCommand) -> i32 {
+    let args = command.run;
+    let positional = split_positional(&command.paths.positional);
+    let flags = args.container.plan_settings(args.retries, args.protocol);
+    let (configs, planned) = match load_plan(&args.select, &positional, &flags) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let first_root = std::path::absolute(&positional.roots[0]).unwrap_or_default();
+    let config_jobs = configs
+        .run_settings(&first_root, args.select.profile.as_deref())
+        .jobs
+        .map(|j| j.value);
+    run_planned(&args, planned, &positional, config_jobs)
+}
+
+/// Selects from `planned` (with `positional`'s name filters), runs the
+/// selection in containers and reports it; returns the exit code.
+/// `config_jobs` is the isotest.toml `jobs`, used without `--jobs`.
+pub(super) fn run_planned(
+    args: &RunArgs,
+    planned: Vec<PlannedTest>,
+    positional: &Positional,
+    config_jobs: Option<usize>,
+) -> i32 {
+    match run_tests(args, planned, positional, config_jobs) {
         Ok(code) | Err(code) => code,
     }
 }
 
-fn run_tests(args: RunArgs) -> Result<i32, i32> {
-    let positional = split_positional(&args.select.positional);
-    let flags = args.container.plan_settings(args.retries, args.protocol);
-    let (configs, planned) = load_plan(&args.select, &positional, &flags)?;
+fn run_tests(
+    args: &RunArgs,
+    planned: Vec<PlannedTest>,
+    positional: &Positional,
+    config_jobs: Option<usize>,
+) -> Result<i32, i32> {
     let order: Order = args
         .order
         .parse()
         .map_err(|e| fail(format!("--order: {e}"), exit::BAD_USAGE))?;
     let cache_dir = args.storage.cache_dir.as_deref();
     let history = RunHistory::load(&args.select, &positional.roots, cache_dir)?;
-    let (selected, partition) = select_part(&args.select, &positional, planned, &history.history)?;
+    let (selected, partition) = select_part(&args.select, positional, planned, &history.history)?;
     let Selected {
         run: plan,
         skipped,
@@ -52,11 +84,11 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         if args.select.rerun_failed {
             eprintln!("isotest: note: --rerun-failed: every test passed last time");
         }
-        no_tests(args.no_tests, &positional)?;
+        no_tests(args.no_tests, positional)?;
         // warn / pass: the run goes on, empty, so reports are still written.
     }
-    let jobs = job_count(&args, &configs, &positional);
-    let baseline = load_baseline(&args)?;
+    let jobs = job_count(args, config_jobs);
+    let baseline = load_baseline(args)?;
     let mut sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
     if args.samples || args.trace.is_some() || args.html.is_some() {
         sandbox
@@ -77,14 +109,14 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         parts: p.parts(),
         selected: whole,
     });
-    let mut reporters = reporters(&args, jobs, partition.clone(), baseline.as_ref())?;
+    let mut reporters = reporters(args, jobs, partition.clone(), baseline.as_ref())?;
     let schedule = Schedule::new(&plan, order, &history.history, args.memory_budget);
     let check = |result: &mut TestResult| {
         if let Some(baseline) = &baseline {
             baseline.check(result);
         }
     };
-    let settings = run_settings(&args, jobs, schedule, &check, &roots, &files);
+    let settings = run_settings(args, jobs, schedule, &check, &roots, &files);
     let mut report_failed = false;
     let summary = run::run(plan, skipped, &settings, &sandbox, &mut |event| {
         for reporter in reporters.iter_mut() {
@@ -166,20 +198,15 @@ fn baseline_notes(baseline: &Baseline, summary: &RunSummary) {
 }
 
 /// Tests at once: 1 with --no-capture, else -j, else `jobs` of the first
-/// root's isotest.toml, else the CPUs.
-fn job_count(args: &RunArgs, configs: &Configs, positional: &Positional) -> usize {
+/// root's isotest.toml (`config_jobs`), else the CPUs.
+fn job_count(args: &RunArgs, config_jobs: Option<usize>) -> usize {
     if args.no_capture {
         return 1;
     }
     if let Some(jobs) = args.jobs {
         return jobs as usize;
     }
-    let first_root = std::path::absolute(&positional.roots[0]).unwrap_or_default();
-    configs
-        .run_settings(&first_root, args.select.profile.as_deref())
-        .jobs
-        .map(|j| j.value)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    config_jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The terminal view and the reports asked for. A report written to
@@ -415,5 +442,53 @@ fn run_exit_code(summary: &RunSummary, report_failed: bool) -> i32 {
         exit::ALL_PASSED
     } else {
         exit::TESTS_FAILED
+    }
+}
+
+/// Plans a driver's cases with the isotest.toml files of its root and
+/// package directories, then runs them as `run` does (or, with `--list`,
+/// prints them); `filters` select by name substring.
+pub(super) fn run_driver_cases(
+    args: &RunArgs,
+    listing: &DriverListArgs,
+    found: Discovered,
+    filters: Vec<String>,
+) -> i32 {
+    let planned = Configs::load_dirs(&found.config_dirs)
+        .map_err(|e| fail(e, exit::BAD_USAGE))
+        .and_then(|configs| {
+            if let Some(profile) = &args.select.profile {
+                configs
+                    .check_profile(profile)
+                    .map_err(|e| fail(e, exit::BAD_USAGE))?;
+            }
+            let flags = args.container.plan_settings(args.retries, args.protocol);
+            let profile = args.select.profile.as_deref();
+            let planned = plan_driver_cases(found.cases, &configs, profile, &flags)
+                .map_err(|e| fail(e, exit::BAD_USAGE))?;
+            let jobs = configs.run_settings(&found.root, profile).jobs;
+            Ok((planned, jobs.map(|j| j.value)))
+        });
+    match planned {
+        Ok((planned, config_jobs)) => {
+            let positional = Positional {
+                roots: vec![found.root],
+                substrings: filters,
+            };
+            if !listing.list {
+                return run_planned(args, planned, &positional, config_jobs);
+            }
+            let cache_dir = args.storage.cache_dir.as_deref();
+            let selected = RunHistory::load(&args.select, &positional.roots, cache_dir)
+                .and_then(|h| select(&args.select, &positional, planned, &h.history));
+            match selected {
+                Ok(selected) => {
+                    write_stdout(&render(&selected, listing.format, listing.verbose));
+                    exit::ALL_PASSED
+                }
+                Err(code) => code,
+            }
+        }
+        Err(code) => code,
     }
 }

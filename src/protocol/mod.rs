@@ -3,11 +3,17 @@
 //! reporters: `interpret` takes one classified attempt and adds what the
 //! test said about itself: the skip exit code, TAP cases on stdout
 //! (`tap`), and the JUnit XML it wrote to `XML_OUTPUT_FILE`
-//! (`junit_file`). A new protocol is a variant of `Protocol` and an arm of
-//! `interpret`, in a file of its own.
+//! (`junit_file`). A test program a driver listed (`isotest cargo`,
+//! `isotest go`) runs one case under its own harness, whose output says
+//! more than the exit code: the panic of a failed Rust test, a Go test that
+//! skipped itself, a program that ran no test of that name (`libtest`,
+//! `gotest`). A new protocol is a variant of `Protocol` (or `Harness`) and
+//! an arm of `interpret`, in a file of its own.
 
 pub mod case;
+mod gotest;
 mod junit_file;
+mod libtest;
 mod tap;
 
 use std::path::Path;
@@ -52,6 +58,18 @@ impl Protocol {
     }
 }
 
+/// The harness inside a test program that a driver listed, running one of
+/// its cases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Harness {
+    /// The case of this name in a libtest (or libtest-mimic) binary, run
+    /// with `--exact NAME --nocapture`.
+    Libtest(String),
+    /// The test of this name in a Go test binary, run with
+    /// `-test.run '^NAME$' -test.v`.
+    GoTest(String),
+}
+
 /// The exit code that means "skipped" (automake, meson), unless
 /// `skip_exit` says otherwise.
 pub const DEFAULT_SKIP_EXIT: i32 = 77;
@@ -59,6 +77,8 @@ pub const DEFAULT_SKIP_EXIT: i32 = 77;
 /// What `interpret` needs besides the result.
 pub struct Reading<'a> {
     pub protocol: Protocol,
+    /// The harness running the case, for a driver's test.
+    pub harness: Option<&'a Harness>,
     pub skip_exit: i32,
     /// False under `--no-capture`: stdout went to the terminal, so the
     /// protocol has nothing to read and the exit code decides.
@@ -73,6 +93,9 @@ pub struct Reading<'a> {
 pub fn interpret(result: &mut TestResult, reading: &Reading) {
     if matches!(result.status, Status::Error | Status::NotRun) {
         return;
+    }
+    if let Some(harness) = reading.harness.filter(|_| reading.stdout_captured) {
+        read_harness(result, harness);
     }
     // Only a plain exit with the code: not one with notes (the process
     // limit hit) or a missed expectation (`expect_exit = 3`).
@@ -119,6 +142,49 @@ pub fn interpret(result: &mut TestResult, reading: &Reading) {
     }
 }
 
+/// Refines a driver's case from what its harness printed. Only cases that
+/// ran to an exit (or died of a signal) are read.
+fn read_harness(result: &mut TestResult, harness: &Harness) {
+    if !matches!(result.status, Status::Pass | Status::Fail | Status::Signal) {
+        return;
+    }
+    let stdout = result.stdout.to_string_lossy();
+    let stderr = result.stderr.to_string_lossy();
+    let verdict = match harness {
+        Harness::Libtest(case) => libtest::interpret(result.status, &stdout, &stderr, case),
+        Harness::GoTest(case) => gotest::interpret(result.status, &stdout, &stderr, case),
+    };
+    if let Some(Verdict { status, message }) = verdict {
+        result.status = status;
+        result.message = Some(message);
+    }
+}
+
+/// What a harness's output said: the status and why.
+#[derive(Debug, PartialEq, Eq)]
+struct Verdict {
+    status: Status,
+    message: String,
+}
+
+/// Longest message taken from a test's output, in lines.
+const MESSAGE_LINES: usize = 20;
+
+/// The first `MESSAGE_LINES` lines of `lines`, trimmed at the end, with a
+/// note of how many more there were.
+fn bounded(lines: &[&str]) -> String {
+    let mut text = lines
+        .iter()
+        .take(MESSAGE_LINES)
+        .map(|l| l.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if lines.len() > MESSAGE_LINES {
+        text.push_str(&format!("\n({} more lines)", lines.len() - MESSAGE_LINES));
+    }
+    text.trim_end().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +208,7 @@ mod tests {
     fn read(result: &mut TestResult, protocol: Protocol, skip_exit: i32) {
         let reading = Reading {
             protocol,
+            harness: None,
             skip_exit,
             stdout_captured: true,
             xml_file: None,
@@ -210,6 +277,7 @@ mod tests {
         let mut passing = result(Status::Pass, 0, "");
         let reading = Reading {
             protocol: Protocol::Tap,
+            harness: None,
             skip_exit: DEFAULT_SKIP_EXIT,
             stdout_captured: false,
             xml_file: None,

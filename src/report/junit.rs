@@ -401,8 +401,7 @@ pub(crate) mod tests {
             suite: suite.to_string(),
             program: crate::discover::Program::File(format!("/t/{name}").into()),
             dir: "/t".into(),
-            tags: Vec::new(),
-            default_dir: false,
+            ..Test::example()
         };
         TestResult {
             duration: Duration::from_millis(millis),

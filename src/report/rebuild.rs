@@ -119,6 +119,9 @@ fn test_case(test: &JsonTest) -> TestCase {
         dir,
         tags: test.tags.clone(),
         default_dir: false,
+        // A report holds results: how the output was read is done.
+        harness: None,
+        host_dirs: Vec::new(),
     }
 }
 

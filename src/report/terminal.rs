@@ -123,9 +123,14 @@ impl TerminalReporter {
             result.test.name
         );
         // A FLAKY line says which attempt passed, counted from the record.
+        // A message of several lines (a panic) continues indented, under
+        // the name.
         let message = match status {
             Status::Flaky => Some(format!("passed on attempt {}", result.attempts.len() + 1)),
-            _ => result.message.clone(),
+            _ => result
+                .message
+                .as_ref()
+                .map(|m| m.replace('\n', &format!("\n{:21}", ""))),
         };
         let leaked = match result.leaked_processes {
             0 => None,

@@ -196,6 +196,7 @@ fn run_attempt(
     let xml_file = files.xml_file();
     let reading = Reading {
         protocol: test.settings.protocol(),
+        harness: test.case.harness.as_ref(),
         skip_exit: test.settings.skip_exit(),
         stdout_captured: matches!(settings.output, OutputMode::Capture { .. }),
         xml_file: Some(&xml_file),

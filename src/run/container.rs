@@ -21,14 +21,20 @@ pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {
     let mode = root_mode(settings.rootfs_mode());
     let mut mounts = Vec::new();
     let starts_in_image_workdir = test.case.default_dir && root.working_dir.is_some();
-    if !on_host && !starts_in_image_workdir {
-        // The test's own directory, at the same path: a test file runs as
-        // it does on the host root.
-        mounts.push(ExtraMount::Bind {
+    // The test's own directory (and what else it needs), at the same path:
+    // a test file runs as it does on the host root. Parents come first.
+    let mut host_dirs: Vec<Vec<u8>> = test.case.host_dirs.iter().map(|d| bytes(d)).collect();
+    if !starts_in_image_workdir {
+        host_dirs.push(dir.clone());
+    }
+    host_dirs.sort();
+    host_dirs.dedup();
+    if !on_host {
+        mounts.extend(host_dirs.iter().map(|dir| ExtraMount::Bind {
             source: dir.clone(),
             target: dir.clone(),
             readonly: true,
-        });
+        }));
     }
     for bind in &settings.binds {
         mounts.push(ExtraMount::Bind {
@@ -67,7 +73,7 @@ pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {
         user: user.filter(|u| !u.is_empty()).map(str::to_string),
         group: group.filter(|g| !g.is_empty()).map(str::to_string),
         home: HOME.as_bytes().to_vec(),
-        visible_host_dirs: if on_host { vec![dir] } else { Vec::new() },
+        visible_host_dirs: if on_host { host_dirs } else { Vec::new() },
         timeout: settings.timeout(),
         grace: settings.grace(),
         limits: limits(test),
