@@ -197,8 +197,18 @@ pub fn signal_number(name: &str) -> Result<i32, String> {
         .map_err(|_| format!("`{name}` is not a signal"))
 }
 
+/// Seconds as the report wrote them (`Duration::as_secs_f64`), back to
+/// the same nanoseconds: rounded to the nearest, since truncating would
+/// turn 1.2618955729999999 into 1.261895572 and the figure would not
+/// round-trip.
 fn seconds(secs: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{secs} is not a duration in seconds"))
+    let invalid = || format!("{secs} is not a duration in seconds");
+    let whole = Duration::try_from_secs_f64(secs).map_err(|_| invalid())?;
+    let nanos = (secs.fract() * 1e9).round() as u32;
+    Ok(match nanos {
+        1_000_000_000 => Duration::from_secs(whole.as_secs() + 1),
+        nanos => Duration::new(whole.as_secs(), nanos),
+    })
 }
 
 /// Captured output from the report's text: where the writer dropped the
@@ -298,6 +308,15 @@ pub fn known_fields(run: &JsonRun) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_round_trip_to_the_nanosecond() {
+        for nanos in [0, 1, 999_999_999, 1_261_895_573, 86_400_123_456_789] {
+            let duration = Duration::from_nanos(nanos);
+            assert_eq!(seconds(duration.as_secs_f64()), Ok(duration), "{nanos} ns");
+        }
+        assert!(seconds(-1.0).is_err());
+    }
     use crate::report::json::JsonRun;
     use crate::report::junit::tests::{output, summary};
     use crate::report::rfc3339;
