@@ -30,8 +30,10 @@ mod supervisor;
 pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
+pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
 pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
 pub use sampler::Sample;
+pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest};
 pub use spec::{
@@ -39,3 +41,4 @@ pub use spec::{
     SandboxSpec, SetupFailure,
 };
 pub use supervisor::pidfd_open;
+pub use userns::{IdMapping, SubordinateRange};
