@@ -13,7 +13,9 @@
 //! (TAP, XML_OUTPUT_FILE) and the outputs they keep; html.rs opens the
 //! HTML report in headless Chromium and checks the trace. shards.rs: run
 //! history, time partitions and `report merge`, `--rerun-failed`,
-//! `--stress`, the memory budget and Bazel's shard variables.
+//! `--stress`, the memory budget and Bazel's shard variables. terminal.rs
+//! replays the terminal view of a run on a pseudo-terminal on an emulated
+//! screen.
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it, except in the rootless lane (ci/test-rootless), which runs
 //! the harness as `nobody` and skips what needs root. Run with `cargo test --test harness` (filters work:
@@ -37,6 +39,7 @@ mod services;
 mod shards;
 mod stress;
 mod support;
+mod terminal;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -56,6 +59,7 @@ fn main() {
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
     trials.extend(services::trials());
+    trials.extend(terminal::trials());
     trials.extend(drivers::trials());
     trials.extend(html::trials());
     if support::rootless_lane() {

@@ -106,8 +106,9 @@ impl HostState {
             .map_err(|e| format!("read /tmp: {e}"))?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            // The harness's own caches (support::isotest) are the
-            // harness's, removed when it ends, not the run's.
+            // The harnesses' own cache directories (support::isotest) are
+            // not isotest's: this one's may appear during the trial when it
+            // runs alone, and other harness processes come and go.
             .filter(|name| name.contains("isotest") && !name.starts_with("isotest-harness-caches-"))
             .collect();
         Ok(HostState {

@@ -21,6 +21,11 @@
 //!
 //! `sandbox` is the container engine and knows nothing about tests or
 //! reports; every `unsafe` block and raw syscall of the crate lives there.
+//! Outside it, only the names its root exports are used. `config` holds
+//! plain values (capability names, root modes) and imports nothing from
+//! it: `run::container` maps a test's settings onto the sandbox's types.
+//! `doctor` probes the host through the same exports, decides, then
+//! renders; `style` is the terminal's look for `run` and `doctor`.
 //! `history` (earlier runs' durations, statuses and peaks) feeds `select`
 //! (time partitions, `--rerun-failed`, start order) and `run` (memory
 //! demands); a finished run is recorded into it.
@@ -41,3 +46,4 @@ pub mod run;
 pub mod sandbox;
 pub mod select;
 pub mod size;
+pub mod style;

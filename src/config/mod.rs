@@ -7,6 +7,8 @@
 //! `[[test]]` table's own keys; command-line flags override everything.
 
 mod file;
+mod keys;
+mod reader;
 mod services;
 mod settings;
 mod source;

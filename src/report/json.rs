@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
+use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::discover::Program;
 use crate::protocol::Case;
 use crate::run::stress::{summarize, Spread, StressSummary};
@@ -25,9 +25,9 @@ use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
 
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Writes the JSON report of the run to a file when the run finishes.
+/// Writes the JSON report of the run to a file or stdout when the run finishes.
 pub struct JsonReporter {
-    path: PathBuf,
+    destination: Destination,
     settings: serde_json::Value,
     samples: bool,
     run_id: Option<String>,
@@ -35,9 +35,9 @@ pub struct JsonReporter {
 }
 
 impl JsonReporter {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(destination: impl Into<Destination>) -> Self {
         JsonReporter {
-            path,
+            destination: destination.into(),
             settings: serde_json::Value::Null,
             samples: false,
             run_id: None,
@@ -80,7 +80,7 @@ impl Reporter for JsonReporter {
         run.partition.clone_from(&self.partition);
         let mut json = serde_json::to_vec_pretty(&run)?;
         json.push(b'\n');
-        write_atomically(&self.path, &json)
+        self.destination.write(&json)
     }
 }
 
@@ -675,13 +675,18 @@ mod tests {
         assert_eq!(back.tests[0].services[0].status, "exited");
     }
 
-    #[test]
-    fn writes_the_run() {
+    /// The report of `timed_summary()`, with part of the first test's
+    /// output dropped, as read back.
+    fn written_run() -> Value {
         let mut summary = timed_summary();
         summary.results[0].stdout.dropped_bytes = 1000;
         let (_dir, path) = write(&summary);
-        let run: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(&path).unwrap()).unwrap()
+    }
 
+    #[test]
+    fn writes_the_run_and_its_host() {
+        let run = written_run();
         assert_eq!(run["schema_version"], 1);
         let kernel = run["host"]["kernel"].as_str().unwrap();
         assert!(kernel.chars().next().unwrap().is_ascii_digit(), "{kernel}");
@@ -699,7 +704,11 @@ mod tests {
             })
         );
         assert_eq!(run["tests"].as_array().unwrap().len(), 9);
+    }
 
+    #[test]
+    fn writes_every_field_of_a_test() {
+        let run = written_run();
         assert_eq!(
             run["tests"][0],
             json!({
@@ -745,7 +754,11 @@ mod tests {
                 "services": []
             })
         );
+    }
 
+    #[test]
+    fn writes_attempts_and_leaves_unmeasured_figures_null() {
+        let run = written_run();
         let failed = &run["tests"][1];
         assert_eq!(failed["status"], "FAIL");
         assert_eq!(failed["stdout"], String::from_utf8_lossy(NASTY).as_ref());

@@ -10,7 +10,7 @@ use super::signal_name;
 use crate::config::{Expect, Settings};
 use crate::discover::TestCase;
 use crate::duration::format_seconds;
-use crate::sandbox::{CapturedOutput, Ending, Limits, Outcome};
+use crate::sandbox::{Ending, Limits, Outcome};
 use crate::size::format_size;
 
 /// Classifies one attempt.
@@ -23,13 +23,6 @@ pub fn classify(
     limits: Limits,
 ) -> TestResult {
     let mut result = TestResult {
-        test,
-        status: Status::Pass,
-        exit_code: None,
-        signal: None,
-        message: None,
-        setup_failure: None,
-        started_at,
         duration,
         leaked_processes: outcome.leaked_processes,
         rusage: outcome.rusage,
@@ -37,11 +30,6 @@ pub fn classify(
         limits,
         stdout: outcome.stdout,
         stderr: outcome.stderr,
-        attempts: Vec::new(),
-        services: Vec::new(),
-        cases: Vec::new(),
-        artifacts: None,
-        slot: None,
         timing: Timing {
             root: Duration::ZERO,
             setup: outcome.phases.setup,
@@ -49,7 +37,7 @@ pub fn classify(
             teardown: outcome.phases.teardown,
             samples: outcome.samples,
         },
-        scheduled: Default::default(),
+        ..TestResult::new(test, Status::Pass, started_at)
     };
     match outcome.ending {
         Ending::Exited(0) => result.exit_code = Some(0),
@@ -233,27 +221,8 @@ pub fn not_run(
     reason: String,
 ) -> TestResult {
     TestResult {
-        test,
-        status,
-        exit_code: None,
-        signal: None,
         message: Some(reason),
-        setup_failure: None,
-        started_at,
-        duration: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        usage: None,
-        limits: Limits::default(),
-        stdout: CapturedOutput::default(),
-        stderr: CapturedOutput::default(),
-        attempts: Vec::new(),
-        services: Vec::new(),
-        cases: Vec::new(),
-        artifacts: None,
-        slot: None,
-        timing: Timing::default(),
-        scheduled: Default::default(),
+        ..TestResult::new(test, status, started_at)
     }
 }
 
@@ -261,7 +230,7 @@ pub fn not_run(
 mod tests {
     use super::*;
     use crate::config::{Source, Sourced};
-    use crate::sandbox::{Rusage, Usage};
+    use crate::sandbox::{CapturedOutput, Rusage, Usage};
 
     fn outcome(ending: Ending, usage: Option<Usage>) -> Outcome {
         Outcome {

@@ -7,6 +7,7 @@
 mod admission;
 mod attempt;
 mod classify;
+mod container;
 mod environment;
 mod events;
 mod readiness;
@@ -22,7 +23,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use admission::Demand;
-pub use attempt::spec;
+pub use container::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Attempt, Scheduled, Status, TestResult, Timing};
@@ -39,7 +40,7 @@ use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
 use admission::Admission;
 use attempt::AttemptSettings;
 pub use classify::not_run;
-use shared::SharedServices;
+use shared::{RunServices, SharedServices};
 
 /// How the plan is run.
 pub struct RunSettings<'a> {
@@ -95,18 +96,7 @@ pub fn run(
         started_at,
         host: host.clone(),
     });
-    let mut finished: Vec<TestResult> = skipped
-        .into_iter()
-        .map(|test| {
-            let reason = test
-                .settings
-                .ignore_reason
-                .as_ref()
-                .map_or("ignored".to_string(), |r| r.value.clone());
-            let result = not_run(test.case, started_at, Status::Skipped, reason);
-            emit_finished(on_event, Box::new(result))
-        })
-        .collect();
+    let mut finished = report_skipped(skipped, started_at, on_event);
 
     // Unit u is run u % runs of test u / runs; runs go round by round.
     let order: Vec<usize> = (0..runs)
@@ -117,31 +107,13 @@ pub fn run(
         OutputMode::Capture { limit_per_stream } => limit_per_stream,
         OutputMode::Inherit => OUTPUT_LIMIT,
     };
+    let admission = Admission::new(order, demands, jobs, settings.memory_budget);
     let mut results: Vec<Option<TestResult>> = vec![None; units];
     // `scope = "run"` services outlive the jobs: their threads live in an
     // outer scope, and they stop once every job is done.
     let (interrupted_by, host_broken, run_services) = std::thread::scope(|service_scope| {
         let run_scoped = SharedServices::new(service_scope, sandbox, settings.roots, output_limit);
-        let shared = Jobs {
-            plan: &plan,
-            runs,
-            admission: Admission::new(order, demands, jobs, settings.memory_budget),
-            stop: StopRequest::new(),
-            stop_starting: AtomicBool::new(false),
-            host_broken: AtomicBool::new(false),
-            failures: AtomicUsize::new(0),
-            max_fail: settings.max_fail,
-            attempt_settings: AttemptSettings {
-                output: settings.output,
-                flaky_is_failure: settings.flaky_is_failure,
-                post_check: settings.post_check,
-                roots: settings.roots,
-                files: settings.files,
-                artifacts: settings.artifacts,
-                shared: &run_scoped,
-            },
-            sandbox,
-        };
+        let shared = Jobs::new(&plan, runs, admission, settings, sandbox, &run_scoped);
         let interrupted_by = std::thread::scope(|scope| {
             let (sender, receiver) = mpsc::channel::<Message>();
             for slot in 0..jobs {
@@ -156,14 +128,7 @@ pub fn run(
         (interrupted_by, host_broken, run_scoped.stop_all())
     });
 
-    let reason = if host_broken {
-        "not run: this host cannot create containers".to_string()
-    } else if interrupted_by.is_some() {
-        "not run: the run was interrupted".to_string()
-    } else {
-        let max = settings.max_fail.unwrap_or(0);
-        format!("not run: stopped after {max} failure(s) (--fail-fast / --max-fail)")
-    };
+    let reason = not_run_reason(host_broken, interrupted_by.is_some(), settings.max_fail);
     finished.extend(results.into_iter().enumerate().map(|(unit, result)| {
         result.unwrap_or_else(|| {
             let case = plan[unit / runs].case.clone();
@@ -187,6 +152,70 @@ pub fn run(
         unreachable!("built as RunFinished above")
     };
     summary
+}
+
+/// The ignored tests, reported SKIPPED with their reason.
+fn report_skipped(
+    skipped: Vec<PlannedTest>,
+    started_at: SystemTime,
+    on_event: &mut dyn FnMut(&Event),
+) -> Vec<TestResult> {
+    skipped
+        .into_iter()
+        .map(|test| {
+            let reason = test
+                .settings
+                .ignore_reason
+                .as_ref()
+                .map_or("ignored".to_string(), |r| r.value.clone());
+            let result = not_run(test.case, started_at, Status::Skipped, reason);
+            emit_finished(on_event, Box::new(result))
+        })
+        .collect()
+}
+
+/// Why the tests that did not start did not run.
+fn not_run_reason(host_broken: bool, interrupted: bool, max_fail: Option<usize>) -> String {
+    if host_broken {
+        "not run: this host cannot create containers".to_string()
+    } else if interrupted {
+        "not run: the run was interrupted".to_string()
+    } else {
+        let max = max_fail.unwrap_or(0);
+        format!("not run: stopped after {max} failure(s) (--fail-fast / --max-fail)")
+    }
+}
+
+impl<'a> Jobs<'a> {
+    fn new(
+        plan: &'a [PlannedTest],
+        runs: usize,
+        admission: Admission,
+        settings: &RunSettings<'a>,
+        sandbox: &'a Sandbox,
+        shared: &'a dyn RunServices,
+    ) -> Self {
+        Jobs {
+            plan,
+            runs,
+            admission,
+            stop: StopRequest::new(),
+            stop_starting: AtomicBool::new(false),
+            host_broken: AtomicBool::new(false),
+            failures: AtomicUsize::new(0),
+            max_fail: settings.max_fail,
+            attempt_settings: AttemptSettings {
+                output: settings.output,
+                flaky_is_failure: settings.flaky_is_failure,
+                post_check: settings.post_check,
+                roots: settings.roots,
+                files: settings.files,
+                artifacts: settings.artifacts,
+                shared,
+            },
+            sandbox,
+        }
+    }
 }
 
 /// What the job threads share.

@@ -164,3 +164,33 @@ pub struct Scheduled {
     /// taken by tests running.
     pub waited_for_memory: Option<Duration>,
 }
+
+impl TestResult {
+    /// `test` ended as `status`, with nothing measured, captured or said
+    /// yet: the fields a classification fills in are empty.
+    pub fn new(test: TestCase, status: Status, started_at: SystemTime) -> TestResult {
+        TestResult {
+            test,
+            status,
+            exit_code: None,
+            signal: None,
+            message: None,
+            setup_failure: None,
+            started_at,
+            duration: Duration::ZERO,
+            leaked_processes: 0,
+            rusage: None,
+            usage: None,
+            limits: Limits::default(),
+            stdout: CapturedOutput::default(),
+            stderr: CapturedOutput::default(),
+            attempts: Vec::new(),
+            services: Vec::new(),
+            cases: Vec::new(),
+            artifacts: None,
+            slot: None,
+            timing: Timing::default(),
+            scheduled: Scheduled::default(),
+        }
+    }
+}

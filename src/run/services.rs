@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use super::attempt::spec;
+use super::container::spec;
 use super::readiness::{self, LogWatch, COMMAND_INTERVAL, POLL};
 use super::roots::Roots;
 use super::shared::{shared_links, shared_results, RunServices, SharedUse};

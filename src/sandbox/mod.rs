@@ -31,11 +31,13 @@ mod supervisor;
 pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
+pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
 pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
 pub use network::{
     hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
 };
 pub use sampler::Sample;
+pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{Observed, OutputMode, Sandbox, SandboxNotes, StopRequest};
 pub use spec::{
@@ -43,3 +45,4 @@ pub use spec::{
     SandboxSpec, SetupFailure,
 };
 pub use supervisor::pidfd_open;
+pub use userns::{IdMapping, SubordinateRange};

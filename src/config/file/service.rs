@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use super::{Reader, Value, SETTING_KEYS};
+use crate::config::keys::setting_names;
+use crate::config::reader::{Reader, Value};
 use crate::config::settings::Settings;
 use crate::config::source::{ConfigError, Source};
 
@@ -159,12 +160,11 @@ impl Reader<'_> {
                 }
                 other => {
                     if !self.setting(other, value, &mut service.settings, Some(&label))? {
-                        let container_keys: Vec<&str> = SETTING_KEYS
-                            .iter()
-                            .copied()
-                            .filter(|k| !NOT_FOR_SERVICES.contains(k))
-                            .collect();
-                        return Err(self.unknown(key, &[SERVICE_KEYS, &container_keys]));
+                        let container_keys =
+                            setting_names().filter(|k| !NOT_FOR_SERVICES.contains(k));
+                        return Err(
+                            self.unknown(key, SERVICE_KEYS.iter().copied().chain(container_keys))
+                        );
                     }
                 }
             }

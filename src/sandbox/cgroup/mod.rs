@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 
 use self::janitor::Janitor;
 use self::layout::{Layout, LayoutKind};
-use super::mountinfo;
 use super::spec::SetupFailure;
 use super::step::Step;
 
@@ -141,15 +140,7 @@ impl Cgroups {
     /// is a cgroup path (like `/isotest.slice`) used instead of isotest's
     /// own cgroup.
     pub fn setup(parent: Option<&Path>) -> Result<Ready, Unavailable> {
-        let mounts = mountinfo::read_own().map_err(|reason| Unavailable {
-            layout: LayoutKind::None,
-            reason,
-        })?;
-        let proc_cgroup = fs::read_to_string("/proc/self/cgroup").map_err(|e| Unavailable {
-            layout: LayoutKind::None,
-            reason: format!("read /proc/self/cgroup: {e}"),
-        })?;
-        let layout = layout::detect(&mounts, &proc_cgroup).map_err(|reason| Unavailable {
+        let layout = layout::own_layout().map_err(|reason| Unavailable {
             layout: LayoutKind::None,
             reason,
         })?;
