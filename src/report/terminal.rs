@@ -241,7 +241,7 @@ impl TerminalReporter {
                         continue;
                     }
                     out.push_str(&format!("--- {stream}: {whose} ---\n"));
-                    out.push_str(&captured.to_string_lossy());
+                    out.push_str(&self.styles.output(&captured.to_string_lossy()));
                     if !out.ends_with('\n') {
                         out.push('\n');
                     }
