@@ -35,6 +35,7 @@ mod json;
 mod junit;
 mod rootfs;
 mod selection;
+mod services;
 mod shards;
 mod stress;
 mod support;
@@ -57,6 +58,7 @@ fn main() {
     trials.extend(faults::trials());
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
+    trials.extend(services::trials());
     trials.extend(terminal::trials());
     trials.extend(drivers::trials());
     trials.extend(html::trials());

@@ -247,6 +247,7 @@ mod tests {
                 cgroups_in_use: true,
             },
             interrupted_by: None,
+            services: Vec::new(),
         }
     }
 

@@ -69,6 +69,10 @@ pub fn merge(paths: &[PathBuf], expect_shards: Option<u64>) -> Result<Merged, St
             cgroups_in_use: shards.iter().all(|(_, run)| run.host.cgroups_in_use),
         },
         interrupted_by,
+        services: shards
+            .iter()
+            .flat_map(|(_, run)| run.services.iter().map(rebuild::service))
+            .collect::<Result<_, _>>()?,
     };
     let settings = shards
         .iter()

@@ -17,6 +17,7 @@ mod init;
 pub mod interrupt;
 pub mod mountinfo;
 mod net;
+mod network;
 mod rootfs;
 mod sampler;
 mod scratch;
@@ -32,10 +33,13 @@ pub mod userns;
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
 pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
+pub use network::{
+    hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
+};
 pub use sampler::Sample;
 pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
-pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest};
+pub use spawn::{Observed, OutputMode, Sandbox, SandboxNotes, StopRequest};
 pub use spec::{
     Ending, ExtraMount, HelperRequest, Outcome, Phases, Report, RootMode, RootSpec, Rusage,
     SandboxSpec, SetupFailure,
