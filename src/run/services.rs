@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, OnceLock};
 use std::thread::{Scope, ScopedJoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::container::spec;
 use super::readiness::{self, LogWatch, COMMAND_INTERVAL, POLL};
@@ -78,6 +78,9 @@ pub struct ServiceResult {
     pub message: Option<String>,
     /// From its start to readiness.
     pub ready_after: Option<Duration>,
+    /// When isotest found it ready (by the realtime clock, to compare
+    /// with the moment the service opened its port).
+    pub ready_at: Option<SystemTime>,
     /// From its start to its end.
     pub duration: Duration,
     pub usage: Option<Usage>,
@@ -95,6 +98,7 @@ impl ServiceResult {
             status,
             message: None,
             ready_after: None,
+            ready_at: None,
             duration: Duration::ZERO,
             usage: None,
             rusage: None,
@@ -281,6 +285,7 @@ pub(super) struct RunningService<'scope> {
     init_pid: Option<u32>,
     started: Instant,
     ready_after: Option<Duration>,
+    ready_at: Option<SystemTime>,
     not_ready: Option<String>,
     /// How it ended, set by its thread.
     ended: Arc<OnceLock<Ending>>,
@@ -330,6 +335,7 @@ impl<'scope> RunningService<'scope> {
             init_pid: None,
             started: Instant::now(),
             ready_after: None,
+            ready_at: None,
             not_ready: None,
             ended,
         })
@@ -337,6 +343,10 @@ impl<'scope> RunningService<'scope> {
 
     pub(super) fn ready_after(&self) -> Option<Duration> {
         self.ready_after
+    }
+
+    pub(super) fn ready_at(&self) -> Option<SystemTime> {
+        self.ready_at
     }
 
     /// How it ended, once it has.
@@ -382,6 +392,7 @@ impl<'scope> RunningService<'scope> {
                     (Some(Readiness::Command(_)), Some(_)) => false,
                 };
             if ready {
+                self.ready_at = Some(SystemTime::now());
                 self.ready_after = Some(self.started.elapsed());
                 self.watching.store(false, Ordering::Relaxed);
                 return Ok(());
@@ -487,7 +498,7 @@ pub(super) fn stop_all(mut running: Vec<RunningService>) -> Vec<ServiceResult> {
         .iter_mut()
         .zip(ended_early)
         .map(|(service, ended_early)| {
-            let ready_after = service.ready_after;
+            let (ready_after, ready_at) = (service.ready_after, service.ready_at);
             let not_ready = service.not_ready.clone();
             let name = service.config.name.clone();
             let outcome = service.join().clone();
@@ -507,6 +518,7 @@ pub(super) fn stop_all(mut running: Vec<RunningService>) -> Vec<ServiceResult> {
                 status,
                 message,
                 ready_after,
+                ready_at,
                 duration: outcome.wall,
                 usage: outcome.usage,
                 rusage: outcome.rusage,
