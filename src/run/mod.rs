@@ -10,6 +10,7 @@ mod classify;
 mod container;
 mod environment;
 mod events;
+mod listening;
 mod readiness;
 mod result;
 mod roots;

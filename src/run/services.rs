@@ -16,6 +16,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::container::spec;
+use super::listening::TcpProbe;
 use super::readiness::{self, LogWatch, COMMAND_INTERVAL, POLL};
 use super::roots::Roots;
 use super::shared::{shared_links, shared_results, RunServices, SharedUse};
@@ -369,6 +370,7 @@ impl<'scope> RunningService<'scope> {
         };
         let mut next_command = Instant::now();
         let mut last_check = String::new();
+        let mut probe = None;
         loop {
             let mut ready = false;
             match self.heard.recv_timeout(POLL) {
@@ -381,7 +383,9 @@ impl<'scope> RunningService<'scope> {
                 || match (&self.config.ready, self.init_pid) {
                     (_, None) | (Some(Readiness::Log(_)), _) => false,
                     (None, Some(_)) => true,
-                    (Some(Readiness::Tcp(port)), Some(pid)) => readiness::tcp_listening(pid, *port),
+                    (Some(Readiness::Tcp(port)), Some(pid)) => probe
+                        .get_or_insert_with(|| TcpProbe::new(pid))
+                        .listening(*port),
                     (Some(Readiness::Command(argv)), Some(pid))
                         if Instant::now() >= next_command =>
                     {
