@@ -10,7 +10,6 @@ mod classify;
 mod container;
 mod environment;
 mod events;
-mod listening;
 mod readiness;
 mod result;
 mod roots;

@@ -16,7 +16,6 @@ use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::container::spec;
-use super::listening::TcpProbe;
 use super::readiness::{self, LogWatch, COMMAND_INTERVAL, POLL};
 use super::roots::Roots;
 use super::shared::{shared_links, shared_results, RunServices, SharedUse};
@@ -27,7 +26,7 @@ use crate::discover::{Program, TestCase};
 use crate::plan::PlannedTest;
 use crate::sandbox::{
     hosts_file, CapturedOutput, Ending, Network, NetworkAttachment, Observed, Outcome, OutputMode,
-    Rusage, Sandbox, SandboxSpec, SetupFailure, StopRequest, Subnet, Usage,
+    Rusage, Sandbox, SandboxSpec, SetupFailure, StopRequest, Subnet, TcpProbe, Usage,
 };
 
 /// How a service ended, from the test's point of view.

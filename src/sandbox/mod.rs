@@ -35,6 +35,7 @@ pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V
 pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
 pub use network::{
     hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
+    TcpProbe,
 };
 pub use sampler::Sample;
 pub use security::{resolve_capabilities, Security};

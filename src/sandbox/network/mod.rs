@@ -6,7 +6,9 @@
 //!   by the fork server; the namespace, bridge and every veth end in it go
 //!   when it exits (the runner lets go, or dies: PDEATHSIG);
 //! - `join`: what a container's init does to take its place on the bridge;
-//! - `netlink`: the rtnetlink requests both need.
+//! - `netlink`: the rtnetlink requests both need;
+//! - `slots`: container namespaces its holder prepares ahead of need;
+//! - `listening`: whether a port listens in a container's namespace.
 //!
 //! Every test's network has the same private range, 10.89.0.0/24: they
 //! never meet, so two tests each have their own `db` on port 5432. A run's
@@ -14,6 +16,7 @@
 //! 10.90.0.0/16 up; a test using such a service gets a second link.
 
 mod holder;
+mod listening;
 mod netlink;
 mod slots;
 
@@ -37,6 +40,7 @@ use super::step::Step;
 use super::userns::IdMapping;
 
 pub(super) use holder::{run_holder, NetworkReady, NetworkRequest};
+pub use listening::TcpProbe;
 use slots::{Shape, Slots};
 
 /// The bridge in the network's namespace.

@@ -1,4 +1,4 @@
-//! Whether a TCP port listens in a service's network namespace, without
+//! Whether a TCP port listens in a container's network namespace, without
 //! connecting to the service: by a sock_diag (`ss -lt`) request, which
 //! walks only the kernel's listening sockets (~20 µs), from a netlink
 //! socket made in the service's namespace; where the runner cannot enter
