@@ -263,10 +263,18 @@ fn run_as_nobody_is_rootless() -> Result<(), Failed> {
             .args(args);
         support::run(command)
     };
-    let finished = as_nobody(&["run", "pass.sh"])?;
+    let finished = as_nobody(&["run", "--json", "report.json", "pass.sh"])?;
     expect_code(&finished, 0, "running as nobody (rootless)")?;
     if !finished.stderr.contains("without cgroup limits") {
         return Err("no warning that limits are off".into());
+    }
+    let report = crate::json::read(&dir.path().join("report.json"))?;
+    if report["host"]["rootless"] != true {
+        return Err(format!(
+            "the JSON report of a rootless run says host.rootless = {}",
+            report["host"]["rootless"]
+        )
+        .into());
     }
     let finished = as_nobody(&["run", "--require-limits", "pass.sh"])?;
     expect_code(&finished, 96, "running as nobody with --require-limits")?;

@@ -181,8 +181,7 @@ impl JsonRun {
                 kernel,
                 cgroup_layout: summary.host.cgroup_layout.clone(),
                 cgroups_in_use: summary.host.cgroups_in_use,
-                // Containers are set up as root; there is no rootless mode yet.
-                rootless: false,
+                rootless: summary.host.rootless,
             },
             started_at: rfc3339(summary.started_at),
             duration_secs: summary.duration.as_secs_f64(),

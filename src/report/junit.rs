@@ -461,6 +461,7 @@ pub(crate) mod tests {
             host: HostFacts {
                 cgroup_layout: "hybrid".into(),
                 cgroups_in_use: true,
+                rootless: false,
             },
             interrupted_by: Some(2),
         }

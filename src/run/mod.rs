@@ -56,6 +56,7 @@ pub fn run(
     let host = HostFacts {
         cgroup_layout: sandbox.cgroup_layout().to_string(),
         cgroups_in_use: sandbox.cgroups_unavailable().is_none(),
+        rootless: sandbox.rootless(),
     };
     let jobs = settings.jobs.clamp(1, plan.len().max(1));
     on_event(&Event::RunStarted {

@@ -396,10 +396,21 @@ fn reap_zombies(command: Option<Pid>) -> Option<CommandExit> {
             Ok(WaitStatus::Signaled(pid, signal, _)) if Some(pid) == command => {
                 command_exit = Some(CommandExit::Signal(signal as i32));
             }
+            Ok(WaitStatus::Stopped(pid, signal)) => let_tracee_go(pid, signal),
             Ok(WaitStatus::StillAlive) | Err(_) => return command_exit,
             Ok(_) => {}
         }
     }
+}
+
+/// A child that called ptrace(PTRACE_TRACEME) made init its tracer, and
+/// init sees it stop at every signal: detach it so it goes on, handing on
+/// the signal that stopped it, except the SIGTRAP of an exec, which only
+/// exists for a tracer and would kill the process.
+fn let_tracee_go(pid: Pid, signal: Signal) {
+    let deliver = (signal != Signal::SIGTRAP).then_some(signal);
+    // ESRCH: it died meanwhile; nothing is left to release.
+    let _ = nix::sys::ptrace::detach(pid, deliver);
 }
 
 /// Processes in the container other than init that are neither zombies

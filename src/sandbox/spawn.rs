@@ -159,6 +159,12 @@ impl Sandbox {
         }
     }
 
+    /// Whether containers start in a user namespace of their own (rootless
+    /// mode), as they do when isotest runs without root.
+    pub fn rootless(&self) -> bool {
+        self.user_namespace.is_some()
+    }
+
     /// Why limits and usage figures are unavailable, if they are.
     pub fn cgroups_unavailable(&self) -> Option<&Unavailable> {
         self.cgroups.as_ref().err()
