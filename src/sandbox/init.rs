@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::identity::{self, Identity};
 use super::security;
-use super::spec::{SandboxSpec, SetupFailure};
+use super::spec::{HelperRequest, SandboxSpec, SetupFailure};
 use super::step::{failure, Step};
 use super::{net, rootfs};
 
@@ -70,13 +70,13 @@ pub(super) enum CommandExit {
 
 /// The body of PID 1; never returns.
 pub(super) fn run(
-    spec: &SandboxSpec,
+    request: &HelperRequest,
     report: OwnedFd,
     lifeline: OwnedFd,
     cgroup_procs: Vec<File>,
 ) -> ! {
     let mut report = File::from(report);
-    let code = match supervise_command(spec, &mut report, lifeline, &cgroup_procs) {
+    let code = match supervise_command(request, &mut report, lifeline, &cgroup_procs) {
         Ok(code) => code,
         Err(failure) => {
             send(&mut report, &InitMessage::SetupFailed(failure));
@@ -89,7 +89,7 @@ pub(super) fn run(
 }
 
 fn supervise_command(
-    spec: &SandboxSpec,
+    request: &HelperRequest,
     report: &mut File,
     lifeline: OwnedFd,
     cgroup_procs: &[File],
@@ -100,13 +100,14 @@ fn supervise_command(
         unsafe { libc::_exit(1) }
     }
     drop(lifeline);
+    let spec = &request.spec;
     let mut namespaces =
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if !spec.host_network {
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
     unshare(namespaces).step(|| format!("unshare({namespaces:?})"))?;
-    rootfs::enter_new_root(spec)?;
+    rootfs::enter_new_root(spec, &request.cgroup_view)?;
     sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
     if !spec.host_network {
         net::bring_up_loopback()?;
@@ -204,6 +205,7 @@ fn start_command(
                 STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)),
                 STEP_IDENTITY => format!("switch to {}", describe(identity)),
                 STEP_CGROUP => "join the test's cgroup".to_string(),
+                STEP_CGROUP_NAMESPACE => "unshare(CLONE_NEWCGROUP)".to_string(),
                 STEP_FDS => "close inherited file descriptors".to_string(),
                 code if code >= STEP_SECURITY => security_step(code - STEP_SECURITY)
                     .map_or("prepare the command".to_string(), |s| {
@@ -221,6 +223,7 @@ const STEP_EXEC: u8 = 1;
 const STEP_IDENTITY: u8 = 2;
 const STEP_CGROUP: u8 = 3;
 const STEP_FDS: u8 = 4;
+const STEP_CGROUP_NAMESPACE: u8 = 5;
 /// Security steps follow, numbered by `security::Step`.
 const STEP_SECURITY: u8 = 16;
 
@@ -263,6 +266,11 @@ fn exec_command(
                 Errno::from_raw(error.raw_os_error().unwrap_or(0)),
             );
         }
+    }
+    // Its own cgroup namespace, rooted at the group it just joined:
+    // /proc/self/cgroup shows `/`, as the group shows at /sys/fs/cgroup.
+    if let Err(errno) = unshare(CloneFlags::CLONE_NEWCGROUP) {
+        return (STEP_CGROUP_NAMESPACE, errno);
     }
     if let Err((step, errno)) = security::before_user_switch(&spec.security) {
         return (STEP_SECURITY + step as u8, errno);

@@ -212,6 +212,10 @@ impl Sandbox {
                 .flat_map(|g| g.procs_files())
                 .map(|p| p.into_os_string().into_encoded_bytes())
                 .collect(),
+            cgroup_view: cgroup
+                .as_ref()
+                .map(|g| g.view().clone())
+                .unwrap_or_default(),
         };
         let outcome = match self.start(&request, output) {
             Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut()),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::capture::CapturedOutput;
-use super::cgroup::{Limits, Usage};
+use super::cgroup::{CgroupView, Limits, Usage};
 use super::security::Security;
 use super::userns::IdMapping;
 
@@ -91,12 +91,14 @@ pub enum ExtraMount {
     Fresh { target: Vec<u8> },
 }
 
-/// What the runner sends the helper: the spec, and the cgroup.procs files
-/// that put the container's init into its cgroup.
+/// What the runner sends the helper: the spec, the cgroup.procs files
+/// that put the test's command into its cgroup, and how the test sees that
+/// cgroup.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HelperRequest {
     pub spec: SandboxSpec,
     pub cgroup_procs: Vec<Vec<u8>>,
+    pub cgroup_view: CgroupView,
 }
 
 /// How a sandboxed command ended.

@@ -132,7 +132,7 @@ fn start_and_watch(
     let init_pid = match unsafe { fork() }.step(|| "fork the container init".into())? {
         ForkResult::Child => {
             drop((messages_read, lifeline_write, stop_signals));
-            init::run(spec, messages_write, lifeline_read, cgroup_procs)
+            init::run(request, messages_write, lifeline_read, cgroup_procs)
         }
         ForkResult::Parent { child } => child,
     };

@@ -58,6 +58,24 @@ pub struct Usage {
     pub pids_max_hits: Option<u64>,
 }
 
+/// What a test sees of its own cgroup at /sys/fs/cgroup (read-only), as
+/// Docker and Podman show it: its group of the v2 tree, or on v1 a tmpfs
+/// holding its group of each hierarchy it has one in. Paths are the host's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CgroupView {
+    /// No cgroup of its own (cgroups unavailable): an empty directory.
+    #[default]
+    Empty,
+    V2 {
+        group: Vec<u8>,
+    },
+    /// `(name, group)`: the hierarchy's controllers joined by `,`, as its
+    /// mount point is named (`cpu,cpuacct`), and the test's group in it.
+    V1 {
+        hierarchies: Vec<(String, Vec<u8>)>,
+    },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Version {
     V1,
@@ -117,6 +135,8 @@ pub struct Cgroups {
     /// Whether test groups have memory.peak (v2) or max_usage_in_bytes
     /// (v1), and pids.peak.
     peak_files: OnceLock<(bool, bool)>,
+    /// v1: each parent directory and the name of its hierarchy.
+    hierarchy_names: Vec<(PathBuf, String)>,
 }
 
 /// Cgroups are ready, with things the user should hear about once.
@@ -234,6 +254,7 @@ impl Cgroups {
                 "removed {removed} stale cgroup(s) left by an earlier isotest run"
             ));
         }
+        let hierarchy_names = hierarchy_names(&layout, &parents);
         Ok(Ready {
             cgroups: Cgroups {
                 version,
@@ -244,6 +265,7 @@ impl Cgroups {
                 runner_leaf,
                 janitor: Janitor::start(),
                 peak_files: OnceLock::new(),
+                hierarchy_names,
             },
             notices,
         })
@@ -270,6 +292,7 @@ impl Cgroups {
             sampled_pids_peak: None,
             memory_peak_file: false,
             pids_peak_file: false,
+            view: CgroupView::Empty,
         };
         // A v1 `cpu` hierarchy of its own is only needed for a CPU limit;
         // every directory costs a mkdir, a move and an rmdir per test.
@@ -293,6 +316,7 @@ impl Cgroups {
             fs::create_dir(&dir).step(|| format!("create cgroup {}", dir.display()))?;
             group.dirs.push(dir);
         }
+        group.view = self.view_of(&group.dirs);
         // On error `group` is dropped, which removes what was created.
         group.apply(limits)?;
         // Every test group has the same files: look once per run.
@@ -303,6 +327,27 @@ impl Cgroups {
             )
         });
         Ok(group)
+    }
+
+    fn view_of(&self, dirs: &[PathBuf]) -> CgroupView {
+        let bytes = |dir: &Path| dir.as_os_str().as_encoded_bytes().to_vec();
+        match self.version {
+            Version::V2 => dirs
+                .first()
+                .map_or(CgroupView::Empty, |dir| CgroupView::V2 {
+                    group: bytes(dir),
+                }),
+            Version::V1 => CgroupView::V1 {
+                hierarchies: dirs
+                    .iter()
+                    .filter_map(|dir| {
+                        let parent = dir.parent()?;
+                        let (_, name) = self.hierarchy_names.iter().find(|(p, _)| p == parent)?;
+                        Some((name.clone(), bytes(dir)))
+                    })
+                    .collect(),
+            },
+        }
     }
 
     /// Removes a finished test's group (killing anything left in it) in
@@ -331,6 +376,18 @@ impl Drop for Cgroups {
         );
         let _ = fs::remove_dir(&leaf.leaf);
     }
+}
+
+/// The v1 hierarchy name of each parent directory (none on v2).
+fn hierarchy_names(layout: &Layout, parents: &Parents) -> Vec<(PathBuf, String)> {
+    parents
+        .distinct()
+        .into_iter()
+        .filter_map(|dir| {
+            let hierarchy = layout.v1.iter().find(|h| dir.starts_with(&h.mount))?;
+            Some((dir.to_path_buf(), hierarchy.controllers.join(",")))
+        })
+        .collect()
 }
 
 fn v1_parents(layout: &Layout, parent: Option<&Path>) -> Parents {
@@ -510,9 +567,15 @@ pub struct TestCgroup {
     sampled_pids_peak: Option<u64>,
     memory_peak_file: bool,
     pids_peak_file: bool,
+    view: CgroupView,
 }
 
 impl TestCgroup {
+    /// How the test sees this group at /sys/fs/cgroup.
+    pub fn view(&self) -> &CgroupView {
+        &self.view
+    }
+
     /// The files a process's pid is written to, to put it in this group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()

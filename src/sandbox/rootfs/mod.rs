@@ -7,10 +7,12 @@
 //!    every writable layer of the test lives on it;
 //! 3. the container's root at /newroot (`root`): an overlay of the host
 //!    root or image layers, or a read-only bind;
-//! 4. fresh /proc, minimal /dev, read-only /sys (`kernel`), /tmp and the
-//!    requested mounts (`mounts`);
+//! 4. fresh /proc, minimal /dev, read-only /sys (`kernel`) with the test's
+//!    own cgroup at /sys/fs/cgroup (`cgroupfs`), /tmp and the requested
+//!    mounts (`mounts`);
 //! 5. pivot into /newroot and detach everything else.
 
+mod cgroupfs;
 mod kernel;
 mod mounts;
 mod paths;
@@ -25,6 +27,7 @@ use std::path::Path;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, pivot_root};
 
+use super::cgroup::CgroupView;
 use super::mountinfo;
 use super::spec::{SandboxSpec, SetupFailure};
 use super::step::Step;
@@ -32,7 +35,7 @@ use paths::{NEW_ROOT, SCRATCH};
 
 /// Builds the container's root and pivots into it. Must run in a fresh
 /// mount namespace (and, for /proc, inside the container's PID namespace).
-pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
+pub fn enter_new_root(spec: &SandboxSpec, cgroup: &CgroupView) -> Result<(), SetupFailure> {
     mount(
         None::<&str>,
         "/",
@@ -57,6 +60,7 @@ pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
         mounts::mount_point(Path::new(dir), true, mode)?;
     }
     kernel::mount_kernel_interfaces(rootless)?;
+    cgroupfs::mount_own_cgroup(cgroup)?;
     mounts::mount_tmp(mode)?;
     if !spec.security.privileged {
         kernel::mask_kernel_interfaces()?;
