@@ -8,7 +8,8 @@
 //! resource-regression check (baseline.rs), and faults a fixture cannot
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
 //! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
-//! json.rs reads the JSON report.
+//! json.rs reads the JSON report; limits.rs holds limits between tests
+//! (`cpu_weight`).
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it, except in the rootless lane (ci/test-rootless), which runs
 //! the harness as `nobody` and skips what needs root. Run with `cargo test --test harness` (filters work:
@@ -23,6 +24,7 @@ mod faults;
 mod hooks;
 mod json;
 mod junit;
+mod limits;
 mod rootfs;
 mod selection;
 mod stress;
@@ -44,6 +46,7 @@ fn main() {
     trials.extend(faults::trials());
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
+    trials.extend(limits::trials());
     if support::rootless_lane() {
         trials = trials
             .into_iter()
@@ -63,6 +66,7 @@ const ROOT_ONLY: &[&str] = &[
     "cli::cgroup_stale_cleanup",
     "baseline::memory_growth_is_regressed",
     "stress::two_thousand_tests",
+    "limits::cgroup_cpu_weight_splits_one_cpu",
     // It switches to nobody itself.
     "cli::run_as_nobody_is_rootless",
     // It mounts an overlay on the host.

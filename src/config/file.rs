@@ -27,7 +27,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::settings::{Bind, Expect, Network, RootMode, Rootfs, Settings};
+use super::settings::{Bind, Expect, Network, RootMode, Rootfs, Settings, CPU_WEIGHTS};
 use super::source::{ConfigError, Positions, Sourced};
 use crate::duration::parse_duration;
 use crate::select::expression::Expression;
@@ -42,6 +42,7 @@ const SETTING_KEYS: &[&str] = &[
     "grace",
     "memory",
     "cpus",
+    "cpu_weight",
     "pids",
     "env",
     "pass_env",
@@ -361,6 +362,10 @@ impl Reader<'_> {
                     ));
                 }
                 settings.cpus = Some(Sourced::new(Some(cpus), source));
+            }
+            "cpu_weight" => {
+                let weight = self.integer(value, key, *CPU_WEIGHTS.start(), *CPU_WEIGHTS.end())?;
+                settings.cpu_weight = Some(Sourced::new(Some(weight as u64), source));
             }
             "pids" => {
                 let pids = match value.get_ref() {

@@ -14,7 +14,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use file::{ConfigFile, DeclaredTest, Override, Profile, RunSettings, FILE_NAME};
-pub use settings::{flag, Bind, Described, Expect, Network, RootMode, Rootfs, Settings};
+pub use settings::{
+    flag, Bind, Described, Expect, Network, RootMode, Rootfs, Settings, CPU_WEIGHTS,
+};
 pub use source::{ConfigError, Source, Sourced};
 
 use crate::select::expression::Subject;

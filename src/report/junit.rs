@@ -194,6 +194,9 @@ fn properties(result: &TestResult) -> Vec<Property> {
     if let Some(cpus) = limits.cpus {
         properties.push(("isotest.limit.cpus", cpus.to_string()));
     }
+    if let Some(weight) = limits.cpu_weight {
+        properties.push(("isotest.limit.cpu_weight", weight.to_string()));
+    }
     if let Some(pids) = limits.pids {
         properties.push(("isotest.limit.pids", pids.to_string()));
     }
@@ -407,6 +410,7 @@ pub(crate) mod tests {
         passed.limits = Limits {
             memory_bytes: Some(268_435_456),
             cpus: Some(0.5),
+            cpu_weight: Some(300),
             pids: Some(1024),
         };
         passed.stdout = output(b"passing output is not kept\n");
@@ -730,6 +734,7 @@ pub(crate) mod tests {
                 ("isotest.oom_kills", "0"),
                 ("isotest.limit.memory_bytes", "268435456"),
                 ("isotest.limit.cpus", "0.5"),
+                ("isotest.limit.cpu_weight", "300"),
                 ("isotest.limit.pids", "1024"),
                 ("isotest.rusage.user_usec", "1500"),
                 ("isotest.rusage.system_usec", "700"),

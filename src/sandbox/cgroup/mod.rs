@@ -36,6 +36,10 @@ pub struct Limits {
     pub memory_bytes: Option<u64>,
     /// CPU bandwidth in CPUs (0.5 = half of one CPU).
     pub cpus: Option<f64>,
+    /// Relative CPU share against concurrent tests: v2 `cpu.weight`
+    /// (1..=10000), v1 `cpu.shares` converted.
+    #[serde(default)]
+    pub cpu_weight: Option<u64>,
     pub pids: Option<u64>,
 }
 
@@ -296,7 +300,10 @@ impl Cgroups {
         };
         // A v1 `cpu` hierarchy of its own is only needed for a CPU limit;
         // every directory costs a mkdir, a move and an rmdir per test.
-        if limits.cpus.is_none() && self.parents.cpu != self.parents.cpuacct {
+        if limits.cpus.is_none()
+            && limits.cpu_weight.is_none()
+            && self.parents.cpu != self.parents.cpuacct
+        {
             group.cpu = None;
         }
         let wanted = [
@@ -610,6 +617,16 @@ impl TestCgroup {
                     write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
                 }
                 Version::V2 => write(dir, "cpu.max", &format!("{quota} {period}"))?,
+            }
+        }
+        if let (Some(weight), Some(dir)) = (limits.cpu_weight, &self.cpu) {
+            match self.version {
+                Version::V1 => write(
+                    dir,
+                    "cpu.shares",
+                    &files::weight_to_shares(weight).to_string(),
+                )?,
+                Version::V2 => write(dir, "cpu.weight", &weight.to_string())?,
             }
         }
         if let (Some(pids), Some(dir)) = (limits.pids, &self.pids) {
