@@ -23,7 +23,8 @@ const BUSY_SECS: u32 = 3;
 fn cgroup_cpu_weight_splits_one_cpu() -> Result<(), Failed> {
     support::require_root()?;
     // Each test spins for a fixed wall time, pinned to CPU 0, then stops.
-    let busy = format!("taskset -c 0 sh -c 'while :; do :; done' & sleep {BUSY_SECS}; kill $!; wait");
+    let busy =
+        format!("taskset -c 0 sh -c 'while :; do :; done' & sleep {BUSY_SECS}; kill $!; wait");
     let config = format!(
         "[[test]]\nname = \"heavy\"\ncommand = \"{busy}\"\ncpu_weight = 300\n\n\
          [[test]]\nname = \"light\"\ncommand = \"{busy}\"\ncpu_weight = 100\n"

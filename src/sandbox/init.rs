@@ -52,8 +52,12 @@ pub(super) fn handled_signals() -> SigSet {
 /// What init tells the helper, one JSON line per message.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum InitMessage {
-    /// The command has started; the timeout runs from here.
-    Started,
+    /// The command has started; the timeout runs from here. Helper
+    /// processes (a fuse-overlayfs daemon) are not the test's: they are not
+    /// counted as left behind.
+    Started {
+        helper_processes: u32,
+    },
     Finished {
         exit: CommandExit,
         wall_nanos: u64,
@@ -107,7 +111,7 @@ fn supervise_command(
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
     unshare(namespaces).step(|| format!("unshare({namespaces:?})"))?;
-    rootfs::enter_new_root(spec, &request.cgroup_view)?;
+    let helpers = rootfs::enter_new_root(request)?;
     sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
     if !spec.host_network {
         net::bring_up_loopback()?;
@@ -129,14 +133,19 @@ fn supervise_command(
     // `sleep 2` never shows as 1.999s.
     let started = Instant::now();
     let command = start_command(spec, identity, cgroup_procs)?;
-    send(report, &InitMessage::Started);
+    send(
+        report,
+        &InitMessage::Started {
+            helper_processes: helpers.len() as u32,
+        },
+    );
 
     let (exit, forwarded_signal) = wait_for_command(command, &signals)?;
     let wall_nanos = started.elapsed().as_nanos() as u64;
     // Killed by a signal (a test's own `kill -9 -1`, say): its group may
     // still be dying too.
     let killed = matches!(exit, CommandExit::Signal(_));
-    let leaked_processes = count_leftovers(forwarded_signal || killed);
+    let leaked_processes = count_leftovers(forwarded_signal || killed, &helpers);
     send(
         report,
         &InitMessage::Finished {
@@ -379,11 +388,11 @@ fn wait_for_command(command: Pid, signals: &SignalFd) -> Result<(CommandExit, bo
 /// Processes the command left running. When it was being stopped, the rest
 /// of its group got the same signal: give them a moment to finish dying so
 /// they are not counted as left behind.
-fn count_leftovers(forwarded_signal: bool) -> u32 {
+fn count_leftovers(forwarded_signal: bool, helpers: &[Pid]) -> u32 {
     let settle_until = Instant::now() + SETTLE_TIME;
     loop {
         reap_zombies(None);
-        let count = count_live_processes();
+        let count = count_live_processes(helpers);
         if count == 0 || !forwarded_signal || Instant::now() >= settle_until {
             return count;
         }
@@ -421,16 +430,17 @@ fn let_tracee_go(pid: Pid, signal: Signal) {
     let _ = nix::sys::ptrace::detach(pid, deliver);
 }
 
-/// Processes in the container other than init that are neither zombies
-/// nor already dying from a SIGKILL.
-fn count_live_processes() -> u32 {
+/// Processes in the container other than init and its `helpers` that are
+/// neither zombies nor already dying from a SIGKILL.
+fn count_live_processes(helpers: &[Pid]) -> u32 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != 1 && !is_leaving(*pid))
+        .filter(|pid| *pid != 1 && !helpers.contains(&Pid::from_raw(*pid as i32)))
+        .filter(|pid| !is_leaving(*pid))
         .count() as u32
 }
 

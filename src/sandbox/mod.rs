@@ -30,7 +30,9 @@ pub mod userns;
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
 pub use server::{server_main, SERVER_SUBCOMMAND};
-pub use spawn::{OutputMode, Sandbox, SandboxNotes, StopRequest};
+pub use spawn::{
+    rootless_overlay, OutputMode, RootlessOverlay, Sandbox, SandboxNotes, StopRequest,
+};
 pub use spec::{
     Ending, ExtraMount, HelperRequest, Outcome, Report, RootMode, RootSpec, Rusage, SandboxSpec,
     SetupFailure,

@@ -85,6 +85,34 @@ pub struct Sandbox {
     /// Roots are bound read-only, never overlaid (rootless on a kernel
     /// without overlayfs in user namespaces).
     bind_roots_only: bool,
+    /// Rootless: fuse-overlayfs overlays the host's root, when installed.
+    fuse_overlayfs: Option<PathBuf>,
+}
+
+/// How a rootless container overlays the host's root.
+pub enum RootlessOverlay {
+    /// fuse-overlayfs (this program), as rootless Podman does: writes
+    /// anywhere succeed.
+    Fuse(PathBuf),
+    /// The kernel's overlay, one per top-level directory: creating a file
+    /// in a directory of an unmapped owner below the top level (/var/tmp/x)
+    /// fails with EOVERFLOW. `hint` says what to install.
+    Kernel { hint: String },
+}
+
+/// Which overlay rootless containers get on this host.
+pub fn rootless_overlay() -> RootlessOverlay {
+    match super::rootfs::find_fuse_overlayfs() {
+        Some(program) => RootlessOverlay::Fuse(program),
+        None => RootlessOverlay::Kernel {
+            hint: "rootless without fuse-overlayfs: creating files below a host directory \
+                   the caller does not own (/var/tmp/x) fails with EOVERFLOW, as the \
+                   kernel's overlay cannot copy up a directory of an unmapped owner; \
+                   install fuse-overlayfs (apt-get install fuse-overlayfs) with /dev/fuse \
+                   open to every user (chmod 0666 /dev/fuse)"
+                .to_string(),
+        },
+    }
 }
 
 /// What preparing the sandbox found out, for the user to hear once.
@@ -104,6 +132,7 @@ impl Sandbox {
                     scratch: None,
                     user_namespace: None,
                     bind_roots_only: false,
+                    fuse_overlayfs: None,
                 },
                 SandboxNotes {
                     notices: ready.notices,
@@ -116,6 +145,7 @@ impl Sandbox {
                     scratch: None,
                     user_namespace: None,
                     bind_roots_only: false,
+                    fuse_overlayfs: None,
                 },
                 SandboxNotes { notices: vec![] },
             ),
@@ -143,12 +173,21 @@ impl Sandbox {
     pub fn use_user_namespace(&mut self, mapping: IdMapping) -> Option<String> {
         self.user_namespace = Some(mapping);
         self.bind_roots_only = !super::userns::overlay_supported();
-        self.bind_roots_only.then(|| {
-            "rootless on a kernel before 5.11, which has no overlayfs in user namespaces: \
-             every root is bound read-only (rootfs_mode = \"bind\"); /tmp, `tmpfs` and \
-             `writable` paths take writes"
-                .to_string()
-        })
+        if self.bind_roots_only {
+            return Some(
+                "rootless on a kernel before 5.11, which has no overlayfs in user namespaces: \
+                 every root is bound read-only (rootfs_mode = \"bind\"); /tmp, `tmpfs` and \
+                 `writable` paths take writes"
+                    .to_string(),
+            );
+        }
+        match rootless_overlay() {
+            RootlessOverlay::Fuse(program) => {
+                self.fuse_overlayfs = Some(program);
+                None
+            }
+            RootlessOverlay::Kernel { hint } => Some(hint),
+        }
     }
 
     /// The host's cgroup layout.
@@ -216,6 +255,10 @@ impl Sandbox {
                 .as_ref()
                 .map(|g| g.view().clone())
                 .unwrap_or_default(),
+            fuse_overlayfs: self
+                .fuse_overlayfs
+                .as_ref()
+                .map(|p| p.as_os_str().as_encoded_bytes().to_vec()),
         };
         let outcome = match self.start(&request, output) {
             Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut()),

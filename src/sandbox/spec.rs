@@ -99,6 +99,9 @@ pub struct HelperRequest {
     pub spec: SandboxSpec,
     pub cgroup_procs: Vec<Vec<u8>>,
     pub cgroup_view: CgroupView,
+    /// Rootless: the fuse-overlayfs program that overlays the host's root,
+    /// where it is installed and /dev/fuse is usable.
+    pub fuse_overlayfs: Option<Vec<u8>>,
 }
 
 /// How a sandboxed command ended.

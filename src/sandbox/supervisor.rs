@@ -214,7 +214,9 @@ fn watch(
             match &mut stopping {
                 None => stopping = Some(begin_stop(init_pid, StopReason::Timeout, spec.grace)),
                 Some(s) => {
-                    killed_processes = count_descendants(init_pid);
+                    // Init's helpers (a fuse-overlayfs daemon) are not the test's.
+                    killed_processes =
+                        count_descendants(init_pid).saturating_sub(inbox.helper_processes);
                     let _ = kill(init_pid, Signal::SIGKILL);
                     s.killed = true;
                 }
@@ -318,6 +320,7 @@ fn begin_stop(init_pid: Pid, reason: StopReason, grace: Duration) -> Stopping {
 struct Inbox {
     buffer: Vec<u8>,
     started: bool,
+    helper_processes: u32,
     finished: Option<(CommandExit, u64, u32)>,
     failure: Option<SetupFailure>,
 }
@@ -334,7 +337,10 @@ impl Inbox {
         while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.buffer.drain(..=end).collect();
             match serde_json::from_slice(&line) {
-                Ok(InitMessage::Started) => self.started = true,
+                Ok(InitMessage::Started { helper_processes }) => {
+                    self.started = true;
+                    self.helper_processes = helper_processes;
+                }
                 Ok(InitMessage::Finished {
                     exit,
                     wall_nanos,

@@ -6,13 +6,15 @@
 //!    host directory) becomes the root, the host root stays at /oldroot;
 //!    every writable layer of the test lives on it;
 //! 3. the container's root at /newroot (`root`): an overlay of the host
-//!    root or image layers, or a read-only bind;
+//!    root or image layers, or a read-only bind; rootless, the host root
+//!    through fuse-overlayfs where it is installed (`fuse`);
 //! 4. fresh /proc, minimal /dev, read-only /sys (`kernel`) with the test's
 //!    own cgroup at /sys/fs/cgroup (`cgroupfs`), /tmp and the requested
 //!    mounts (`mounts`);
 //! 5. pivot into /newroot and detach everything else.
 
 mod cgroupfs;
+mod fuse;
 mod kernel;
 mod mounts;
 mod paths;
@@ -25,17 +27,21 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::unistd::{chdir, pivot_root};
+use nix::unistd::{chdir, pivot_root, Pid};
 
-use super::cgroup::CgroupView;
 use super::mountinfo;
-use super::spec::{SandboxSpec, SetupFailure};
+use super::spec::{HelperRequest, RootMode, SandboxSpec, SetupFailure};
 use super::step::Step;
 use paths::{NEW_ROOT, SCRATCH};
 
+pub use fuse::find_program as find_fuse_overlayfs;
+
 /// Builds the container's root and pivots into it. Must run in a fresh
 /// mount namespace (and, for /proc, inside the container's PID namespace).
-pub fn enter_new_root(spec: &SandboxSpec, cgroup: &CgroupView) -> Result<(), SetupFailure> {
+/// Returns the pids of the helper processes it started (a fuse-overlayfs
+/// daemon), which live as long as the container.
+pub fn enter_new_root(request: &HelperRequest) -> Result<Vec<Pid>, SetupFailure> {
+    let spec = &request.spec;
     mount(
         None::<&str>,
         "/",
@@ -55,12 +61,28 @@ pub fn enter_new_root(spec: &SandboxSpec, cgroup: &CgroupView) -> Result<(), Set
     mounts::prepare_scratch(&spec.mounts)?;
     let mode = spec.root.mode;
     let rootless = spec.user_namespace.is_some();
-    let exposed = root::build(&spec.root, &host_mounts, rootless)?;
+    let mut helpers = Vec::new();
+    let fuse_root = match &request.fuse_overlayfs {
+        Some(program) if rootless && spec.root.layers.is_empty() && mode == RootMode::Overlay => {
+            Some(Path::new(OsStr::from_bytes(program)))
+        }
+        _ => None,
+    };
+    let exposed = match fuse_root {
+        Some(program) => {
+            helpers.push(fuse::mount_host_root(program)?);
+            // The host's /run (its sockets and runtime state) shows through
+            // the FUSE root: a fresh one hides it.
+            kernel::mount_fs("tmpfs", "/run", MsFlags::MS_NOEXEC, Some("mode=0755"))?;
+            Vec::new()
+        }
+        None => root::build(&spec.root, &host_mounts, rootless)?,
+    };
     for dir in ["/proc", "/dev", "/sys"] {
         mounts::mount_point(Path::new(dir), true, mode)?;
     }
     kernel::mount_kernel_interfaces(rootless)?;
-    cgroupfs::mount_own_cgroup(cgroup)?;
+    cgroupfs::mount_own_cgroup(&request.cgroup_view)?;
     mounts::mount_tmp(mode)?;
     if !spec.security.privileged {
         kernel::mask_kernel_interfaces()?;
@@ -82,7 +104,7 @@ pub fn enter_new_root(spec: &SandboxSpec, cgroup: &CgroupView) -> Result<(), Set
         .mode(0o700)
         .create(home)
         .step(|| format!("create home directory {}", home.display()))?;
-    Ok(())
+    Ok(helpers)
 }
 
 /// The scratch space becomes `/` and the host root moves to /oldroot:
