@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::sandbox::cgroup::layout::{self, Layout, LayoutKind};
 use crate::sandbox::mountinfo;
 use crate::sandbox::userns::IdMapping;
+use crate::sandbox::RootlessOverlay;
 
 /// How far a check stands between this host and a full isotest run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +181,7 @@ pub fn examine() -> Diagnosis {
             version,
         ),
         scratch_check(Path::new("/tmp").is_dir()),
+        rootless_root_check(crate::sandbox::rootless_overlay(), euid != 0),
     ];
     checks.extend(cgroup_checks(&cgroups));
     checks.push(seccomp_check(
@@ -390,6 +392,33 @@ fn overlay_check(proc_filesystems: &str, module: bool, version: Option<(u32, u32
             "overlayfs is not in /proc/filesystems and no overlay module is installed",
             "modprobe overlay, or a kernel built with CONFIG_OVERLAY_FS",
         )
+    }
+}
+
+/// How a rootless container's root takes writes: fuse-overlayfs, or the
+/// kernel's overlay, under which writes below host directories of unmapped
+/// owners (/var/tmp/x) fail.
+fn rootless_root_check(overlay: RootlessOverlay, rootless: bool) -> Check {
+    const NAME: &str = "rootless root";
+    match overlay {
+        RootlessOverlay::Fuse(program) => Check::ok(
+            NAME,
+            format!(
+                "fuse-overlayfs ({}) with /dev/fuse: rootless writes anywhere in the root work",
+                program.display()
+            ),
+        ),
+        RootlessOverlay::Kernel { .. } if !rootless => Check::ok(
+            NAME,
+            "no usable fuse-overlayfs; only rootless mode needs it (for writes below \
+             host directories like /var/tmp)",
+        ),
+        RootlessOverlay::Kernel { .. } => Check::degraded(
+            NAME,
+            "no usable fuse-overlayfs: the kernel's overlay refuses writes below host \
+             directories the caller does not own (/var/tmp/x: EOVERFLOW)",
+            "apt-get install fuse-overlayfs, and chmod 0666 /dev/fuse",
+        ),
     }
 }
 
@@ -1186,6 +1215,26 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn rootless_root_says_which_overlay_applies() {
+        let fuse = rootless_root_check(
+            RootlessOverlay::Fuse("/usr/bin/fuse-overlayfs".into()),
+            true,
+        );
+        assert_eq!(fuse.level, Level::Ok);
+        assert!(fuse.finding.contains("/usr/bin/fuse-overlayfs"));
+        let kernel = || RootlessOverlay::Kernel {
+            hint: String::new(),
+        };
+        let rootless = rootless_root_check(kernel(), true);
+        assert_eq!(rootless.level, Level::Degraded);
+        assert!(rootless
+            .fix
+            .as_deref()
+            .is_some_and(|f| f.contains("fuse-overlayfs")));
+        assert_eq!(rootless_root_check(kernel(), false).level, Level::Ok);
     }
 
     #[test]
