@@ -42,7 +42,6 @@ const SETTING_KEYS: &[&str] = &[
     "grace",
     "memory",
     "cpus",
-    "cpu_weight",
     "pids",
     "env",
     "pass_env",
@@ -73,6 +72,7 @@ const SETTING_KEYS: &[&str] = &[
     "tmpfs",
     "writable",
     "disk",
+    "cpu_weight",
 ];
 /// Keys about the run or discovery in this subtree: file top level and
 /// profiles.

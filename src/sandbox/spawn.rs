@@ -255,9 +255,13 @@ impl Sandbox {
                 .as_ref()
                 .map(|g| g.view().clone())
                 .unwrap_or_default(),
+            // fuse-overlayfs gives copied-up directories their owners' ids
+            // (subordinate ones), which the runner could not remove from a
+            // --scratch directory: there the kernel's overlay serves.
             fuse_overlayfs: self
                 .fuse_overlayfs
                 .as_ref()
+                .filter(|_| self.scratch.is_none())
                 .map(|p| p.as_os_str().as_encoded_bytes().to_vec()),
         };
         let outcome = match self.start(&request, output) {
