@@ -159,6 +159,21 @@ fn check_test_shape(name: &str, test: &Value, problem: &mut impl FnMut(String)) 
     if !test["earlier_attempts"].is_array() || !test["tags"].is_array() {
         problem(format!("{name}: earlier_attempts or tags is not an array"));
     }
+    if !(test["slot"].is_null() || test["slot"].is_u64()) {
+        problem(format!("{name}: slot is {}", test["slot"]));
+    }
+    let phases = &test["phases"];
+    let phase_keys = ["root_secs", "setup_secs", "test_secs", "teardown_secs"];
+    if !(phases.is_null()
+        || phase_keys
+            .iter()
+            .all(|key| phases[key].as_f64() >= Some(0.0)))
+    {
+        problem(format!("{name}: phases is {phases}"));
+    }
+    if test["slot"].is_null() != phases.is_null() {
+        problem(format!("{name}: slot and phases: a test that ran has both"));
+    }
     let program = &test["program"];
     if !(program["file"].is_string() || program["command"].is_array()) {
         problem(format!(

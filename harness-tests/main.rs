@@ -8,7 +8,10 @@
 //! resource-regression check (baseline.rs), and faults a fixture cannot
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
 //! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
-//! json.rs reads the JSON report; limits.rs holds limits between tests
+//! json.rs reads the JSON report; html.rs opens the HTML report in
+//! headless Chromium and checks the trace. shards.rs: run history, time
+//! partitions and `report merge`, `--rerun-failed`, `--stress`, the memory
+//! budget and Bazel's shard variables. limits.rs holds limits between tests
 //! (`cpu_weight`).
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it, except in the rootless lane (ci/test-rootless), which runs
@@ -22,11 +25,13 @@ mod cli;
 mod config_errors;
 mod faults;
 mod hooks;
+mod html;
 mod json;
 mod junit;
 mod limits;
 mod rootfs;
 mod selection;
+mod shards;
 mod stress;
 mod support;
 
@@ -42,11 +47,13 @@ fn main() {
     trials.extend(cli::trials());
     trials.extend(config_errors::trials());
     trials.extend(selection::trials());
+    trials.extend(shards::trials());
     trials.extend(baseline::trials());
     trials.extend(faults::trials());
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
     trials.extend(limits::trials());
+    trials.extend(html::trials());
     if support::rootless_lane() {
         trials = trials
             .into_iter()
@@ -56,7 +63,9 @@ fn main() {
             })
             .collect();
     }
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    support::remove_caches();
+    conclusion.exit();
 }
 
 /// Plain trials the rootless lane skips: they need cgroup limits (which
@@ -71,4 +80,9 @@ const ROOT_ONLY: &[&str] = &[
     "cli::run_as_nobody_is_rootless",
     // It mounts an overlay on the host.
     "rootfs::overlay_refused_names_bind_mode",
+    // They check the memory sampled from cgroups.
+    "html::page_in_chromium",
+    "html::page_without_javascript",
+    "html::report_html_from_json",
+    "html::trace_matches_json",
 ];

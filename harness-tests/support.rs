@@ -6,6 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,11 +34,36 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
-/// `isotest` with the repository root as working directory.
+/// `isotest` with the repository root as working directory and a cache
+/// of its own ($XDG_CACHE_HOME), so that no run reads the run history of
+/// another; a trial that wants history kept across runs sets its own.
 pub fn isotest() -> Command {
     let mut command = Command::new(ISOTEST);
-    command.current_dir(manifest_dir());
     command
+        .current_dir(manifest_dir())
+        .env("XDG_CACHE_HOME", fresh_cache_dir());
+    command
+}
+
+/// Where this harness process keeps the caches of its isotest runs.
+fn caches_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("isotest-harness-caches-{}", std::process::id()))
+}
+
+/// A new, not yet created, directory under `caches_dir()`.
+fn fresh_cache_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    caches_dir().join(NEXT.fetch_add(1, Ordering::SeqCst).to_string())
+}
+
+/// Removes the caches of this harness process's isotest runs.
+pub fn remove_caches() {
+    let dir = caches_dir();
+    if let Err(error) = std::fs::remove_dir_all(&dir) {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            eprintln!("note: could not remove {}: {error}", dir.display());
+        }
+    }
 }
 
 /// A finished command: its exit code (128 + signal when it was killed) and

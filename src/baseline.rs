@@ -68,7 +68,7 @@ impl Figures {
 }
 
 /// An earlier run's figures, by test name.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Baseline {
     tests: BTreeMap<String, Figures>,
     /// Allowed growth: 0.2 is 20%.
@@ -113,6 +113,12 @@ impl Baseline {
             tests,
             max_regression,
         }
+    }
+
+    /// The baseline's peak memory of the test named `name`, when it
+    /// measured one worth comparing.
+    pub fn memory_peak(&self, name: &str) -> Option<u64> {
+        self.tests.get(name)?.memory_peak_bytes
     }
 
     /// Makes a test that passed (or was flaky) REGRESSED when its peak

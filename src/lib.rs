@@ -7,13 +7,17 @@
 //! argv ──► cli ──► discover ──► select ──► plan (Vec<TestCase>)
 //!                                              │
 //!          report ◄── events ◄── run (scheduler, N job slots)
-//!  (terminal, junit)                           │ one job per test
+//!  (terminal, junit, json,                     │ one job per test
+//!   html, trace)                               │
 //!                                              ▼
 //!                        sandbox: SandboxSpec ──► Outcome
 //! ```
 //!
 //! `sandbox` is the container engine and knows nothing about tests or
 //! reports; every `unsafe` block and raw syscall of the crate lives there.
+//! `history` (earlier runs' durations, statuses and peaks) feeds `select`
+//! (time partitions, `--rerun-failed`, start order) and `run` (memory
+//! demands); a finished run is recorded into it.
 
 pub mod baseline;
 pub mod cli;
@@ -21,6 +25,7 @@ pub mod config;
 pub mod discover;
 pub mod doctor;
 pub mod duration;
+pub mod history;
 pub mod image;
 pub mod plan;
 pub mod report;

@@ -36,6 +36,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List or clean the cache of unpacked root filesystems.
     Cache(super::cache::CacheArgs),
+    /// Work with reports: merge the JSON reports of a run's shards, or
+    /// make an HTML page of one.
+    Report(super::report::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -68,10 +71,23 @@ pub struct SelectArgs {
     /// Skip tests with this tag (repeatable).
     #[arg(long, value_name = "TAG")]
     pub skip_tag: Vec<String>,
-    /// Run one part of the tests, for a CI matrix of N jobs: hash:K/N
-    /// (stable as tests are added) or slice:K/N (round-robin), 1-based.
-    #[arg(long, value_name = "hash:K/N|slice:K/N")]
+    /// Run one part of the tests, for a CI matrix of N jobs: time:K/N
+    /// (parts of equal time, from run history), hash:K/N (stable as tests
+    /// are added) or slice:K/N (round-robin), 1-based [default: from
+    /// TEST_TOTAL_SHARDS / TEST_SHARD_INDEX when set, by time].
+    #[arg(long, value_name = "time:K/N|hash:K/N|slice:K/N")]
     pub partition: Option<String>,
+    /// Read run history from this earlier --json report instead of the
+    /// cache (what CI jobs pass on as an artifact).
+    #[arg(long, value_name = "FILE.json")]
+    pub history: Option<PathBuf>,
+    /// Neither read nor record run history in the cache.
+    #[arg(long)]
+    pub no_history: bool,
+    /// Run only the tests that did not pass last time (from history or
+    /// --history).
+    #[arg(long)]
+    pub rerun_failed: bool,
     /// Whether to run tests marked `ignore = true`: default (no, report
     /// them as skipped), only, or all.
     #[arg(long, value_enum, default_value = "default", value_name = "WHICH")]
@@ -286,6 +302,28 @@ pub struct RunArgs {
     /// Whether FLAKY tests count as passed or failed.
     #[arg(long, value_enum, default_value = "pass", value_name = "RESULT")]
     pub flaky_result: FlakyResult,
+    /// The order tests start in: history (last failures first, then
+    /// longest first), name, or random:SEED.
+    #[arg(
+        long,
+        value_name = "history|name|random:SEED",
+        default_value = "history"
+    )]
+    pub order: String,
+    /// Run each selected test N times, each in a fresh container, and
+    /// report its pass rate and the spread of its duration and memory.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub stress: Option<u32>,
+    /// Start a test only when the memory demands (limit, else history
+    /// peak, else 256M) of the running tests and its own fit SIZE
+    /// [default: the memory isotest's cgroup, or the host, has available].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_budget: Option<u64>,
+    /// The id of this run in the JSON report, the same for every shard
+    /// of one CI run [default: the CI system's pipeline id, else a new
+    /// one].
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
     /// Stop starting tests after the first failure.
     #[arg(long, conflicts_with = "max_fail")]
     pub fail_fast: bool,
@@ -305,6 +343,20 @@ pub struct RunArgs {
     /// Write the whole run as JSON to PATH (schema: docs/json-report.md).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write a Chrome trace-event file to PATH (open it in
+    /// ui.perfetto.dev or chrome://tracing).
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
+    /// Sample each test's memory and CPU while it runs and write the
+    /// series into --json (--trace and --html sample without it).
+    #[arg(long)]
+    pub samples: bool,
+    /// How often running tests' memory and CPU are sampled.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub sample_interval: Duration,
     /// Compare peak memory and CPU time with this earlier --json report;
     /// tests that grew by more than --max-regression are REGRESSED.
     #[arg(long, value_name = "PREVIOUS.json")]

@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::args::{Format, ListArgs};
+use super::history::RunHistory;
 use super::run::select;
 use super::{exit, load_plan, split_positional, write_stdout};
 use crate::discover::Program;
@@ -17,10 +18,15 @@ pub fn list(args: ListArgs) -> i32 {
         Ok((_, planned)) => planned,
         Err(code) => return code,
     };
-    let Selected { run, skipped } = match select(&args.select, &positional, planned) {
-        Ok(selected) => selected,
+    let history = match RunHistory::load(&args.select, &positional.roots, None) {
+        Ok(history) => history,
         Err(code) => return code,
     };
+    let Selected { run, skipped, .. } =
+        match select(&args.select, &positional, planned, &history.history) {
+            Ok(selected) => selected,
+            Err(code) => return code,
+        };
     let tests = run
         .iter()
         .map(|t| (t, false))

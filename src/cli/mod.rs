@@ -4,7 +4,10 @@
 mod args;
 mod cache;
 mod exec;
+mod history;
 mod list;
+mod report;
+mod report_html;
 mod run;
 
 use std::ffi::OsString;
@@ -59,6 +62,7 @@ pub fn main() -> i32 {
         Command::Exec(args) => exec::exec(args),
         Command::Doctor(args) => doctor(args),
         Command::Cache(args) => cache::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

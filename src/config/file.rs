@@ -72,6 +72,7 @@ const SETTING_KEYS: &[&str] = &[
     "tmpfs",
     "writable",
     "disk",
+    "threads",
     "cpu_weight",
 ];
 /// Keys about the run or discovery in this subtree: file top level and
@@ -419,6 +420,12 @@ impl Reader<'_> {
             "retries" => {
                 settings.retries = Some(Sourced::new(
                     self.integer(value, key, 0, 100)? as u32,
+                    source,
+                ))
+            }
+            "threads" => {
+                settings.threads = Some(Sourced::new(
+                    self.integer(value, key, 1, 4096)? as usize,
                     source,
                 ))
             }

@@ -73,6 +73,9 @@ pub struct Settings {
     pub user: Option<Sourced<String>>,
     pub group: Option<Sourced<String>>,
     pub retries: Option<Sourced<u32>>,
+    /// Job slots the test takes while it runs (nextest's
+    /// `threads-required`).
+    pub threads: Option<Sourced<usize>>,
     pub expect: Option<Sourced<Expect>>,
     pub max_memory: Option<Sourced<u64>>,
     pub max_cpu_time: Option<Sourced<Duration>>,
@@ -121,6 +124,7 @@ impl Settings {
             network: d(Network::None),
             hostname: d("isotest".to_string()),
             retries: d(0),
+            threads: d(1),
             expect: d(Expect::Exit(0)),
             ignore: d(false),
             privileged: d(false),
@@ -151,6 +155,7 @@ impl Settings {
         over(&mut self.user, &upper.user);
         over(&mut self.group, &upper.group);
         over(&mut self.retries, &upper.retries);
+        over(&mut self.threads, &upper.threads);
         over(&mut self.expect, &upper.expect);
         over(&mut self.max_memory, &upper.max_memory);
         over(&mut self.max_cpu_time, &upper.max_cpu_time);
@@ -253,6 +258,9 @@ impl Settings {
     }
     pub fn retries(&self) -> u32 {
         self.retries.as_ref().map_or(0, |s| s.value)
+    }
+    pub fn threads(&self) -> usize {
+        self.threads.as_ref().map_or(1, |s| s.value)
     }
     pub fn expect(&self) -> Expect {
         self.expect.as_ref().map_or(Expect::Exit(0), |s| s.value)
@@ -421,6 +429,9 @@ impl Settings {
         }
         if let Some(s) = &self.retries {
             row("retries", json!(s.value), &s.source);
+        }
+        if let Some(s) = &self.threads {
+            row("threads", json!(s.value), &s.source);
         }
         if let Some(s) = &self.expect {
             let text = match s.value {

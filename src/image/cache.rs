@@ -417,7 +417,9 @@ impl Cache {
     }
 }
 
-fn default_dir() -> Option<PathBuf> {
+/// $XDG_CACHE_HOME/isotest, else $HOME/.cache/isotest: the cache of
+/// images and, beside them, the run history.
+pub fn default_dir() -> Option<PathBuf> {
     let from = |var: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)

@@ -31,7 +31,7 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use cache::{Cache, CacheEntry, CleanSummary, EntryKind};
+pub use cache::{default_dir as default_cache_dir, Cache, CacheEntry, CleanSummary, EntryKind};
 pub use error::ImageError;
 pub use source::RootfsSource;
 pub use tools::TOOLS_PATH;

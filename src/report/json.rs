@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
 use crate::discover::Program;
-use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
+use crate::run::stress::{summarize, Spread, StressSummary};
+use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult, Timing};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -24,6 +26,9 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub struct JsonReporter {
     path: PathBuf,
     settings: serde_json::Value,
+    samples: bool,
+    run_id: Option<String>,
+    partition: Option<JsonPartition>,
 }
 
 impl JsonReporter {
@@ -31,7 +36,24 @@ impl JsonReporter {
         JsonReporter {
             path,
             settings: serde_json::Value::Null,
+            samples: false,
+            run_id: None,
+            partition: None,
         }
+    }
+
+    /// Whether to write each test's sampled series (`samples`).
+    pub fn with_samples(mut self, samples: bool) -> Self {
+        self.samples = samples;
+        self
+    }
+
+    /// The run's id and the part of the suite it ran, which `isotest
+    /// report merge` checks.
+    pub fn with_identity(mut self, run_id: String, partition: Option<JsonPartition>) -> Self {
+        self.run_id = Some(run_id);
+        self.partition = partition;
+        self
     }
 
     /// The run's settings (command line and profile), written as `settings`.
@@ -48,6 +70,11 @@ impl Reporter for JsonReporter {
         };
         let mut run = JsonRun::from_summary(summary);
         run.settings = self.settings.clone();
+        if !self.samples {
+            run.drop_samples();
+        }
+        run.run_id.clone_from(&self.run_id);
+        run.partition.clone_from(&self.partition);
         let mut json = serde_json::to_vec_pretty(&run)?;
         json.push(b'\n');
         write_atomically(&self.path, &json)
@@ -58,6 +85,13 @@ impl Reporter for JsonReporter {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JsonRun {
     pub schema_version: u64,
+    /// Shared by the shards of one run (`--run-id`); null in reports
+    /// written before ids existed.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// The part of the suite this run ran (`--partition`), or null.
+    #[serde(default)]
+    pub partition: Option<JsonPartition>,
     pub host: JsonHost,
     /// RFC 3339, UTC.
     pub started_at: String,
@@ -73,6 +107,41 @@ pub struct JsonRun {
     pub counts: BTreeMap<String, usize>,
     /// Every test: the ignored (SKIPPED) ones, then the plan in order.
     pub tests: Vec<JsonTest>,
+    /// Under `--stress N`: per test, its runs summed up.
+    #[serde(default)]
+    pub stress: Vec<JsonStress>,
+}
+
+/// `--partition K/N` of a run, and how many tests the whole selection had.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonPartition {
+    /// As given: `time:2/4`.
+    pub spec: String,
+    /// K, 1-based.
+    pub part: u64,
+    /// N.
+    pub parts: u64,
+    /// Tests selected before the partition was taken (all N parts).
+    pub selected: usize,
+}
+
+/// One test's runs under `--stress`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonStress {
+    pub name: String,
+    pub runs: usize,
+    pub passed: usize,
+    pub pass_rate: f64,
+    /// `{"min": .., "median": .., "max": ..}`.
+    pub duration_secs: JsonSpread<f64>,
+    pub memory_peak_bytes: Option<JsonSpread<u64>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonSpread<T> {
+    pub min: T,
+    pub median: T,
+    pub max: T,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -112,8 +181,44 @@ pub struct JsonTest {
     /// wait4 on the container's init; null when the test did not run.
     pub rusage: Option<JsonRusage>,
     pub leaked_processes: u32,
+    /// The job slot (0-based) the test ran in; null when it did not run.
+    #[serde(default)]
+    pub slot: Option<usize>,
+    /// Where the last attempt's time went; null when it did not run.
+    #[serde(default)]
+    pub phases: Option<JsonPhases>,
+    /// The last attempt's memory and CPU over time (`--samples`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<Vec<JsonSample>>,
+    /// Which run of the test this is under `--stress N` (1-based), else
+    /// null.
+    #[serde(default)]
+    pub iteration: Option<u32>,
+    /// Seconds the test was held back because the memory budget was
+    /// taken, or null when it was not.
+    #[serde(default)]
+    pub waited_for_memory_secs: Option<f64>,
     #[serde(flatten)]
     pub output: JsonOutput,
+}
+
+/// Where an attempt's time went: `root_secs` (preparing the root
+/// filesystem, first attempt only) before `started_at`, then setup, the
+/// command (`test_secs`) and teardown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonPhases {
+    pub root_secs: f64,
+    pub setup_secs: f64,
+    pub test_secs: f64,
+    pub teardown_secs: f64,
+}
+
+/// One reading of the test's cgroup, `at_secs` after `started_at`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonSample {
+    pub at_secs: f64,
+    pub memory_bytes: Option<u64>,
+    pub cpu_usec: Option<u64>,
 }
 
 /// What a test runs: `{"file": PATH}` or `{"command": [ARGV...]}`.
@@ -130,6 +235,10 @@ pub struct JsonAttempt {
     pub message: Option<String>,
     pub started_at: String,
     pub duration_secs: f64,
+    #[serde(default)]
+    pub phases: Option<JsonPhases>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<Vec<JsonSample>>,
     #[serde(flatten)]
     pub output: JsonOutput,
 }
@@ -180,6 +289,8 @@ impl JsonRun {
             .map(|uts| uts.release().to_string_lossy().into_owned());
         JsonRun {
             schema_version: SCHEMA_VERSION,
+            run_id: None,
+            partition: None,
             host: JsonHost {
                 kernel,
                 cgroup_layout: summary.host.cgroup_layout.clone(),
@@ -195,8 +306,63 @@ impl JsonRun {
                 .map(|&status| (status.label().to_string(), summary.count(status)))
                 .collect(),
             tests: summary.results.iter().map(JsonTest::from).collect(),
+            stress: summarize(&summary.results)
+                .into_iter()
+                .map(JsonStress::from)
+                .collect(),
         }
     }
+
+    /// Leaves the sampled series out (they are written only when asked).
+    pub fn drop_samples(&mut self) {
+        for test in &mut self.tests {
+            test.samples = None;
+            for attempt in &mut test.earlier_attempts {
+                attempt.samples = None;
+            }
+        }
+    }
+}
+
+impl From<StressSummary> for JsonStress {
+    fn from(stress: StressSummary) -> Self {
+        fn spread<T, U>(s: Spread<T>, f: impl Fn(T) -> U) -> JsonSpread<U> {
+            JsonSpread {
+                min: f(s.min),
+                median: f(s.median),
+                max: f(s.max),
+            }
+        }
+        JsonStress {
+            pass_rate: stress.pass_rate(),
+            name: stress.name,
+            runs: stress.runs,
+            passed: stress.passed,
+            duration_secs: spread(stress.duration, |d: Duration| d.as_secs_f64()),
+            memory_peak_bytes: stress.memory_peak_bytes.map(|p| spread(p, |b: u64| b)),
+        }
+    }
+}
+
+impl From<&Timing> for JsonPhases {
+    fn from(timing: &Timing) -> Self {
+        JsonPhases {
+            root_secs: timing.root.as_secs_f64(),
+            setup_secs: timing.setup.as_secs_f64(),
+            test_secs: timing.test.as_secs_f64(),
+            teardown_secs: timing.teardown.as_secs_f64(),
+        }
+    }
+}
+
+/// The series, or None when nothing was sampled.
+fn json_samples(timing: &Timing) -> Option<Vec<JsonSample>> {
+    let samples = timing.samples.iter().map(|sample| JsonSample {
+        at_secs: sample.at.as_secs_f64(),
+        memory_bytes: sample.memory_bytes,
+        cpu_usec: sample.cpu_usec,
+    });
+    Some(samples.collect::<Vec<_>>()).filter(|s| !s.is_empty())
 }
 
 impl From<&TestResult> for JsonTest {
@@ -222,6 +388,11 @@ impl From<&TestResult> for JsonTest {
             limits: result.limits.into(),
             rusage: result.rusage.map(JsonRusage::from),
             leaked_processes: result.leaked_processes,
+            slot: result.slot,
+            phases: result.slot.map(|_| JsonPhases::from(&result.timing)),
+            samples: json_samples(&result.timing),
+            iteration: result.scheduled.iteration,
+            waited_for_memory_secs: result.scheduled.waited_for_memory.map(|w| w.as_secs_f64()),
             output: JsonOutput::new(&result.stdout, &result.stderr),
         }
     }
@@ -234,6 +405,8 @@ impl From<&Attempt> for JsonAttempt {
             message: attempt.message.clone(),
             started_at: rfc3339(attempt.started_at),
             duration_secs: attempt.duration.as_secs_f64(),
+            phases: Some(JsonPhases::from(&attempt.timing)),
+            samples: json_samples(&attempt.timing),
             output: JsonOutput::new(&attempt.stdout, &attempt.stderr),
         }
     }
@@ -304,6 +477,12 @@ pub enum ReadError {
 
 /// Loads a report written by `JsonReporter`.
 pub fn read(path: &Path) -> Result<JsonRun, ReadError> {
+    read_with_value(path).map(|(run, _)| run)
+}
+
+/// Loads a report, and the document as it was in the file (with any
+/// fields this isotest does not know).
+pub fn read_with_value(path: &Path) -> Result<(JsonRun, serde_json::Value), ReadError> {
     let not_a_report = |reason: String| ReadError::NotAReport {
         path: path.to_owned(),
         reason,
@@ -327,27 +506,72 @@ pub fn read(path: &Path) -> Result<JsonRun, ReadError> {
             })
         }
     }
-    serde_json::from_value(value).map_err(|err| not_a_report(err.to_string()))
+    let run = serde_json::from_value(value.clone()).map_err(|err| not_a_report(err.to_string()))?;
+    Ok((run, value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::junit::tests::{output, summary, NASTY};
+    use crate::sandbox::Sample;
     use serde_json::{json, Value};
+    use std::time::Duration;
 
     fn write(summary: &RunSummary) -> (tempfile::TempDir, PathBuf) {
+        write_with_samples(summary, false)
+    }
+
+    fn write_with_samples(summary: &RunSummary, samples: bool) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reports/run.json");
         JsonReporter::new(path.clone())
+            .with_samples(samples)
             .handle(&Event::RunFinished(summary.clone()))
             .unwrap();
         (dir, path)
     }
 
+    /// The first test ran in slot 1 and was sampled twice.
+    fn timed_summary() -> RunSummary {
+        let mut summary = summary();
+        let ms = Duration::from_millis;
+        summary.results[0].slot = Some(1);
+        summary.results[0].timing = Timing {
+            root: ms(250),
+            setup: ms(2),
+            test: ms(12),
+            teardown: ms(1),
+            samples: [(0, 0), (12, 3_145_728)]
+                .map(|(at, memory)| Sample {
+                    at: ms(at),
+                    memory_bytes: Some(memory),
+                    cpu_usec: Some(at * 100),
+                })
+                .to_vec(),
+        };
+        summary
+    }
+
+    #[test]
+    fn writes_samples_only_when_asked() {
+        let summary = timed_summary();
+        let (_dir, path) = write_with_samples(&summary, true);
+        let run: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            run["tests"][0]["samples"],
+            json!([
+                { "at_secs": 0.0, "memory_bytes": 0, "cpu_usec": 0 },
+                { "at_secs": 0.012, "memory_bytes": 3_145_728, "cpu_usec": 1200 }
+            ])
+        );
+        assert!(run["tests"][1].get("samples").is_none(), "nothing sampled");
+        assert_eq!(read(&path).unwrap(), JsonRun::from_summary(&summary));
+    }
+
     #[test]
     fn writes_the_run() {
-        let mut summary = summary();
+        let mut summary = timed_summary();
         summary.results[0].stdout.dropped_bytes = 1000;
         let (_dir, path) = write(&summary);
         let run: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -396,6 +620,15 @@ mod tests {
                 "limits": { "memory_bytes": 268_435_456, "cpus": 0.5, "cpu_weight": 300, "pids": 1024 },
                 "rusage": { "user_usec": 1500, "system_usec": 700, "max_rss_bytes": 4_194_304 },
                 "leaked_processes": 0,
+                "slot": 1,
+                "phases": {
+                    "root_secs": 0.25,
+                    "setup_secs": 0.002,
+                    "test_secs": 0.012,
+                    "teardown_secs": 0.001
+                },
+                "iteration": null,
+                "waited_for_memory_secs": null,
                 "stdout": "passing output is not kept\n\
                            [isotest: 1000 bytes of output dropped here]\n",
                 "stdout_bytes": 1027,
@@ -415,6 +648,9 @@ mod tests {
                 "message": "timed out after 5.000s",
                 "started_at": "2023-11-14T22:13:10.000Z",
                 "duration_secs": 5.001,
+                "phases": {
+                    "root_secs": 0.0, "setup_secs": 0.0, "test_secs": 0.0, "teardown_secs": 0.0
+                },
                 "stdout": "first try\n",
                 "stdout_bytes": 10,
                 "stderr": "",

@@ -110,7 +110,12 @@ fn test_case(result: &TestResult) -> TestCase {
     };
     // Flaky runs on a success, reruns on a failure (quick-junit decides).
     status.add_reruns(result.attempts.iter().map(rerun));
-    let mut case = TestCase::new(xml_text(&result.test.name), status);
+    // Under --stress each run is a testcase of its own, named apart.
+    let name = match result.scheduled.iteration {
+        Some(run) => format!("{} (run {run})", result.test.name),
+        None => result.test.name.clone(),
+    };
+    let mut case = TestCase::new(xml_text(&name), status);
     case.set_classname(xml_text(&result.test.suite))
         .set_time(result.duration)
         .add_properties(properties(result));
@@ -166,6 +171,12 @@ fn properties(result: &TestResult) -> Vec<Property> {
     }
     if let Some(signal) = result.signal {
         properties.push(("isotest.signal", signal_name(signal)));
+    }
+    if let Some(wait) = result.scheduled.waited_for_memory {
+        properties.push((
+            "isotest.waited_for_memory_usec",
+            wait.as_micros().to_string(),
+        ));
     }
     let attempts = attempts_run(result);
     if attempts > 1 {
@@ -368,6 +379,9 @@ pub(crate) mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            slot: None,
+            timing: Default::default(),
+            scheduled: Default::default(),
         }
     }
 
@@ -386,6 +400,7 @@ pub(crate) mod tests {
             duration: Duration::from_millis(millis),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         }
     }
 

@@ -1,13 +1,20 @@
 //! Reporters turn run events into something people and CI systems read.
 //! Adding a reporter never touches the scheduler: it only sees events.
 
+pub mod html;
 pub mod json;
 pub mod junit;
+pub mod merge;
+mod rebuild;
+pub mod stress;
 pub mod terminal;
+pub mod trace;
 
+pub use html::HtmlReporter;
 pub use json::JsonReporter;
 pub use junit::JunitReporter;
 pub use terminal::TerminalReporter;
+pub use trace::TraceReporter;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -39,7 +46,7 @@ pub enum ReportError {
 
 /// Writes a temporary file beside `path` and renames it over `path`, so
 /// readers never see a half-written report.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
     replace_file(path, contents).map_err(|source| ReportError::Write {
         path: path.display().to_string(),
         source,
@@ -80,7 +87,7 @@ fn attempts_run(result: &TestResult) -> usize {
 }
 
 /// RFC 3339 in UTC with milliseconds: `2024-02-29T23:59:59.123Z`.
-fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     let (year, month, day) = civil_from_days(seconds / 86_400);

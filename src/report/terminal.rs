@@ -148,10 +148,12 @@ impl TerminalReporter {
             1 => Some("1 leaked process".to_string()),
             n => Some(format!("{n} leaked processes")),
         };
+        let scheduled = super::stress::scheduling_notes(result);
         let details: Vec<&str> = message
             .as_deref()
             .into_iter()
             .chain(leaked.as_deref())
+            .chain(scheduled.iter().map(String::as_str))
             .collect();
         if !details.is_empty() {
             line.push_str(&format!(" ({})", details.join(", ")));
@@ -240,6 +242,7 @@ impl TerminalReporter {
         if self.usage_table {
             out.push_str(&usage_table(summary));
         }
+        out.push_str(&super::stress::stress_table(summary));
         out.push_str(&summary_line(summary));
         for result in &attention {
             out.push_str(&self.status_line(result));
@@ -513,6 +516,9 @@ mod tests {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            slot: None,
+            timing: Default::default(),
+            scheduled: Default::default(),
         }
     }
 
@@ -896,6 +902,7 @@ mod tests {
             duration: Duration::from_millis(100),
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            timing: Default::default(),
         };
         let mut flaky = result("flaky.sh", Status::Flaky, 123, Some("passed on attempt 3"));
         flaky.attempts = vec![

@@ -13,7 +13,7 @@ use super::roots::{Root, Roots};
 use crate::config::Network;
 use crate::plan::PlannedTest;
 use crate::sandbox::{
-    Ending, ExtraMount, Limits, Outcome, OutputMode, RootMode, RootSpec, Sandbox, SandboxSpec,
+    ExtraMount, Limits, Outcome, OutputMode, RootMode, RootSpec, Sandbox, SandboxSpec,
     SetupFailure, StopRequest,
 };
 
@@ -119,10 +119,16 @@ pub fn run_test(
     stop: &StopRequest,
     emit: &dyn Fn(Event),
 ) -> TestResult {
+    let preparing = Instant::now();
     let root = match settings.roots.get(test.settings.rootfs()) {
         Ok(root) => root,
-        Err(cause) => return root_failed(test, cause),
+        Err(cause) => {
+            let mut result = root_failed(test, cause);
+            result.timing.root = preparing.elapsed();
+            return result;
+        }
     };
+    let root_time = preparing.elapsed();
     let mut spec = spec(test, &root);
     let retries = test.settings.retries();
     let mut earlier: Vec<Attempt> = Vec::new();
@@ -134,6 +140,9 @@ pub fn run_test(
         spec.env
             .push((ATTEMPT_VARIABLE.as_bytes().to_vec(), attempt.into_bytes()));
         let mut result = run_attempt(test, &spec, sandbox, settings.output, stop);
+        if earlier.is_empty() {
+            result.timing.root = root_time;
+        }
         let last_try = earlier.len() as u32 >= retries;
         let host_broken = result
             .setup_failure
@@ -162,6 +171,7 @@ pub fn run_test(
             duration: result.duration,
             stdout: result.stdout,
             stderr: result.stderr,
+            timing: result.timing,
         });
     }
 }
@@ -174,15 +184,7 @@ fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
         hint: None,
         host_unsupported: false,
     };
-    let outcome = Outcome {
-        ending: Ending::SetupFailed(failure),
-        wall: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        usage: None,
-        stdout: Default::default(),
-        stderr: Default::default(),
-    };
+    let outcome = Outcome::setup_failed(failure);
     classify(
         test.case.clone(),
         outcome,

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::result::{Status, TestResult};
+use super::result::{Status, TestResult, Timing};
 use super::signal_name;
 use crate::config::{Expect, Settings};
 use crate::discover::TestCase;
@@ -38,6 +38,15 @@ pub fn classify(
         stdout: outcome.stdout,
         stderr: outcome.stderr,
         attempts: Vec::new(),
+        slot: None,
+        timing: Timing {
+            root: Duration::ZERO,
+            setup: outcome.phases.setup,
+            test: outcome.wall,
+            teardown: outcome.phases.teardown,
+            samples: outcome.samples,
+        },
+        scheduled: Default::default(),
     };
     match outcome.ending {
         Ending::Exited(0) => result.exit_code = Some(0),
@@ -236,6 +245,9 @@ pub fn not_run(
         stdout: CapturedOutput::default(),
         stderr: CapturedOutput::default(),
         attempts: Vec::new(),
+        slot: None,
+        timing: Timing::default(),
+        scheduled: Default::default(),
     }
 }
 
@@ -255,6 +267,8 @@ mod tests {
             usage,
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
+            phases: Default::default(),
+            samples: Vec::new(),
         }
     }
 

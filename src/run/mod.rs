@@ -1,26 +1,32 @@
 //! The scheduler: runs the plan with N job slots, one container per test,
 //! and emits events in the order things happen. Reporters run on the
-//! calling thread; workers only run containers.
+//! calling thread; workers only run containers. `admission` decides which
+//! test starts next (start order, job slots, memory budget); `--stress N`
+//! runs each test N times.
 
+mod admission;
 mod attempt;
 mod classify;
 mod environment;
 mod events;
 mod result;
 mod roots;
+pub mod stress;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use admission::Demand;
 pub use attempt::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
-pub use result::{Attempt, Status, TestResult};
+pub use result::{Attempt, Scheduled, Status, TestResult, Timing};
 pub use roots::{Root, Roots};
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
+use admission::Admission;
 use attempt::AttemptSettings;
 use classify::not_run;
 
@@ -36,6 +42,14 @@ pub struct RunSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Plan positions in the order tests start (`--order`).
+    pub start_order: Vec<usize>,
+    /// What each test of the plan holds while it runs, by plan position.
+    pub demands: Vec<Demand>,
+    /// Memory the running tests' demands may add up to.
+    pub memory_budget: u64,
+    /// Runs of each test (`--stress N`); 1 is a normal run.
+    pub runs_per_test: u32,
 }
 
 /// How often reporters get a Tick while tests run.
@@ -58,9 +72,11 @@ pub fn run(
         cgroups_in_use: sandbox.cgroups_unavailable().is_none(),
         rootless: sandbox.rootless(),
     };
-    let jobs = settings.jobs.clamp(1, plan.len().max(1));
+    let runs = settings.runs_per_test.max(1) as usize;
+    let units = plan.len() * runs;
+    let jobs = settings.jobs.clamp(1, units.max(1));
     on_event(&Event::RunStarted {
-        test_count: plan.len() + skipped.len(),
+        test_count: units + skipped.len(),
         jobs,
         started_at,
         host: host.clone(),
@@ -78,93 +94,41 @@ pub fn run(
         })
         .collect();
 
-    let stop = StopRequest::new();
-    let next = AtomicUsize::new(0);
-    let failures = AtomicUsize::new(0);
-    let stop_starting = AtomicBool::new(false);
-    let host_broken = AtomicBool::new(false);
-    let attempt_settings = AttemptSettings {
-        output: settings.output,
-        flaky_is_failure: settings.flaky_is_failure,
-        post_check: settings.post_check,
-        roots: settings.roots,
+    // Unit u is run u % runs of test u / runs; runs go round by round.
+    let order: Vec<usize> = (0..runs)
+        .flat_map(|run| settings.start_order.iter().map(move |&i| i * runs + run))
+        .collect();
+    let demands = (0..units).map(|u| settings.demands[u / runs]).collect();
+    let shared = Jobs {
+        plan: &plan,
+        runs,
+        admission: Admission::new(order, demands, jobs, settings.memory_budget),
+        stop: StopRequest::new(),
+        stop_starting: AtomicBool::new(false),
+        host_broken: AtomicBool::new(false),
+        failures: AtomicUsize::new(0),
+        max_fail: settings.max_fail,
+        attempt_settings: AttemptSettings {
+            output: settings.output,
+            flaky_is_failure: settings.flaky_is_failure,
+            post_check: settings.post_check,
+            roots: settings.roots,
+        },
+        sandbox,
     };
-    let mut results: Vec<Option<TestResult>> = vec![None; plan.len()];
-    let mut interrupted_by = None;
-
-    std::thread::scope(|scope| {
+    let mut results: Vec<Option<TestResult>> = vec![None; units];
+    let interrupted_by = std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel::<Message>();
-        for _ in 0..jobs {
+        for slot in 0..jobs {
             let sender = sender.clone();
-            let shared = (&plan, &next, &stop, &stop_starting, &host_broken, &failures);
-            let attempt_settings = &attempt_settings;
-            scope.spawn(move || {
-                let (plan, next, stop, stop_starting, host_broken, failures) = shared;
-                loop {
-                    if stop.is_requested() || stop_starting.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(test) = plan.get(index) else { return };
-                    let _ = sender.send(Message::Event(Event::TestStarted {
-                        name: test.case.name.clone(),
-                        at: Instant::now(),
-                    }));
-                    let emit = |event| {
-                        let _ = sender.send(Message::Event(event));
-                    };
-                    let result = attempt::run_test(test, sandbox, attempt_settings, stop, &emit);
-                    if result
-                        .setup_failure
-                        .as_ref()
-                        .is_some_and(|f| f.host_unsupported)
-                    {
-                        host_broken.store(true, Ordering::SeqCst);
-                        stop_starting.store(true, Ordering::SeqCst);
-                    }
-                    if result.status.is_failure() {
-                        let failed = failures.fetch_add(1, Ordering::SeqCst) + 1;
-                        if settings.max_fail.is_some_and(|max| failed >= max) {
-                            stop_starting.store(true, Ordering::SeqCst);
-                        }
-                    }
-                    let _ = sender.send(Message::Finished(index, Box::new(result)));
-                }
-            });
+            let shared = &shared;
+            scope.spawn(move || shared.work(slot, &sender));
         }
         drop(sender);
-        let mut interrupts_seen = 0;
-        let mut next_tick = Instant::now() + TICK;
-        loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            match receiver.recv_timeout(wait) {
-                Ok(Message::Event(event)) => on_event(&event),
-                Ok(Message::Finished(index, result)) => {
-                    results[index] = Some(emit_finished(on_event, result));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if Instant::now() >= next_tick {
-                on_event(&Event::Tick {
-                    now: Instant::now(),
-                });
-                next_tick = Instant::now() + TICK;
-            }
-            let (count, signal) = interrupt::received();
-            if count > interrupts_seen {
-                interrupts_seen = count;
-                interrupted_by = Some(signal);
-                if count == 1 {
-                    stop.stop_gracefully();
-                } else {
-                    stop.stop_now();
-                }
-            }
-        }
+        relay(&receiver, &shared.stop, &mut results, on_event)
     });
 
-    let reason = if host_broken.load(Ordering::SeqCst) {
+    let reason = if shared.host_broken.load(Ordering::SeqCst) {
         "not run: this host cannot create containers".to_string()
     } else if interrupted_by.is_some() {
         "not run: the run was interrupted".to_string()
@@ -172,8 +136,13 @@ pub fn run(
         let max = settings.max_fail.unwrap_or(0);
         format!("not run: stopped after {max} failure(s) (--fail-fast / --max-fail)")
     };
-    finished.extend(results.into_iter().zip(plan).map(|(result, test)| {
-        result.unwrap_or_else(|| not_run(test.case, started_at, Status::NotRun, reason.clone()))
+    finished.extend(results.into_iter().enumerate().map(|(unit, result)| {
+        result.unwrap_or_else(|| {
+            let case = plan[unit / runs].case.clone();
+            let mut result = not_run(case, started_at, Status::NotRun, reason.clone());
+            result.scheduled.iteration = (runs > 1).then_some((unit % runs) as u32 + 1);
+            result
+        })
     }));
     let summary = RunSummary {
         started_at,
@@ -189,6 +158,108 @@ pub fn run(
         unreachable!("built as RunFinished above")
     };
     summary
+}
+
+/// What the job threads share.
+struct Jobs<'a> {
+    plan: &'a [PlannedTest],
+    /// Runs of each test (`--stress`).
+    runs: usize,
+    admission: Admission,
+    stop: StopRequest,
+    stop_starting: AtomicBool,
+    host_broken: AtomicBool,
+    failures: AtomicUsize,
+    max_fail: Option<usize>,
+    attempt_settings: AttemptSettings<'a>,
+    sandbox: &'a Sandbox,
+}
+
+impl Jobs<'_> {
+    /// One job thread: runs the tests admission lets it start until none
+    /// is left or the run stops starting tests.
+    fn work(&self, slot: usize, sender: &mpsc::Sender<Message>) {
+        let stopping = || self.stop.is_requested() || self.stop_starting.load(Ordering::SeqCst);
+        while let Some(admitted) = self.admission.next(&stopping) {
+            let test = &self.plan[admitted.index / self.runs];
+            let _ = sender.send(Message::Event(Event::TestStarted {
+                name: test.case.name.clone(),
+                at: Instant::now(),
+            }));
+            let emit = |event| {
+                let _ = sender.send(Message::Event(event));
+            };
+            let mut result = attempt::run_test(
+                test,
+                self.sandbox,
+                &self.attempt_settings,
+                &self.stop,
+                &emit,
+            );
+            self.admission.finished(admitted.index);
+            result.slot = Some(slot);
+            result.scheduled = Scheduled {
+                iteration: (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1),
+                waited_for_memory: admitted.waited_for_memory,
+            };
+            if result
+                .setup_failure
+                .as_ref()
+                .is_some_and(|f| f.host_unsupported)
+            {
+                self.host_broken.store(true, Ordering::SeqCst);
+                self.stop_starting.store(true, Ordering::SeqCst);
+            }
+            if result.status.is_failure() {
+                let failed = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.max_fail.is_some_and(|max| failed >= max) {
+                    self.stop_starting.store(true, Ordering::SeqCst);
+                }
+            }
+            let _ = sender.send(Message::Finished(admitted.index, Box::new(result)));
+        }
+    }
+}
+
+/// Passes the job threads' events on, on this thread, with a Tick every
+/// `TICK`, and turns Ctrl-C into stop requests, until every job thread has
+/// ended; returns the signal that interrupted the run, if one did.
+fn relay(
+    receiver: &mpsc::Receiver<Message>,
+    stop: &StopRequest,
+    results: &mut [Option<TestResult>],
+    on_event: &mut dyn FnMut(&Event),
+) -> Option<i32> {
+    let mut interrupted_by = None;
+    let mut interrupts_seen = 0;
+    let mut next_tick = Instant::now() + TICK;
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(wait) {
+            Ok(Message::Event(event)) => on_event(&event),
+            Ok(Message::Finished(index, result)) => {
+                results[index] = Some(emit_finished(on_event, result));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return interrupted_by,
+        }
+        if Instant::now() >= next_tick {
+            on_event(&Event::Tick {
+                now: Instant::now(),
+            });
+            next_tick = Instant::now() + TICK;
+        }
+        let (count, signal) = interrupt::received();
+        if count > interrupts_seen {
+            interrupts_seen = count;
+            interrupted_by = Some(signal);
+            if count == 1 {
+                stop.stop_gracefully();
+            } else {
+                stop.stop_now();
+            }
+        }
+    }
 }
 
 /// Emits TestFinished and hands the result back, without copying its

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::discover::TestCase;
-use crate::sandbox::{CapturedOutput, Limits, Rusage, SetupFailure, Usage};
+use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, SetupFailure, Usage};
 
 /// The status of one finished (or never started) test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,6 +88,25 @@ pub struct Attempt {
     pub duration: Duration,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
+    pub timing: Timing,
+}
+
+/// Where one attempt's time went, for traces and the HTML report. The
+/// attempt's `started_at` is the start of `setup`; `root` comes before it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timing {
+    /// Preparing the root filesystem, before the first attempt (zero for
+    /// later attempts).
+    pub root: Duration,
+    /// From the request to the command's start (all of it when the
+    /// command never started).
+    pub setup: Duration,
+    /// The command itself; zero when it never started.
+    pub test: Duration,
+    /// From the command's end until the container and cgroup were gone.
+    pub teardown: Duration,
+    /// The cgroup's memory and CPU over time, when the run sampled them.
+    pub samples: Vec<Sample>,
 }
 
 /// One test's result.
@@ -117,4 +136,19 @@ pub struct TestResult {
     /// Earlier attempts that did not pass (with `retries`), oldest first;
     /// the fields above describe the last attempt.
     pub attempts: Vec<Attempt>,
+    /// The job slot (0-based) the test ran in; None when it did not run.
+    pub slot: Option<usize>,
+    /// Where the last attempt's time went.
+    pub timing: Timing,
+    pub scheduled: Scheduled,
+}
+
+/// How the scheduler ran a test.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scheduled {
+    /// Which run of the test this is, 1-based, under `--stress N`.
+    pub iteration: Option<u32>,
+    /// How long the test was held back because the memory budget was
+    /// taken by tests running.
+    pub waited_for_memory: Option<Duration>,
 }

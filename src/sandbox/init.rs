@@ -52,10 +52,11 @@ pub(super) fn handled_signals() -> SigSet {
 /// What init tells the helper, one JSON line per message.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum InitMessage {
-    /// The command has started; the timeout runs from here. Helper
-    /// processes (a fuse-overlayfs daemon) are not the test's: they are not
-    /// counted as left behind.
+    /// The command has started (at `monotonic_ns`); the timeout runs
+    /// from here. Helper processes (a fuse-overlayfs daemon) are not the
+    /// test's: they are not counted as left behind.
     Started {
+        monotonic_ns: u64,
         helper_processes: u32,
     },
     Finished {
@@ -132,10 +133,12 @@ fn supervise_command(
     // The clock starts at the fork: the command's own exec counts, and a
     // `sleep 2` never shows as 1.999s.
     let started = Instant::now();
+    let monotonic_ns = super::spec::monotonic_ns();
     let command = start_command(spec, identity, cgroup_procs)?;
     send(
         report,
         &InitMessage::Started {
+            monotonic_ns,
             helper_processes: helpers.len() as u32,
         },
     );

@@ -7,7 +7,8 @@
 //! - `supervisor`: one container's supervisor (PID namespace, timeout);
 //! - `init`: PID 1 inside the container;
 //! - `rootfs`, `net`: what init sets up;
-//! - `mountinfo`, `capture`, `step`: parsing, bounded output, error naming.
+//! - `mountinfo`, `capture`, `step`: parsing, bounded output, error naming;
+//! - `sampler`: memory and CPU series of running tests.
 
 mod capture;
 pub mod cgroup;
@@ -17,6 +18,7 @@ pub mod interrupt;
 pub mod mountinfo;
 mod net;
 mod rootfs;
+mod sampler;
 mod scratch;
 mod seccomp;
 pub mod security;
@@ -28,13 +30,14 @@ mod supervisor;
 pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
-pub use cgroup::{CgroupLayout, Limits, Unavailable, Usage};
+pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
+pub use sampler::Sample;
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{
     rootless_overlay, OutputMode, RootlessOverlay, Sandbox, SandboxNotes, StopRequest,
 };
 pub use spec::{
-    Ending, ExtraMount, HelperRequest, Outcome, Report, RootMode, RootSpec, Rusage, SandboxSpec,
-    SetupFailure,
+    Ending, ExtraMount, HelperRequest, Outcome, Phases, Report, RootMode, RootSpec, Rusage,
+    SandboxSpec, SetupFailure,
 };
 pub use supervisor::pidfd_open;

@@ -17,11 +17,15 @@ use nix::sys::signal::Signal;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::pipe2;
 
-use super::capture::{BoundedBuffer, CapturedOutput};
+use super::capture::BoundedBuffer;
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
+use super::sampler::Sampler;
 use super::scratch::ScratchDir;
 use super::server::{self, ForkServer, Server, TestFds};
-use super::spec::{Ending, HelperRequest, Outcome, Report, RootMode, SandboxSpec, SetupFailure};
+use super::spec::{
+    monotonic_ns, Ending, HelperRequest, Outcome, Phases, Report, RootMode, SandboxSpec,
+    SetupFailure,
+};
 use super::step::Step;
 use super::supervisor::pidfd_send_signal;
 use super::userns::IdMapping;
@@ -87,6 +91,8 @@ pub struct Sandbox {
     bind_roots_only: bool,
     /// Rootless: fuse-overlayfs overlays the host's root, when installed.
     fuse_overlayfs: Option<PathBuf>,
+    /// Reads running tests' cgroups for `Outcome::samples`, when asked to.
+    sampler: Option<Sampler>,
 }
 
 /// How a rootless container overlays the host's root.
@@ -133,6 +139,7 @@ impl Sandbox {
                     user_namespace: None,
                     bind_roots_only: false,
                     fuse_overlayfs: None,
+                    sampler: None,
                 },
                 SandboxNotes {
                     notices: ready.notices,
@@ -146,6 +153,7 @@ impl Sandbox {
                     user_namespace: None,
                     bind_roots_only: false,
                     fuse_overlayfs: None,
+                    sampler: None,
                 },
                 SandboxNotes { notices: vec![] },
             ),
@@ -190,6 +198,15 @@ impl Sandbox {
         }
     }
 
+    /// Samples each test's memory and CPU use every `interval` while it
+    /// runs (`Outcome::samples`); without cgroups there is nothing to read.
+    pub fn sample_every(&mut self, interval: Duration) -> std::io::Result<()> {
+        if self.cgroups.is_ok() {
+            self.sampler = Some(Sampler::start(interval)?);
+        }
+        Ok(())
+    }
+
     /// The host's cgroup layout.
     pub fn cgroup_layout(&self) -> CgroupLayout {
         match &self.cgroups {
@@ -211,6 +228,7 @@ impl Sandbox {
 
     /// Runs `spec` in a fresh container (and cgroup) and waits for it.
     pub fn run(&self, spec: &SandboxSpec, output: OutputMode, stop: &StopRequest) -> Outcome {
+        let requested = (Instant::now(), monotonic_ns());
         let mut cgroup = match &self.cgroups {
             Ok(cgroups) => match cgroups.create(&spec.limits) {
                 Ok(group) => Some(group),
@@ -264,13 +282,27 @@ impl Sandbox {
                 .filter(|_| self.scratch.is_none())
                 .map(|p| p.as_os_str().as_encoded_bytes().to_vec()),
         };
-        let outcome = match self.start(&request, output) {
+        let watch = self
+            .sampler
+            .as_ref()
+            .zip(cgroup.as_ref())
+            .map(|(sampler, group)| sampler.watch(group.probe(), requested.0));
+        let (mut outcome, command_started_ns) = match self.start(&request, output) {
             Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut()),
-            Err(failure) => failed_outcome(failure),
+            Err(failure) => (failed_outcome(failure), None),
         };
+        if let (Some(sampler), Some(watch)) = (&self.sampler, watch) {
+            outcome.samples = sampler.finish(watch);
+        }
         if let (Some(group), Ok(cgroups)) = (cgroup, &self.cgroups) {
             cgroups.remove(group);
         }
+        outcome.phases = phases(
+            requested.1,
+            command_started_ns,
+            outcome.wall,
+            monotonic_ns(),
+        );
         outcome
     }
 
@@ -332,24 +364,34 @@ struct Started {
 }
 
 fn failed_outcome(failure: SetupFailure) -> Outcome {
-    Outcome {
-        ending: Ending::SetupFailed(failure),
-        wall: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        usage: None,
-        stdout: CapturedOutput::default(),
-        stderr: CapturedOutput::default(),
+    Outcome::setup_failed(failure)
+}
+
+/// Setup runs from the request to the command's start (all of it when
+/// the command never started), teardown from the command's end to `ended`;
+/// times in `monotonic_ns`.
+fn phases(requested: u64, command_started: Option<u64>, wall: Duration, ended: u64) -> Phases {
+    let span = |from: u64, to: u64| Duration::from_nanos(to.saturating_sub(from));
+    match command_started {
+        Some(started) => Phases {
+            setup: span(requested, started),
+            teardown: span(started + wall.as_nanos() as u64, ended),
+        },
+        None => Phases {
+            setup: span(requested, ended),
+            teardown: Duration::ZERO,
+        },
     }
 }
 
-/// Reads output and the report until the supervisor is done.
+/// Reads output and the report until the supervisor is done; also
+/// returns when the command started (`monotonic_ns`), if it did.
 fn collect(
     started: Started,
     spec: &SandboxSpec,
     stop: &StopRequest,
     mut cgroup: Option<&mut TestCgroup>,
-) -> Outcome {
+) -> (Outcome, Option<u64>) {
     let Started {
         server,
         mut streams,
@@ -412,15 +454,20 @@ fn collect(
     let report: Option<Report> = serde_json::from_slice(&report.raw).ok();
     let (stdout, stderr) = (stdout.buffer.finish(), stderr.buffer.finish());
     match report {
-        Some(report) => Outcome {
-            ending: report.ending,
-            wall: report.wall,
-            leaked_processes: report.leaked_processes,
-            rusage: report.rusage,
-            usage,
-            stdout,
-            stderr,
-        },
+        Some(report) => (
+            Outcome {
+                ending: report.ending,
+                wall: report.wall,
+                leaked_processes: report.leaked_processes,
+                rusage: report.rusage,
+                usage,
+                stdout,
+                stderr,
+                phases: Phases::default(),
+                samples: Vec::new(),
+            },
+            report.command_started_ns,
+        ),
         None => {
             let ending = if killed_by_backstop {
                 Ending::TimedOut
@@ -437,7 +484,7 @@ fn collect(
                     host_unsupported: false,
                 })
             };
-            Outcome {
+            let outcome = Outcome {
                 ending,
                 wall: Duration::ZERO,
                 leaked_processes: 0,
@@ -445,7 +492,10 @@ fn collect(
                 usage,
                 stdout,
                 stderr,
-            }
+                phases: Phases::default(),
+                samples: Vec::new(),
+            };
+            (outcome, None)
         }
     }
 }
@@ -512,5 +562,36 @@ fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_the_time_around_the_command() {
+        let ms = |n: u64| Duration::from_millis(n);
+        let at = |n: u64| n * 1_000_000;
+        assert_eq!(
+            phases(at(100), Some(at(103)), ms(50), at(160)),
+            Phases {
+                setup: ms(3),
+                teardown: ms(7)
+            }
+        );
+        assert_eq!(
+            phases(at(100), None, Duration::ZERO, at(104)),
+            Phases {
+                setup: ms(4),
+                teardown: Duration::ZERO
+            },
+            "a command that never started: all of it was setup"
+        );
+        assert_eq!(
+            phases(at(100), Some(at(101)), ms(80), at(160)).teardown,
+            Duration::ZERO,
+            "clock skew never makes a negative span"
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::capture::CapturedOutput;
 use super::cgroup::{CgroupView, Limits, Usage};
+use super::sampler::Sample;
 use super::security::Security;
 use super::userns::IdMapping;
 
@@ -163,6 +164,10 @@ pub struct Report {
     /// were killed with the PID namespace.
     pub leaked_processes: u32,
     pub rusage: Option<Rusage>,
+    /// When the command started, on the host's monotonic clock
+    /// (`monotonic_ns`); None when it never did.
+    #[serde(default)]
+    pub command_started_ns: Option<u64>,
 }
 
 /// A finished container run: the helper's report plus captured output.
@@ -176,4 +181,51 @@ pub struct Outcome {
     pub usage: Option<Usage>,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
+    /// Where the time around the command went.
+    pub phases: Phases,
+    /// Memory and CPU read from the cgroup while the test ran (when the
+    /// sandbox samples: `Sandbox::sample_every`).
+    pub samples: Vec<Sample>,
+}
+
+impl Outcome {
+    /// A container that could not be set up: nothing ran.
+    pub fn setup_failed(failure: SetupFailure) -> Outcome {
+        Outcome {
+            ending: Ending::SetupFailed(failure),
+            wall: Duration::ZERO,
+            leaked_processes: 0,
+            rusage: None,
+            usage: None,
+            stdout: CapturedOutput::default(),
+            stderr: CapturedOutput::default(),
+            phases: Phases::default(),
+            samples: Vec::new(),
+        }
+    }
+}
+
+/// Where a container's time went besides the command itself (`wall`),
+/// measured by the runner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// From the request to the command's start: the cgroup, the hand-off
+    /// to the server, namespaces, root filesystem, security; all of it
+    /// when the command never started.
+    pub setup: Duration,
+    /// From the command's end to the outcome: the supervisor's report,
+    /// emptying and removing the cgroup.
+    pub teardown: Duration,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the
+/// host, so a supervisor's timestamps mean something to the runner.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }

@@ -86,6 +86,7 @@ pub(super) fn setup_failed(failure: SetupFailure) -> Report {
         wall: Duration::ZERO,
         leaked_processes: 0,
         rusage: None,
+        command_started_ns: None,
     }
 }
 
@@ -154,12 +155,13 @@ fn start_and_watch(
         mount_namespace,
     );
     let rusage = wait_for_init(init_pid);
-    let (ending, wall, leaked_processes) = watched?;
+    let (ending, wall, leaked_processes, command_started_ns) = watched?;
     Ok(Report {
         ending,
         wall,
         leaked_processes,
         rusage,
+        command_started_ns,
     })
 }
 
@@ -195,7 +197,7 @@ fn watch(
     stop_signals: &SignalFd,
     _lifeline: OwnedFd,
     mount_namespace: &mut Option<File>,
-) -> Result<(Ending, Duration, u32), SetupFailure> {
+) -> Result<(Ending, Duration, u32, Option<u64>), SetupFailure> {
     let init_exited = pidfd_open(init_pid).step(|| "pidfd_open(container init)".into())?;
     let mut inbox = Inbox::default();
     let mut started: Option<Instant> = None;
@@ -246,7 +248,7 @@ fn watch(
         drop(fds);
         if messages_ready {
             messages_open = inbox.read_from(messages);
-            if started.is_none() && inbox.started {
+            if started.is_none() && inbox.started_ns.is_some() {
                 started = Some(Instant::now());
                 // Best effort: without it the teardown is only slower.
                 *mount_namespace = File::open(format!("/proc/{init_pid}/ns/mnt")).ok();
@@ -293,7 +295,8 @@ fn watch(
             0,
         ),
     };
-    Ok(outcome)
+    let (ending, wall, leaked) = outcome;
+    Ok((ending, wall, leaked, inbox.started_ns))
 }
 
 /// Leftover processes: as init counted them when the command ended, else
@@ -319,7 +322,8 @@ fn begin_stop(init_pid: Pid, reason: StopReason, grace: Duration) -> Stopping {
 #[derive(Default)]
 struct Inbox {
     buffer: Vec<u8>,
-    started: bool,
+    /// When the command started (`monotonic_ns`), once init said so.
+    started_ns: Option<u64>,
     helper_processes: u32,
     finished: Option<(CommandExit, u64, u32)>,
     failure: Option<SetupFailure>,
@@ -337,8 +341,11 @@ impl Inbox {
         while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.buffer.drain(..=end).collect();
             match serde_json::from_slice(&line) {
-                Ok(InitMessage::Started { helper_processes }) => {
-                    self.started = true;
+                Ok(InitMessage::Started {
+                    monotonic_ns,
+                    helper_processes,
+                }) => {
+                    self.started_ns = Some(monotonic_ns);
                     self.helper_processes = helper_processes;
                 }
                 Ok(InitMessage::Finished {

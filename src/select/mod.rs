@@ -1,11 +1,15 @@
-//! Selection: filters, tags, `--run-ignored` and `--partition` reduce the
-//! planned tests to those this run runs (and the ignored ones it reports).
+//! Selection: filters, tags, `--run-ignored`, `--rerun-failed` and
+//! `--partition` reduce the planned tests to those this run runs (and the
+//! ignored ones it reports); `order` says in which order they start.
 //! Name globs live here: `*` does not cross `/`; `**` does.
 
 pub mod expression;
+mod order;
 mod partition;
 mod selection;
 
+pub use order::Order;
+pub(crate) use partition::fnv1a_64;
 pub use partition::Partition;
 pub use selection::{Criteria, RunIgnored, Selected, Selection};
 

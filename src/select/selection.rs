@@ -1,11 +1,15 @@
 //! The command line's selection: name substrings, `--filter` regexes,
 //! `--tag` / `--skip-tag`, `--include` / `--exclude` globs,
-//! `--run-ignored` and `--partition`, applied to the plan.
+//! `--run-ignored`, `--rerun-failed` and `--partition`, applied to the
+//! plan.
+
+use std::time::Duration;
 
 use regex::Regex;
 
 use super::{Filter, Partition};
 use crate::discover::TestCase;
+use crate::history::History;
 use crate::plan::PlannedTest;
 
 /// Whether tests marked `ignore = true` run.
@@ -40,6 +44,8 @@ pub struct Criteria {
     pub run_ignored: RunIgnored,
     /// The part of the selected tests to keep (`--partition`).
     pub partition: Option<Partition>,
+    /// Only the tests that did not pass last time (`--rerun-failed`).
+    pub rerun_failed: bool,
 }
 
 /// Validated criteria, ready to apply.
@@ -52,6 +58,7 @@ pub struct Selection {
     globs: Filter,
     run_ignored: RunIgnored,
     partition: Option<Partition>,
+    rerun_failed: bool,
 }
 
 /// The plan after selection, each list in plan order.
@@ -60,6 +67,8 @@ pub struct Selected {
     pub run: Vec<PlannedTest>,
     /// Ignored tests not run, to be reported as skipped.
     pub skipped: Vec<PlannedTest>,
+    /// Tests selected before the partition was taken: those of all parts.
+    pub whole: usize,
 }
 
 impl Selection {
@@ -78,25 +87,56 @@ impl Selection {
             globs: Filter::new(&criteria.include, &criteria.exclude)?,
             run_ignored: criteria.run_ignored,
             partition: criteria.partition,
+            rerun_failed: criteria.rerun_failed,
         })
     }
 
     /// Filters the plan, then takes the partition. Ignored tests count in
     /// the partition even when they only get reported, so that across the
-    /// N parts every test is reported exactly once.
-    pub fn apply(&self, plan: Vec<PlannedTest>) -> Selected {
-        let (skipped, run) = plan
+    /// N parts every test is reported exactly once. `history` answers
+    /// `--rerun-failed` and gives `time:` partitions their durations.
+    pub fn apply(&self, plan: Vec<PlannedTest>, history: &History) -> Selected {
+        let chosen: Vec<PlannedTest> = plan
             .into_iter()
             .filter(|t| self.matches(&t.case))
             .filter(|t| self.run_ignored != RunIgnored::Only || t.settings.ignored())
-            .enumerate()
-            .filter(|(position, t)| {
-                self.partition
-                    .is_none_or(|p| p.contains(*position, &t.case.name))
-            })
-            .map(|(_, t)| t)
-            .partition(|t| self.run_ignored == RunIgnored::Default && t.settings.ignored());
-        Selected { run, skipped }
+            .filter(|t| !self.rerun_failed || history.failed_last_time(&t.case.name))
+            .collect();
+        let whole = chosen.len();
+        let members = match &self.partition {
+            None => vec![true; chosen.len()],
+            Some(partition) => {
+                let names: Vec<&str> = chosen.iter().map(|t| t.case.name.as_str()).collect();
+                // A test that will only be reported takes no time.
+                let durations: Vec<Option<Duration>> = chosen
+                    .iter()
+                    .map(|t| {
+                        if self.reported_only(t) {
+                            Some(Duration::ZERO)
+                        } else {
+                            history.duration(&t.case.name)
+                        }
+                    })
+                    .collect();
+                partition.members(&names, &durations)
+            }
+        };
+        let (skipped, run) = chosen
+            .into_iter()
+            .zip(members)
+            .filter(|(_, member)| *member)
+            .map(|(t, _)| t)
+            .partition(|t| self.reported_only(t));
+        Selected {
+            run,
+            skipped,
+            whole,
+        }
+    }
+
+    /// Whether the test is ignored and not run, only reported as skipped.
+    fn reported_only(&self, test: &PlannedTest) -> bool {
+        self.run_ignored == RunIgnored::Default && test.settings.ignored()
     }
 
     fn matches(&self, case: &TestCase) -> bool {
@@ -157,13 +197,17 @@ mod tests {
 
     /// The names run with `criteria` over `plan()`.
     fn run(criteria: Criteria) -> Vec<String> {
-        let selected = Selection::new(criteria).unwrap().apply(plan());
+        let selected = Selection::new(criteria)
+            .unwrap()
+            .apply(plan(), &History::default());
         names(&selected.run).into_iter().map(String::from).collect()
     }
 
     #[test]
     fn no_criteria_runs_all_but_ignored() {
-        let selected = Selection::new(Criteria::default()).unwrap().apply(plan());
+        let selected = Selection::new(Criteria::default())
+            .unwrap()
+            .apply(plan(), &History::default());
         assert_eq!(
             names(&selected.run),
             ["db/migrate.sh", "db/query.sh", "net/echo.sh", "smoke.sh"]
@@ -240,7 +284,7 @@ mod tests {
                 ..Criteria::default()
             })
             .unwrap()
-            .apply(plan())
+            .apply(plan(), &History::default())
         };
         let default = select(RunIgnored::Default);
         assert_eq!(names(&default.run), ["net/echo.sh"]);
@@ -259,7 +303,15 @@ mod tests {
             .map(|i| test(&format!("s{}/t{i}", i % 5), &[], i % 4 == 0))
             .chain([test("dropped", &["slow"], false)])
             .collect();
-        for kind in ["hash", "slice"] {
+        // Durations for some tests, so that time: packs and hashes both.
+        let runs: Vec<(String, f64)> = (0..300)
+            .filter(|i| i % 3 != 0)
+            .map(|i| (format!("s{}/t{i}", i % 5), f64::from(i % 17)))
+            .collect();
+        let runs: Vec<(&str, &str, f64)> =
+            runs.iter().map(|(n, d)| (n.as_str(), "PASS", *d)).collect();
+        let history = crate::history::tests::history(&runs);
+        for kind in ["hash", "slice", "time"] {
             for parts in [1, 2, 3, 7] {
                 let mut reported = Vec::new();
                 for part in 1..=parts {
@@ -269,7 +321,7 @@ mod tests {
                         ..Criteria::default()
                     })
                     .unwrap()
-                    .apply(plan.clone());
+                    .apply(plan.clone(), &history);
                     assert!(selected.run.iter().all(|t| !t.settings.ignored()));
                     assert!(selected.skipped.iter().all(|t| t.settings.ignored()));
                     reported.extend(names(&selected.run).into_iter().map(String::from));
@@ -291,8 +343,48 @@ mod tests {
             partition: Some("slice:2/2".parse().unwrap()),
             ..Criteria::default()
         };
-        let selected = Selection::new(criteria).unwrap().apply(plan());
+        let selected = Selection::new(criteria)
+            .unwrap()
+            .apply(plan(), &History::default());
         assert_eq!(names(&selected.run), ["db/query.sh"]);
         assert_eq!(names(&selected.skipped), ["net/flaky.sh"]);
+    }
+
+    #[test]
+    fn ignored_tests_weigh_nothing_in_time_parts() {
+        let history = crate::history::tests::history(&[
+            ("db/migrate.sh", "PASS", 4.0),
+            ("db/query.sh", "PASS", 2.0),
+            ("net/echo.sh", "PASS", 2.0),
+            ("smoke.sh", "PASS", 0.0),
+        ]);
+        let part = |k| {
+            let criteria = Criteria {
+                partition: Some(format!("time:{k}/2").parse().unwrap()),
+                ..Criteria::default()
+            };
+            let selected = Selection::new(criteria).unwrap().apply(plan(), &history);
+            names(&selected.run).join(" ")
+        };
+        // net/flaky.sh is ignored: were it counted as the median (2 s), one
+        // part would hold it instead of a test that runs.
+        assert_eq!(part(1), "db/migrate.sh smoke.sh");
+        assert_eq!(part(2), "db/query.sh net/echo.sh");
+    }
+
+    #[test]
+    fn rerun_failed_keeps_what_did_not_pass() {
+        let history = crate::history::tests::history(&[
+            ("db/migrate.sh", "PASS", 1.0),
+            ("db/query.sh", "FAIL", 1.0),
+            ("net/echo.sh", "NOT-RUN", 0.0),
+            ("smoke.sh", "FLAKY", 1.0),
+        ]);
+        let criteria = Criteria {
+            rerun_failed: true,
+            ..Criteria::default()
+        };
+        let selected = Selection::new(criteria).unwrap().apply(plan(), &history);
+        assert_eq!(names(&selected.run), ["db/query.sh", "net/echo.sh"]);
     }
 }

@@ -8,6 +8,7 @@
 //! run left. Each test then gets a `TestCgroup` named
 //! `isotest-<run id>-<n>`, removed again after its test.
 
+mod available;
 mod files;
 mod janitor;
 pub mod layout;
@@ -28,6 +29,7 @@ use super::mountinfo;
 use super::spec::SetupFailure;
 use super::step::Step;
 
+pub use available::available_memory;
 pub use layout::LayoutKind as CgroupLayout;
 
 /// Limits for one test; `None` is no limit.
@@ -664,6 +666,15 @@ impl TestCgroup {
         }
     }
 
+    /// What the sampler reads this group's current use through.
+    pub fn probe(&self) -> UsageProbe {
+        UsageProbe {
+            version: self.version,
+            memory: self.memory.clone(),
+            cpuacct: self.cpuacct.clone(),
+        }
+    }
+
     pub fn usage(&self) -> Usage {
         let (user, system) = match self.version {
             Version::V1 => (
@@ -755,6 +766,41 @@ impl Drop for TestCgroup {
 fn write(dir: &Path, name: &str, value: &str) -> Result<(), SetupFailure> {
     let path = dir.join(name);
     fs::write(&path, value).step(|| format!("write {value} to {}", path.display()))
+}
+
+/// Reads a test group's memory and CPU use as they are now, from any
+/// thread (the sampler's).
+#[derive(Clone, Debug)]
+pub struct UsageProbe {
+    version: Version,
+    memory: Option<PathBuf>,
+    cpuacct: Option<PathBuf>,
+}
+
+impl UsageProbe {
+    /// A v2 group's files in `dir` (for tests of the sampler).
+    #[cfg(test)]
+    pub fn v2_files_in(dir: &Path) -> UsageProbe {
+        UsageProbe {
+            version: Version::V2,
+            memory: Some(dir.to_path_buf()),
+            cpuacct: Some(dir.to_path_buf()),
+        }
+    }
+
+    /// Memory charged now (bytes) and CPU time used so far (µs).
+    pub fn read(&self) -> (Option<u64>, Option<u64>) {
+        match self.version {
+            Version::V1 => (
+                read_value(&self.memory, "memory.usage_in_bytes"),
+                read_value(&self.cpuacct, "cpuacct.usage").map(|ns| ns / 1000),
+            ),
+            Version::V2 => (
+                read_value(&self.memory, "memory.current"),
+                read_keyed(&self.cpuacct, "cpu.stat", "usage_usec"),
+            ),
+        }
+    }
 }
 
 fn read_value(dir: &Option<PathBuf>, name: &str) -> Option<u64> {

@@ -1,0 +1,133 @@
+use super::*;
+use crate::report::junit::tests::summary;
+use crate::run::{RunSummary, Timing};
+
+/// The shared test summary, with hostile names, one test sampled and
+/// every run test in a slot.
+fn hostile_summary() -> RunSummary {
+    let mut summary = summary();
+    summary.results[1].test.name = "</script><script>window.isotestInjected=1</script>".into();
+    summary.results[2].test.name = "<img src=x onerror=\"window.isotestInjected=1\">'\"\0".into();
+    for (slot, result) in summary.results.iter_mut().enumerate() {
+        if !matches!(result.status.label(), "SKIPPED" | "NOT-RUN") {
+            result.slot = Some(slot % 2);
+            result.timing = Timing {
+                test: result.duration,
+                ..Timing::default()
+            };
+        }
+    }
+    summary.results[0].timing.samples = vec![crate::sandbox::Sample {
+        at: Duration::from_millis(5),
+        memory_bytes: Some(1 << 20),
+        cpu_usec: Some(10),
+    }];
+    summary
+}
+
+fn page() -> String {
+    render(&JsonRun::from_summary(&hostile_summary()), None)
+}
+
+#[test]
+fn hostile_names_and_output_stay_text() {
+    let page = page();
+    assert!(!page.contains("<img"), "no element from a name");
+    assert!(page.contains(
+        "&lt;img src=x onerror=&quot;window.isotestInjected=1&quot;&gt;&#39;&quot;\\u{0}"
+    ));
+    assert_eq!(
+        page.matches("<script").count(),
+        3,
+        "only the page's own scripts"
+    );
+    assert_eq!(page.matches("</script>").count(), 3);
+    // NASTY output: colours as spans, NUL shown, markup escaped.
+    assert!(
+        page.contains("<span class=\"f1\">red</span> nul\\u{0} cdata]]&gt; bad"),
+        "{page}"
+    );
+    assert!(!page.contains('\0'));
+}
+
+#[test]
+fn lists_every_test_with_its_status() {
+    let summary = hostile_summary();
+    let page = page();
+    for (index, result) in summary.results.iter().enumerate() {
+        let row = format!(
+            "<tr id=\"r{index}\" data-i=\"{index}\" data-s=\"{}\"",
+            result.status.label()
+        );
+        assert!(page.contains(&row), "{row}");
+        assert!(page.contains(&escape::text(&result.test.name)));
+    }
+    let failing = summary
+        .results
+        .iter()
+        .filter(|r| !matches!(r.status.label(), "PASS" | "SKIPPED"));
+    assert_eq!(page.matches("<details id=\"t").count(), failing.count());
+    assert!(page.contains("<li class=\"st s-FAIL\" data-status=\"FAIL\" data-count=\"1\">"));
+}
+
+#[test]
+fn draws_slots_memory_and_samples() {
+    let page = page();
+    assert!(page.contains("<text x=\"0\" y=\"13.0\">slot 1</text>"));
+    assert!(page.contains("<text x=\"0\" y=\"31.0\">slot 2</text>"));
+    let bars = page.matches("<rect class=\"s-").count();
+    let attempts: usize = hostile_summary()
+        .results
+        .iter()
+        .filter(|r| r.slot.is_some())
+        .map(|r| r.attempts.len() + 1)
+        .sum();
+    assert_eq!(bars, attempts, "a bar per attempt");
+    assert!(page.contains("<td class=\"num\">3.0 MiB</td><td class=\"num\">of 256.0 MiB</td>"));
+    assert!(page.contains(r#"id="samples">{"0":[[0.005,1048576,10]]}</script>"#));
+}
+
+#[test]
+fn compares_peak_memory_with_a_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.json");
+    let mut run = JsonRun::from_summary(&summary());
+    run.tests[0].usage.memory_peak_bytes = Some(2 << 20);
+    std::fs::write(&old, serde_json::to_vec(&run).unwrap()).unwrap();
+    let baseline = Baseline::load(&old, 0.2).unwrap();
+    let page = render(&JsonRun::from_summary(&summary()), Some(&baseline));
+    assert!(
+        page.contains("<span class=\"up\">+50% from 2.0 MiB</span>"),
+        "{page}"
+    );
+}
+
+#[test]
+fn shows_settings_and_host() {
+    let mut run = JsonRun::from_summary(&summary());
+    run.settings = serde_json::json!({
+        "jobs": 2, "profile": null, "partition": "hash:1/2",
+        "flags": [{ "key": "memory", "value": "<256M>" }]
+    });
+    let page = render(&run, None);
+    assert!(page.contains("<dt>jobs</dt><dd>2</dd>"));
+    assert!(page.contains("<dt>partition</dt><dd>hash:1/2</dd>"));
+    assert!(page.contains("<dt>flag memory</dt><dd>&lt;256M&gt;</dd>"));
+    assert!(!page.contains("<dt>profile</dt>"));
+    assert!(page.contains("<dt>cgroups</dt><dd>hybrid</dd>"));
+}
+
+#[test]
+fn reads_reports_written_before_slots_and_phases() {
+    let mut run = JsonRun::from_summary(&summary());
+    let mut old = serde_json::to_value(&run).unwrap();
+    for test in old["tests"].as_array_mut().unwrap() {
+        let test = test.as_object_mut().unwrap();
+        test.remove("slot");
+        test.remove("phases");
+    }
+    run = serde_json::from_value(old).unwrap();
+    let page = render(&run, None);
+    assert!(page.contains("<p>No test ran in a job slot.</p>"));
+    assert_eq!(page.matches("<tr id=\"r").count(), run.tests.len());
+}
