@@ -263,12 +263,21 @@ fn run_as_nobody_is_rootless() -> Result<(), Failed> {
             .args(args);
         support::run(command)
     };
-    let finished = as_nobody(&["run", "--json", "report.json", "pass.sh"])?;
+    // Somewhere nobody may write the report.
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports)?;
+    std::fs::set_permissions(
+        &reports,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )?;
+    let report_path = reports.join("report.json");
+    let report_arg = report_path.to_string_lossy().into_owned();
+    let finished = as_nobody(&["run", "--json", &report_arg, "pass.sh"])?;
     expect_code(&finished, 0, "running as nobody (rootless)")?;
     if !finished.stderr.contains("without cgroup limits") {
         return Err("no warning that limits are off".into());
     }
-    let report = crate::json::read(&dir.path().join("report.json"))?;
+    let report = crate::json::read(&report_path)?;
     if report["host"]["rootless"] != true {
         return Err(format!(
             "the JSON report of a rootless run says host.rootless = {}",
