@@ -183,6 +183,7 @@ fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
         cause,
         hint: None,
         host_unsupported: false,
+        errno: None,
     };
     let outcome = Outcome::setup_failed(failure);
     classify(

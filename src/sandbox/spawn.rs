@@ -245,6 +245,7 @@ impl Sandbox {
                     .into(),
                 hint: Some("drop --scratch, or the test's `disk` setting".into()),
                 host_unsupported: false,
+                errno: None,
             });
         }
         let scratch = match self.scratch.as_deref().map(ScratchDir::create).transpose() {
@@ -482,6 +483,7 @@ fn collect(
                     },
                     hint: None,
                     host_unsupported: false,
+                    errno: None,
                 })
             };
             let outcome = Outcome {

@@ -132,6 +132,17 @@ pub struct SetupFailure {
     /// True when the host itself cannot create containers (not the test's
     /// fault): no permission for namespaces or mounts.
     pub host_unsupported: bool,
+    /// The errno, when a syscall failed: what decisions look at (`cause`
+    /// is its text, for people).
+    #[serde(default)]
+    pub errno: Option<i32>,
+}
+
+impl SetupFailure {
+    /// Whether a syscall failed with `errno`.
+    pub fn is(&self, errno: nix::errno::Errno) -> bool {
+        self.errno == Some(errno as i32)
+    }
 }
 
 impl std::fmt::Display for SetupFailure {

@@ -74,6 +74,7 @@ fn read_request() -> Result<HelperRequest, SetupFailure> {
         cause: e.to_string(),
         hint: Some("the runner and helper binaries differ; reinstall isotest".into()),
         host_unsupported: false,
+        errno: None,
     })?;
     let null = File::open("/dev/null").step(|| "open /dev/null".into())?;
     nix::unistd::dup2_stdin(&null).step(|| "put /dev/null on stdin".into())?;
@@ -290,6 +291,7 @@ fn watch(
                 cause: "exited before reporting how the command ended".into(),
                 hint: None,
                 host_unsupported: false,
+                errno: None,
             }),
             wall,
             0,

@@ -170,6 +170,7 @@ fn enter_with_range(mapping: &IdMapping, range: &SubordinateRange) -> Result<(),
                     cause: "it failed (see its message above)".into(),
                     hint: Some("check /etc/subuid and /etc/subgid for this user".into()),
                     host_unsupported: true,
+                    errno: None,
                 }),
             }
         }

@@ -55,6 +55,7 @@ pub fn enter_new_root(request: &HelperRequest) -> Result<Vec<Pid>, SetupFailure>
         cause,
         hint: None,
         host_unsupported: false,
+        errno: None,
     })?;
 
     enter_scratch(spec)?;

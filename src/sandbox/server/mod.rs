@@ -138,6 +138,7 @@ impl Server {
                 cause: "its thread ended early".into(),
                 hint: None,
                 host_unsupported: false,
+                errno: None,
             }),
         }
     }
