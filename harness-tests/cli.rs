@@ -346,7 +346,7 @@ fn run_survives_a_killed_sandbox_server() -> Result<(), Failed> {
         !hooks::processes_with(MARKER).is_empty()
     });
     // The server: the runner's child running the hidden subcommand.
-    let server = hooks::processes_with(&format!("__sandbox-helper {runner_pid}"))
+    let server = hooks::processes_with(&format!("__sandbox-server {runner_pid}"))
         .into_iter()
         .map(|(pid, _)| pid)
         .find(|pid| {

@@ -911,7 +911,7 @@ fn seccomp_check(proc_status: &str, actions_avail: Option<&str>) -> Check {
     }
 }
 
-/// Opens and closes a pidfd on isotest itself: the helper waits for each
+/// Opens and closes a pidfd on isotest itself: the supervisor waits for each
 /// container's init through one.
 fn pidfd_open_self() -> Result<(), Errno> {
     let own = nix::unistd::Pid::this();

@@ -5,7 +5,7 @@
 //! exits reports how, counts what it left running, and exits itself, which
 //! kills the rest of the PID namespace.
 //!
-//! It runs in a forked child of the single-threaded helper, so allocating
+//! It runs in a forked child of the single-threaded supervisor, so allocating
 //! and everything else is allowed here.
 
 use std::ffi::{CString, OsStr};
@@ -30,11 +30,11 @@ use serde::{Deserialize, Serialize};
 
 use super::identity::{self, Identity};
 use super::security;
-use super::spec::{HelperRequest, SandboxSpec, SetupFailure};
+use super::spec::{SandboxSpec, SetupFailure, SupervisorRequest};
 use super::step::{failure, Step};
 use super::{net, rootfs};
 
-/// Signals init handles through its signalfd; the helper blocks them before
+/// Signals init handles through its signalfd; the supervisor blocks them before
 /// forking so none is lost in between.
 pub(super) fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
@@ -49,15 +49,15 @@ pub(super) fn handled_signals() -> SigSet {
     set
 }
 
-/// What init tells the helper, one JSON line per message.
+/// What init tells the supervisor, one JSON line per message.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum InitMessage {
     /// The command has started (at `monotonic_ns`); the timeout runs
-    /// from here. Helper processes (a fuse-overlayfs daemon) are not the
+    /// from here. Daemon processes (fuse-overlayfs) are not the
     /// test's: they are not counted as left behind.
     Started {
         monotonic_ns: u64,
-        helper_processes: u32,
+        daemon_processes: u32,
     },
     Finished {
         exit: CommandExit,
@@ -75,7 +75,7 @@ pub(super) enum CommandExit {
 
 /// The body of PID 1; never returns.
 pub(super) fn run(
-    request: &HelperRequest,
+    request: &SupervisorRequest,
     report: OwnedFd,
     lifeline: OwnedFd,
     cgroup_procs: Vec<File>,
@@ -89,19 +89,19 @@ pub(super) fn run(
         }
     };
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong
-    // to the helper this process was forked from.
+    // to the supervisor this process was forked from.
     unsafe { libc::_exit(code) }
 }
 
 fn supervise_command(
-    request: &HelperRequest,
+    request: &SupervisorRequest,
     report: &mut File,
     lifeline: OwnedFd,
     cgroup_procs: &[File],
 ) -> Result<i32, SetupFailure> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set parent-death signal".into())?;
-    if !released_by_helper(&lifeline) {
-        // The helper died (before the death signal was armed, perhaps).
+    if !released_by_supervisor(&lifeline) {
+        // The supervisor died (before the death signal was armed, perhaps).
         unsafe { libc::_exit(1) }
     }
     drop(lifeline);
@@ -112,7 +112,7 @@ fn supervise_command(
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
     unshare(namespaces).step(|| format!("unshare({namespaces:?})"))?;
-    let helpers = rootfs::enter_new_root(request)?;
+    let daemons = rootfs::enter_new_root(request)?;
     sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
     if !spec.host_network {
         net::bring_up_loopback()?;
@@ -139,7 +139,7 @@ fn supervise_command(
         report,
         &InitMessage::Started {
             monotonic_ns,
-            helper_processes: helpers.len() as u32,
+            daemon_processes: daemons.len() as u32,
         },
     );
 
@@ -148,7 +148,7 @@ fn supervise_command(
     // Killed by a signal (a test's own `kill -9 -1`, say): its group may
     // still be dying too.
     let killed = matches!(exit, CommandExit::Signal(_));
-    let leaked_processes = count_leftovers(forwarded_signal || killed, &helpers);
+    let leaked_processes = count_leftovers(forwarded_signal || killed, &daemons);
     send(
         report,
         &InitMessage::Finished {
@@ -163,9 +163,9 @@ fn supervise_command(
     })
 }
 
-/// Waits for the helper's go-ahead (it first moves us into the test's
-/// cgroup); EOF instead means the helper is gone.
-fn released_by_helper(lifeline: &OwnedFd) -> bool {
+/// Waits for the supervisor's go-ahead (it first moves us into the test's
+/// cgroup); EOF instead means the supervisor is gone.
+fn released_by_supervisor(lifeline: &OwnedFd) -> bool {
     let mut byte = [0u8; 1];
     loop {
         match nix::unistd::read(lifeline, &mut byte) {
@@ -179,7 +179,7 @@ fn released_by_helper(lifeline: &OwnedFd) -> bool {
 fn send(report: &mut File, message: &InitMessage) {
     let mut line = serde_json::to_vec(message).expect("init messages serialize");
     line.push(b'\n');
-    // Nobody is left to tell if the helper is gone.
+    // Nobody is left to tell if the supervisor is gone.
     let _ = report.write_all(&line);
 }
 
@@ -391,11 +391,11 @@ fn wait_for_command(command: Pid, signals: &SignalFd) -> Result<(CommandExit, bo
 /// Processes the command left running. When it was being stopped, the rest
 /// of its group got the same signal: give them a moment to finish dying so
 /// they are not counted as left behind.
-fn count_leftovers(forwarded_signal: bool, helpers: &[Pid]) -> u32 {
+fn count_leftovers(forwarded_signal: bool, daemons: &[Pid]) -> u32 {
     let settle_until = Instant::now() + SETTLE_TIME;
     loop {
         reap_zombies(None);
-        let count = count_live_processes(helpers);
+        let count = count_live_processes(daemons);
         if count == 0 || !forwarded_signal || Instant::now() >= settle_until {
             return count;
         }
@@ -433,16 +433,16 @@ fn let_tracee_go(pid: Pid, signal: Signal) {
     let _ = nix::sys::ptrace::detach(pid, deliver);
 }
 
-/// Processes in the container other than init and its `helpers` that are
+/// Processes in the container other than init and its `daemons` that are
 /// neither zombies nor already dying from a SIGKILL.
-fn count_live_processes(helpers: &[Pid]) -> u32 {
+fn count_live_processes(daemons: &[Pid]) -> u32 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != 1 && !helpers.contains(&Pid::from_raw(*pid as i32)))
+        .filter(|pid| *pid != 1 && !daemons.contains(&Pid::from_raw(*pid as i32)))
         .filter(|pid| !is_leaving(*pid))
         .count() as u32
 }

@@ -37,7 +37,7 @@ pub use spawn::{
     rootless_overlay, OutputMode, RootlessOverlay, Sandbox, SandboxNotes, StopRequest,
 };
 pub use spec::{
-    Ending, ExtraMount, HelperRequest, Outcome, Phases, Report, RootMode, RootSpec, Rusage,
-    SandboxSpec, SetupFailure,
+    Ending, ExtraMount, Outcome, Phases, Report, RootMode, RootSpec, Rusage, SandboxSpec,
+    SetupFailure, SupervisorRequest,
 };
 pub use supervisor::pidfd_open;

@@ -23,8 +23,8 @@ use super::sampler::Sampler;
 use super::scratch::ScratchDir;
 use super::server::{self, ForkServer, Server, TestFds};
 use super::spec::{
-    monotonic_ns, Ending, HelperRequest, Outcome, Phases, Report, RootMode, SandboxSpec,
-    SetupFailure,
+    monotonic_ns, Ending, Outcome, Phases, Report, RootMode, SandboxSpec, SetupFailure,
+    SupervisorRequest,
 };
 use super::step::Step;
 use super::supervisor::pidfd_send_signal;
@@ -263,7 +263,7 @@ impl Sandbox {
         if cgroup.is_none() && spec.user_namespace.is_some() {
             spec.security.nproc = spec.limits.pids;
         }
-        let request = HelperRequest {
+        let request = SupervisorRequest {
             spec,
             cgroup_procs: cgroup
                 .iter()
@@ -311,7 +311,11 @@ impl Sandbox {
     /// output pipes (or the runner's own stdout and stderr), and a report
     /// socket, on which the supervisor sends a pidfd of itself, then its
     /// report.
-    fn start(&self, request: &HelperRequest, output: OutputMode) -> Result<Started, SetupFailure> {
+    fn start(
+        &self,
+        request: &SupervisorRequest,
+        output: OutputMode,
+    ) -> Result<Started, SetupFailure> {
         let (request_read, request_write) =
             pipe2(OFlag::O_CLOEXEC).step(|| "create the request pipe".into())?;
         let (report, report_theirs) = socketpair(

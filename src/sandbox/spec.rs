@@ -1,6 +1,6 @@
 //! What the sandbox is asked to run (`SandboxSpec`) and what it says happened
 //! (`Outcome`). Both cross a pipe between the runner and the single-threaded
-//! helper process as JSON, so paths and arguments are raw bytes: test names
+//! supervisor as JSON, so paths and arguments are raw bytes: test names
 //! and arguments need not be UTF-8.
 
 use serde::{Deserialize, Serialize};
@@ -92,11 +92,11 @@ pub enum ExtraMount {
     Fresh { target: Vec<u8> },
 }
 
-/// What the runner sends the helper: the spec, the cgroup.procs files
+/// What the runner sends the supervisor: the spec, the cgroup.procs files
 /// that put the test's command into its cgroup, and how the test sees that
 /// cgroup.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct HelperRequest {
+pub struct SupervisorRequest {
     pub spec: SandboxSpec,
     pub cgroup_procs: Vec<Vec<u8>>,
     pub cgroup_view: CgroupView,
@@ -165,7 +165,7 @@ pub struct Rusage {
     pub max_rss_bytes: u64,
 }
 
-/// What the helper reports back for one container.
+/// What the supervisor reports back for one container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub ending: Ending,
@@ -181,7 +181,7 @@ pub struct Report {
     pub command_started_ns: Option<u64>,
 }
 
-/// A finished container run: the helper's report plus captured output.
+/// A finished container run: the supervisor's report plus captured output.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub ending: Ending,

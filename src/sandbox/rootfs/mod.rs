@@ -30,7 +30,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, pivot_root, Pid};
 
 use super::mountinfo;
-use super::spec::{HelperRequest, RootMode, SandboxSpec, SetupFailure};
+use super::spec::{RootMode, SandboxSpec, SetupFailure, SupervisorRequest};
 use super::step::Step;
 use paths::{NEW_ROOT, SCRATCH};
 
@@ -38,9 +38,9 @@ pub use fuse::find_program as find_fuse_overlayfs;
 
 /// Builds the container's root and pivots into it. Must run in a fresh
 /// mount namespace (and, for /proc, inside the container's PID namespace).
-/// Returns the pids of the helper processes it started (a fuse-overlayfs
+/// Returns the pids of the daemons it started (a fuse-overlayfs
 /// daemon), which live as long as the container.
-pub fn enter_new_root(request: &HelperRequest) -> Result<Vec<Pid>, SetupFailure> {
+pub fn enter_new_root(request: &SupervisorRequest) -> Result<Vec<Pid>, SetupFailure> {
     let spec = &request.spec;
     mount(
         None::<&str>,
@@ -62,7 +62,7 @@ pub fn enter_new_root(request: &HelperRequest) -> Result<Vec<Pid>, SetupFailure>
     mounts::prepare_scratch(&spec.mounts)?;
     let mode = spec.root.mode;
     let rootless = spec.user_namespace.is_some();
-    let mut helpers = Vec::new();
+    let mut daemons = Vec::new();
     let fuse_root = match &request.fuse_overlayfs {
         Some(program) if rootless && spec.root.layers.is_empty() && mode == RootMode::Overlay => {
             Some(Path::new(OsStr::from_bytes(program)))
@@ -71,7 +71,7 @@ pub fn enter_new_root(request: &HelperRequest) -> Result<Vec<Pid>, SetupFailure>
     };
     let exposed = match fuse_root {
         Some(program) => {
-            helpers.push(fuse::mount_host_root(program)?);
+            daemons.push(fuse::mount_host_root(program)?);
             // The host's /run (its sockets and runtime state) shows through
             // the FUSE root: a fresh one hides it.
             kernel::mount_fs("tmpfs", "/run", MsFlags::MS_NOEXEC, Some("mode=0755"))?;
@@ -105,7 +105,7 @@ pub fn enter_new_root(request: &HelperRequest) -> Result<Vec<Pid>, SetupFailure>
         .mode(0o700)
         .create(home)
         .step(|| format!("create home directory {}", home.display()))?;
-    Ok(helpers)
+    Ok(daemons)
 }
 
 /// The scratch space becomes `/` and the host root moves to /oldroot:
