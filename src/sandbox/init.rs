@@ -447,17 +447,12 @@ fn count_live_processes(daemons: &[Pid]) -> u32 {
         .count() as u32
 }
 
-/// A zombie (the state field of /proc/PID/stat follows the `)` that ends
-/// the name), or one with SIGKILL pending: it is on its way out.
+/// A zombie, or one with SIGKILL pending: it is on its way out.
 fn is_leaving(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return true; // gone already
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    if matches!(state, Some('Z') | Some('X')) {
-        return true;
+    match super::procstat::read(pid) {
+        None => return true, // gone already
+        Some(stat) if stat.has_exited() => return true,
+        Some(_) => {}
     }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);

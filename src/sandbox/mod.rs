@@ -17,6 +17,7 @@ mod init;
 pub mod interrupt;
 pub mod mountinfo;
 mod net;
+mod procstat;
 mod rootfs;
 mod sampler;
 mod scratch;
@@ -31,6 +32,7 @@ pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
+pub use procstat::process_start;
 pub use sampler::Sample;
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{

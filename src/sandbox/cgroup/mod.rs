@@ -520,16 +520,10 @@ fn remove_stale(parents: &Parents) -> usize {
 /// Whether an isotest runner with this pid still exists: not gone, not a
 /// zombie, and not a reused pid running something else.
 pub(super) fn runner_alive(pid: i32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(pid) = u32::try_from(pid) else {
         return false;
     };
-    // `PID (COMM) STATE ...`; COMM may itself contain parentheses.
-    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-        return false;
-    };
-    let comm = &stat[open + 1..close];
-    let state = stat[close + 1..].trim_start().chars().next();
-    comm == "isotest" && !matches!(state, Some('Z') | Some('X'))
+    super::procstat::read(pid).is_some_and(|stat| stat.comm == "isotest" && !stat.has_exited())
 }
 
 /// The runner pid in `isotest-<pid>x<rand>-<n>`.
