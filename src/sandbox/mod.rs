@@ -5,9 +5,14 @@
 //! - `spawn`: the runner's side (hand a test over, capture output);
 //! - `server`: the fork server, one per run, forking a supervisor per test;
 //! - `supervisor`: one container's supervisor (PID namespace, timeout);
-//! - `init`: PID 1 inside the container;
-//! - `rootfs`, `net`: what init sets up;
-//! - `mountinfo`, `capture`, `step`: parsing, bounded output, error naming;
+//! - `init`: PID 1 inside the container (and the tracer that lets go of a
+//!   PTRACE_TRACEME child);
+//! - `rootfs`, `net`: what init sets up (the root, rootless through
+//!   fuse-overlayfs where installed; the test's own cgroup at
+//!   /sys/fs/cgroup);
+//! - `cgroup`: per-test cgroups, limits (`cpu_weight` too) and accounting;
+//! - `mountinfo`, `procstat`, `capture`, `step`: parsing, bounded output,
+//!   error naming;
 //! - `sampler`: memory and CPU series of running tests.
 
 mod capture;
