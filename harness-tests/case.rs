@@ -47,7 +47,12 @@
 //! flaky_failures = 1                  # <flakyFailure> elements (default 0)
 //! rerun_failures = 2                  # <rerunFailure> elements (default 0)
 //! earlier_output = ["attempt 1"]      # the k-th earlier attempt's output contains the k-th
+//! cases = { "1 first" = "pass" }      # the test's cases, `case_messages`, `artifacts`
+//! terminal_contains = "(3 cases)"     # and `terminal_contains`: see cases.rs
 //! ```
+//!
+//! Every run gets `--artifacts DIR` (a temporary directory), so what each
+//! test keeps is checked.
 //!
 //! The verdict: a passing test (PASS, FLAKY) has no `<failure>`, `<error>`
 //! or `<skipped>`; FAIL, SIGNAL, TIMEOUT, OOM, OVER-LIMIT and REGRESSED have
@@ -66,6 +71,7 @@ use std::path::{Path, PathBuf};
 use libtest_mimic::{Failed, Trial};
 use serde::Deserialize;
 
+use crate::cases;
 use crate::hooks::Hooks;
 use crate::json;
 use crate::junit::{self, TestCase};
@@ -127,6 +133,13 @@ struct Expected {
     rerun_failures: usize,
     #[serde(default)]
     earlier_output: Vec<String>,
+    /// See cases.rs.
+    cases: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    case_messages: BTreeMap<String, String>,
+    #[serde(default)]
+    artifacts: BTreeMap<String, String>,
+    terminal_contains: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -181,14 +194,16 @@ impl Status {
     }
 }
 
-/// One trial per directory of fixtures/ (each must hold a case.toml).
+/// One trial per directory of fixtures/ (each must hold a case.toml),
+/// except fixtures/drivers/: the programs the driver trials build
+/// (drivers.rs).
 pub fn trials() -> Vec<Trial> {
     let dir = support::fixtures_dir();
     let mut cases: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_dir())
+            .filter(|p| p.is_dir() && !p.ends_with(DRIVER_FIXTURES))
             .collect(),
         Err(e) => {
             let message = format!("read {}: {e}", dir.display());
@@ -210,6 +225,9 @@ pub fn trials() -> Vec<Trial> {
         })
         .collect()
 }
+
+/// The driver trials' fixtures, under fixtures/.
+pub const DRIVER_FIXTURES: &str = "drivers";
 
 /// Whether the case's case.toml says `root_only` (read when listing, so
 /// the rootless lane can skip it).
@@ -252,6 +270,8 @@ fn run_case(case_dir: &Path) -> Result<(), Failed> {
         command.arg("--env").arg(format!("{key}={value}"));
     }
     command
+        .arg("--artifacts")
+        .arg(scratch.path().join("artifacts"))
         .arg("--junit")
         .arg(&junit_path)
         .arg("--json")
@@ -263,6 +283,7 @@ fn run_case(case_dir: &Path) -> Result<(), Failed> {
 
     let mut problems = Vec::new();
     armed.check(finished.pid, &mut problems);
+    cases::check_files_removed(finished.pid, &mut problems);
     match support::host_hostname() {
         Ok(after) if after == hostname => {}
         Ok(after) => problems.push(format!(
@@ -337,7 +358,9 @@ fn check_report(
 
     let unexpected: Vec<_> = report
         .keys()
-        .filter(|name| !case.tests.contains_key(*name))
+        .filter(|name| {
+            !case.tests.contains_key(*name) && !cases::is_case_of_any(name, case.tests.keys())
+        })
         .collect();
     if !unexpected.is_empty() {
         problems.push(format!(
@@ -357,6 +380,34 @@ fn check_report(
         check_retry_lines(name, expected, &finished.stdout, problems);
     }
     check_json(case, reports.json, &report, problems);
+    check_cases(case, reports, &report, problems);
+}
+
+/// Each test's cases and kept outputs (cases.rs).
+fn check_cases(
+    case: &CaseFile,
+    reports: &Reports,
+    report: &BTreeMap<String, TestCase>,
+    problems: &mut Vec<String>,
+) {
+    let json_report = json::read(reports.json).unwrap_or_default();
+    let json_tests: BTreeMap<&str, &serde_json::Value> = json_report["tests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t["name"].as_str()?, t)))
+        .collect();
+    for (name, expected) in &case.tests {
+        let expected_cases = cases::ExpectedCases {
+            name,
+            cases: expected.cases.as_ref(),
+            case_messages: &expected.case_messages,
+            artifacts: &expected.artifacts,
+        };
+        let artifacts = reports.scratch.join("artifacts");
+        let json_test = json_tests.get(name.as_str()).copied();
+        cases::check(&expected_cases, report, json_test, &artifacts, problems);
+    }
 }
 
 /// The JSON report holds the same tests as the JUnit report, each agreeing
@@ -692,7 +743,10 @@ fn check_terminal_line(name: &str, expected: &Expected, stdout: &str, problems: 
             "{name}: terminal line has colour codes though stdout is not a TTY: {line:?}"
         ));
     }
-    if let Some(text) = &expected.message_contains {
+    for text in [&expected.message_contains, &expected.terminal_contains]
+        .into_iter()
+        .flatten()
+    {
         if !line.contains(text.as_str()) {
             problems.push(format!(
                 "{name}: terminal line {line:?} does not contain {text:?}"

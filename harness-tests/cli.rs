@@ -15,13 +15,14 @@ use crate::{cgroups, hooks, junit};
 type Check = fn() -> Result<(), Failed>;
 
 pub fn trials() -> Vec<Trial> {
-    let trials: [(&str, Check); 22] = [
+    let trials: [(&str, Check); 24] = [
         ("run_bad_flag_exits_2", run_bad_flag_exits_2),
         ("run_bad_duration_exits_2", run_bad_duration_exits_2),
         ("run_empty_directory_exits_4", run_empty_directory_exits_4),
         ("run_nothing_selected_exits_4", run_nothing_selected_exits_4),
         ("run_defaults_to_tests_dir", run_defaults_to_tests_dir),
         ("run_single_file", run_single_file),
+        ("run_reports_to_stdout", run_reports_to_stdout),
         (
             "run_shows_output_of_failures_only",
             run_shows_output_of_failures_only,
@@ -29,6 +30,10 @@ pub fn trials() -> Vec<Trial> {
         (
             "run_no_capture_streams_output",
             run_no_capture_streams_output,
+        ),
+        (
+            "run_no_capture_leaves_tap_unread",
+            run_no_capture_leaves_tap_unread,
         ),
         ("run_as_nobody_is_rootless", run_as_nobody_is_rootless),
         (
@@ -173,6 +178,72 @@ fn run_single_file() -> Result<(), Failed> {
     expect_tests_in_report(&junit_path, &["exit_3.sh"])
 }
 
+/// `--json -` and `--junit -` write the report to stdout and the terminal
+/// view to stderr, and no file named `-` appears; both at once, or with
+/// --no-capture (whose output goes to stdout too), is a usage error.
+fn run_reports_to_stdout() -> Result<(), Failed> {
+    support::require_root()?;
+    let cwd = tempfile::tempdir()?;
+    let tests = support::fixtures_dir().join("exit_status/tests");
+    let run = |report: &[&str]| -> Result<Finished, String> {
+        let mut command = isotest();
+        command.current_dir(cwd.path()).arg("run").args(report);
+        command
+            .arg(tests.join("pass.sh"))
+            .arg(tests.join("exit_3.sh"));
+        support::run(command)
+    };
+    let json = run(&["--json", "-"])?;
+    expect_code(&json, 100, "--json - with one failing test")?;
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).map_err(|e| {
+        format!(
+            "stdout is not the JSON report: {e}\nisotest {}",
+            json.describe()
+        )
+    })?;
+    let mut names: Vec<&str> = parsed["tests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    if names != ["exit_3.sh", "pass.sh"] {
+        return Err(format!("tests in the JSON on stdout: {names:?}").into());
+    }
+    if !json.stderr.contains("FAIL") || !json.stderr.contains("Summary") {
+        return Err(format!(
+            "the terminal view is not on stderr\nisotest {}",
+            json.describe()
+        )
+        .into());
+    }
+    let junit = run(&["--junit", "-"])?;
+    expect_code(&junit, 100, "--junit - with one failing test")?;
+    let mut problems = Vec::new();
+    let report = junit::parse(&junit.stdout, &mut problems)
+        .map_err(|e| format!("{e}\nisotest {}", junit.describe()))?;
+    if report.len() != 2 || !problems.is_empty() {
+        return Err(format!(
+            "the JUnit report on stdout: {problems:?}\nisotest {}",
+            junit.describe()
+        )
+        .into());
+    }
+    let stray = cwd.path().join("-");
+    if stray.exists() {
+        return Err(format!("a file named `-` was written: {}", stray.display()).into());
+    }
+    for bad in [
+        &["--json", "-", "--junit", "-"][..],
+        &["--json", "-", "--no-capture"],
+    ] {
+        let finished = run(bad)?;
+        expect_code(&finished, 2, &bad.join(" "))?;
+    }
+    Ok(())
+}
+
 fn expect_tests_in_report(junit_path: &std::path::Path, names: &[&str]) -> Result<(), Failed> {
     let xml = std::fs::read_to_string(junit_path)
         .map_err(|e| format!("read {}: {e}", junit_path.display()))?;
@@ -228,6 +299,25 @@ fn run_no_capture_streams_output() -> Result<(), Failed> {
         )
         .into())
     }
+}
+
+/// Under --no-capture a TAP test's stdout goes to the terminal unread: the
+/// exit code decides (a `not ok` with exit 0 passes), where a captured run
+/// fails the same test on the case.
+fn run_no_capture_leaves_tap_unread() -> Result<(), Failed> {
+    support::require_root()?;
+    let test = "fixtures/protocol_tap/tests/case_fails.sh";
+    let streamed = isotest_with(&["run", "--no-capture", "--protocol", "tap", test])?;
+    expect_code(&streamed, 0, "--no-capture --protocol tap")?;
+    if !streamed.stdout.contains("not ok 2 - compares") {
+        return Err(format!(
+            "the TAP did not reach isotest's stdout\nisotest {}",
+            streamed.describe()
+        )
+        .into());
+    }
+    let captured = isotest_with(&["run", "--protocol", "tap", test])?;
+    expect_code(&captured, 100, "--protocol tap")
 }
 
 /// Without root (as nobody) isotest runs rootless: the test is root in its

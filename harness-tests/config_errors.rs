@@ -185,6 +185,18 @@ const CASES: &[Malformed] = &[
         args: &["--profile", "nope"],
         stderr: "isotest: profile `nope` is not defined in any isotest.toml under the test paths",
     },
+    Malformed {
+        name: "unknown_protocol",
+        files: &[("isotest.toml", "protocol = \"junit\"\n")],
+        args: &[],
+        stderr: "isotest: suite/isotest.toml:1:12: key `protocol`: `junit` is not a protocol (expected \"exitcode\" or \"tap\")",
+    },
+    Malformed {
+        name: "skip_exit_zero",
+        files: &[("isotest.toml", "skip_exit = 0\n")],
+        args: &[],
+        stderr: "isotest: suite/isotest.toml:1:13: key `skip_exit`: expected an integer from 1 to 255",
+    },
 ];
 
 pub fn trials() -> Vec<Trial> {

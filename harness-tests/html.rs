@@ -324,8 +324,7 @@ fn report_html_from_json() -> Result<(), Failed> {
     let run = run()?;
     let mut extended = run.report.clone();
     for test in extended["tests"].as_array_mut().into_iter().flatten() {
-        test["cases"] = serde_json::json!([{ "name": "case 1", "status": "PASS" }]);
-        test["services"] = serde_json::json!({});
+        test["x_from_a_later_isotest"] = serde_json::json!([{ "name": "case 1" }]);
     }
     let json = run.path("extended.json");
     std::fs::write(&json, serde_json::to_vec(&extended)?)?;

@@ -7,12 +7,15 @@
 //! selection, partitions and `isotest list` (selection.rs), the
 //! resource-regression check (baseline.rs), and faults a fixture cannot
 //! hold: hostile file names, test files vanishing mid-run (faults.rs), and
-//! load: 2,000 mixed tests, fds and leftovers measured (stress.rs).
-//! json.rs reads the JSON report; html.rs opens the HTML report in
-//! headless Chromium and checks the trace. shards.rs: run history, time
-//! partitions and `report merge`, `--rerun-failed`, `--stress`, the memory
-//! budget and Bazel's shard variables. limits.rs holds limits between tests
-//! (`cpu_weight`).
+//! load: 2,000 mixed tests, fds and leftovers measured (stress.rs); the
+//! cargo and go drivers on programs built in the trial (drivers.rs).
+//! json.rs reads the JSON report; cases.rs checks the cases inside tests
+//! (TAP, XML_OUTPUT_FILE) and the outputs they keep; html.rs opens the
+//! HTML report in headless Chromium and checks the trace. shards.rs: run
+//! history, time partitions and `report merge`, `--rerun-failed`,
+//! `--stress`, the memory budget and Bazel's shard variables. terminal.rs
+//! replays the terminal view of a run on a pseudo-terminal on an emulated
+//! screen. limits.rs holds limits between tests (`cpu_weight`).
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it, except in the rootless lane (ci/test-rootless), which runs
 //! the harness as `nobody` and skips what needs root. Run with `cargo test --test harness` (filters work:
@@ -20,9 +23,11 @@
 
 mod baseline;
 mod case;
+mod cases;
 mod cgroups;
 mod cli;
 mod config_errors;
+mod drivers;
 mod faults;
 mod hooks;
 mod html;
@@ -34,6 +39,7 @@ mod selection;
 mod shards;
 mod stress;
 mod support;
+mod terminal;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -53,6 +59,8 @@ fn main() {
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
     trials.extend(limits::trials());
+    trials.extend(terminal::trials());
+    trials.extend(drivers::trials());
     trials.extend(html::trials());
     if support::rootless_lane() {
         trials = trials
@@ -80,6 +88,10 @@ const ROOT_ONLY: &[&str] = &[
     "cli::run_as_nobody_is_rootless",
     // It mounts an overlay on the host.
     "rootfs::overlay_refused_names_bind_mode",
+    // They build with root's toolchains and caches (~/.cargo, go's).
+    "drivers::cargo_same_verdicts_as_cargo_test",
+    "drivers::cargo_ignored_and_filters",
+    "drivers::go_same_verdicts_as_go_test",
     // They check the memory sampled from cgroups.
     "html::page_in_chromium",
     "html::page_without_javascript",

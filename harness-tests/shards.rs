@@ -252,6 +252,25 @@ fn time_split_balances_and_merges() -> Result<(), Failed> {
             cases.len()
         ));
     }
+    // `--json -`: the merged report on stdout, the summary on stderr.
+    let mut to_stdout = support::isotest();
+    to_stdout
+        .args(["report", "merge", "--json", "-"])
+        .args(&shard_files);
+    let finished = run_checked(to_stdout, &[100])?;
+    match serde_json::from_str::<Value>(&finished.stdout) {
+        Ok(piped) if statuses(&piped) == statuses(&merged) => {}
+        _ => problems.push(format!(
+            "report merge --json - did not write the merged report to stdout\n{}",
+            finished.describe()
+        )),
+    }
+    if !finished.stderr.contains("13 tests run") {
+        problems.push(format!(
+            "the summary is not on stderr\n{}",
+            finished.describe()
+        ));
+    }
     problems_to_result(problems)
 }
 

@@ -300,3 +300,13 @@ pub fn shorten(text: &str) -> String {
         &text[tail_start..]
     )
 }
+
+/// Whether `program` is an executable file in one of PATH's directories.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}

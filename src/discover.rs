@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::FILE_NAME as CONFIG_FILE_NAME;
+use crate::protocol::Harness;
 
 /// One test: an executable file found under a root, or a command declared
 /// in an isotest.toml.
@@ -28,6 +29,30 @@ pub struct TestCase {
     /// True when `dir` is only a default (a `[[test]]` without `cwd`): an
     /// image's WorkingDir takes its place.
     pub default_dir: bool,
+    /// The harness running it, for a driver's case: its output says more
+    /// than the exit code (a panic, a skip). None for files and commands.
+    pub harness: Option<Harness>,
+    /// Host directories besides `dir` the test needs at their own paths (a
+    /// driver's build output): shown like `dir`, even under the fresh
+    /// /tmp, and bound read-only into another root.
+    pub host_dirs: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+impl TestCase {
+    /// The file test `/s/t.sh` of suite `s`, for unit tests.
+    pub fn example() -> TestCase {
+        TestCase {
+            name: "t.sh".into(),
+            suite: "s".into(),
+            program: Program::File("/s/t.sh".into()),
+            dir: "/s".into(),
+            tags: Vec::new(),
+            default_dir: false,
+            harness: None,
+            host_dirs: Vec::new(),
+        }
+    }
 }
 
 /// What a test runs.
@@ -83,6 +108,8 @@ pub fn discover(roots: &[PathBuf]) -> Result<Vec<TestCase>, DiscoverError> {
                 dir,
                 tags: Vec::new(),
                 default_dir: false,
+                harness: None,
+                host_dirs: Vec::new(),
             });
         } else {
             return Err(DiscoverError::NotATest(root.clone()));
@@ -138,6 +165,8 @@ fn walk(
             dir: dir.to_path_buf(),
             tags: Vec::new(),
             default_dir: false,
+            harness: None,
+            host_dirs: Vec::new(),
         });
     }
     Ok(())

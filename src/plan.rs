@@ -36,10 +36,7 @@ pub fn plan(
     profile: Option<&str>,
     flags: &Settings,
 ) -> Result<Vec<PlannedTest>, PlanError> {
-    let mut planned = Vec::new();
-    let mut names = BTreeSet::new();
-    // The files' include/exclude globs depend only on the directory.
-    let mut filters: HashMap<PathBuf, Option<Filter>> = HashMap::new();
+    let mut planner = Planner::new(configs, profile, flags);
     for root in roots {
         let absolute = std::path::absolute(root).unwrap_or_else(|_| root.clone());
         let mut cases: Vec<(TestCase, PathBuf, Option<&Settings>)> =
@@ -53,35 +50,106 @@ pub fn plan(
         if absolute.is_dir() {
             cases.extend(declared_tests(&absolute, configs));
         }
-        for (mut case, config_dir, own) in cases {
-            let filter = match filters.get(&config_dir) {
-                Some(filter) => filter,
-                None => {
-                    let filter = file_filter(&config_dir, configs, profile)?;
-                    filters.entry(config_dir.clone()).or_insert(filter)
-                }
-            };
-            if filter.as_ref().is_some_and(|f| !f.matches(&case.name)) {
-                continue;
-            }
-            let mut tags: Vec<String> = own.map(Settings::tag_names).unwrap_or_default();
-            // Overrides may match on tags from the test's own table.
-            let subject = Subject {
-                name: &case.name,
-                suite: &case.suite,
-                tags: &tags,
-            };
-            let layers = configs.layers(&config_dir, &subject, profile);
-            let settings = Settings::resolve(layers.into_iter().chain(own).chain([flags]));
-            tags = settings.tag_names();
-            case.tags = tags;
-            if !names.insert(case.name.clone()) {
-                return Err(PlanError::Duplicate(case.name));
-            }
-            planned.push(PlannedTest { case, settings });
+        for (case, config_dir, own) in cases {
+            planner.add(case, &config_dir, None, own)?;
         }
     }
-    Ok(planned)
+    Ok(planner.planned)
+}
+
+/// A case a driver found, with the directory whose isotest.toml files
+/// apply to it and what the driver set (the native tool's environment,
+/// `ignore` for an ignored case).
+pub struct DriverCase {
+    pub case: TestCase,
+    pub config_dir: PathBuf,
+    pub settings: Settings,
+}
+
+/// Plans a driver's cases in the order given: the driver's settings are
+/// the lowest layer above the defaults, so isotest.toml files and flags
+/// can change anything it set.
+pub fn plan_driver_cases(
+    cases: Vec<DriverCase>,
+    configs: &Configs,
+    profile: Option<&str>,
+    flags: &Settings,
+) -> Result<Vec<PlannedTest>, PlanError> {
+    let mut planner = Planner::new(configs, profile, flags);
+    for found in cases {
+        planner.add(found.case, &found.config_dir, Some(&found.settings), None)?;
+    }
+    Ok(planner.planned)
+}
+
+/// Resolves cases one by one: the files' globs, settings, tags, and
+/// unique names.
+struct Planner<'a> {
+    configs: &'a Configs,
+    profile: Option<&'a str>,
+    flags: &'a Settings,
+    /// The files' include/exclude globs depend only on the directory.
+    filters: HashMap<PathBuf, Option<Filter>>,
+    names: BTreeSet<String>,
+    planned: Vec<PlannedTest>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(configs: &'a Configs, profile: Option<&'a str>, flags: &'a Settings) -> Self {
+        Planner {
+            configs,
+            profile,
+            flags,
+            filters: HashMap::new(),
+            names: BTreeSet::new(),
+            planned: Vec::new(),
+        }
+    }
+
+    /// Plans `case` unless the globs of `config_dir`'s files leave it out;
+    /// `below` goes under the files' layers, `own` (a `[[test]]` table)
+    /// over them.
+    fn add(
+        &mut self,
+        mut case: TestCase,
+        config_dir: &Path,
+        below: Option<&Settings>,
+        own: Option<&Settings>,
+    ) -> Result<(), PlanError> {
+        let filter = match self.filters.get(config_dir) {
+            Some(filter) => filter,
+            None => {
+                let filter = file_filter(config_dir, self.configs, self.profile)?;
+                self.filters
+                    .entry(config_dir.to_path_buf())
+                    .or_insert(filter)
+            }
+        };
+        if filter.as_ref().is_some_and(|f| !f.matches(&case.name)) {
+            return Ok(());
+        }
+        let tags: Vec<String> = own.map(Settings::tag_names).unwrap_or_default();
+        // Overrides may match on tags from the test's own table.
+        let subject = Subject {
+            name: &case.name,
+            suite: &case.suite,
+            tags: &tags,
+        };
+        let layers = self.configs.layers(config_dir, &subject, self.profile);
+        let settings = Settings::resolve(
+            below
+                .into_iter()
+                .chain(layers)
+                .chain(own)
+                .chain([self.flags]),
+        );
+        case.tags = settings.tag_names();
+        if !self.names.insert(case.name.clone()) {
+            return Err(PlanError::Duplicate(case.name));
+        }
+        self.planned.push(PlannedTest { case, settings });
+        Ok(())
+    }
 }
 
 /// The `[[test]]` tables of every file under `root`, as test cases with
@@ -112,6 +180,8 @@ fn declared_tests<'a>(
                 dir: test.cwd.clone(),
                 tags: Vec::new(),
                 default_dir: !test.cwd_declared,
+                harness: None,
+                host_dirs: Vec::new(),
             };
             cases.push((case, file.dir.clone(), Some(&test.settings)));
         }

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{flag, Bind, RootMode, Rootfs, Settings, Sourced};
 use crate::duration::parse_duration;
+use crate::protocol::Protocol;
 use crate::size::parse_size;
 
 #[derive(Parser, Debug)]
@@ -27,7 +28,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Discover tests and run each in its own container.
-    Run(Box<RunArgs>),
+    Run(Box<RunCommand>),
+    /// Build a cargo workspace's tests and run each case in its own
+    /// container (doctests are not run).
+    Cargo(Box<super::cargo::CargoCommand>),
+    /// Build Go packages' tests and run each test in its own container.
+    Go(Box<super::go::GoCommand>),
     /// Print the tests that `run` would run, with their settings.
     List(ListArgs),
     /// Run one command in a test container, output passed through.
@@ -43,18 +49,25 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
+    /// As for run: show the protocol a run with --protocol would use.
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
 
+/// Test directories (searched recursively) or files [default: tests]; an
+/// argument that is not an existing path selects tests whose name contains
+/// it.
 #[derive(Args, Debug)]
-pub struct SelectArgs {
-    /// Test directories (searched recursively) or files [default: tests];
-    /// an argument that is not an existing path selects tests whose name
-    /// contains it.
+pub struct Positionals {
     #[arg(value_name = "PATH|FILTER")]
     pub positional: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SelectArgs {
     /// Run only tests whose name matches GLOB (repeatable; `*` stays within
     /// a directory, `**` crosses them).
     #[arg(long, value_name = "GLOB")]
@@ -170,8 +183,17 @@ impl ContainerArgs {
         self.settings_with_retries(None)
     }
 
+    /// The flags as the top settings layer of a plan: with `--retries`
+    /// and `--protocol`.
+    pub fn plan_settings(&self, retries: Option<u32>, protocol: Option<Protocol>) -> Settings {
+        Settings {
+            protocol: protocol.and_then(|p| flag(p, "--protocol")),
+            ..self.settings_with_retries(retries)
+        }
+    }
+
     /// The flags as the top settings layer, with `--retries`.
-    pub fn settings_with_retries(&self, retries: Option<u32>) -> Settings {
+    fn settings_with_retries(&self, retries: Option<u32>) -> Settings {
         Settings {
             timeout: self
                 .timeout
@@ -281,6 +303,16 @@ pub struct CgroupArgs {
     pub require_limits: bool,
 }
 
+/// `isotest run`: test paths and name filters, and how to run.
+#[derive(Args, Debug)]
+pub struct RunCommand {
+    #[command(flatten)]
+    pub paths: Positionals,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How to select, run and report: `run` and the drivers share them.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -333,6 +365,14 @@ pub struct RunArgs {
     /// What a run with no tests does: fail (exit 4), warn or pass.
     #[arg(long, value_enum, default_value = "fail", value_name = "WHAT")]
     pub no_tests: NoTests,
+    /// How tests report results: exitcode (the exit code alone) or tap
+    /// (TAP 13/14 on stdout, every test point a case) [default: exitcode].
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
+    /// Keep what each test leaves in TEST_UNDECLARED_OUTPUTS_DIR under
+    /// DIR/<test name>/.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
     /// Stream each test's output live instead of capturing it (runs one
     /// test at a time).
     #[arg(long)]
@@ -380,17 +420,38 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 pub struct ListArgs {
     #[command(flatten)]
+    pub paths: Positionals,
+    #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]
     pub container: ContainerArgs,
     /// As for run: show the retries a run with --retries N would use.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: Option<u32>,
+    /// As for run: show the protocol a run with --protocol would use.
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Show each test's effective settings and where each came from.
     #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `isotest cargo --list`, `isotest go --list`: the cases, not run.
+#[derive(Args, Debug)]
+pub struct DriverListArgs {
+    /// Build and list the cases that would run (and the ignored ones), as
+    /// `isotest list` does; start no container.
+    #[arg(long)]
+    pub list: bool,
+    /// With --list: output format.
+    #[arg(long, value_enum, default_value = "text", requires = "list")]
+    pub format: Format,
+    /// With --list: each case's effective settings and where each came
+    /// from.
+    #[arg(short, long, requires = "list")]
     pub verbose: bool,
 }
 
@@ -431,6 +492,10 @@ pub enum NoTests {
 pub enum Format {
     Text,
     Json,
+}
+
+fn parse_protocol(text: &str) -> Result<Protocol, String> {
+    Protocol::from_name(text).ok_or_else(|| format!("expected {}", Protocol::accepted()))
 }
 
 fn parse_cpus(text: &str) -> Result<f64, String> {

@@ -37,6 +37,8 @@ pub fn exec(args: ExecArgs) -> i32 {
             dir: cwd,
             tags: Vec::new(),
             default_dir: false,
+            harness: None,
+            host_dirs: Vec::new(),
         },
         settings: Settings::resolve([&no_timeout, &args.container.settings()]),
     };

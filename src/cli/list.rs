@@ -12,8 +12,8 @@ use crate::plan::PlannedTest;
 use crate::select::Selected;
 
 pub fn list(args: ListArgs) -> i32 {
-    let positional = split_positional(&args.select.positional);
-    let flags = args.container.settings_with_retries(args.retries);
+    let positional = split_positional(&args.paths.positional);
+    let flags = args.container.plan_settings(args.retries, args.protocol);
     let planned = match load_plan(&args.select, &positional, &flags) {
         Ok((_, planned)) => planned,
         Err(code) => return code,
@@ -22,19 +22,27 @@ pub fn list(args: ListArgs) -> i32 {
         Ok(history) => history,
         Err(code) => return code,
     };
-    let Selected { run, skipped, .. } =
-        match select(&args.select, &positional, planned, &history.history) {
-            Ok(selected) => selected,
-            Err(code) => return code,
-        };
+    let selected = match select(&args.select, &positional, planned, &history.history) {
+        Ok(selected) => selected,
+        Err(code) => return code,
+    };
+    let text = render(&selected, args.format, args.verbose);
+    write_stdout(&text);
+    exit::ALL_PASSED
+}
+
+/// The selection as `isotest list` prints it: what would run, then the
+/// ignored tests it would report as skipped.
+pub(super) fn render(selected: &Selected, format: Format, verbose: bool) -> String {
+    let Selected { run, skipped, .. } = selected;
     let tests = run
         .iter()
         .map(|t| (t, false))
         .chain(skipped.iter().map(|t| (t, true)));
-    let text = match args.format {
+    match format {
         Format::Json => {
             let list: Vec<Value> = tests
-                .map(|(t, skipped)| as_json(t, skipped, args.verbose))
+                .map(|(t, skipped)| as_json(t, skipped, verbose))
                 .collect();
             serde_json::to_string_pretty(&list).expect("JSON values serialize") + "\n"
         }
@@ -43,7 +51,7 @@ pub fn list(args: ListArgs) -> i32 {
             for (test, skipped) in tests {
                 let note = if skipped { "  (ignored: not run)" } else { "" };
                 text.push_str(&format!("{}{note}\n", test.case.name));
-                if args.verbose {
+                if verbose {
                     for row in test.settings.describe() {
                         let value = compact(&row.value);
                         text.push_str(&format!("    {:<20} {value:<24} {}\n", row.key, row.source));
@@ -52,9 +60,7 @@ pub fn list(args: ListArgs) -> i32 {
             }
             text
         }
-    };
-    write_stdout(&text);
-    exit::ALL_PASSED
+    }
 }
 
 fn compact(value: &Value) -> String {

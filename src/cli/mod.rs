@@ -3,7 +3,9 @@
 
 mod args;
 mod cache;
+mod cargo;
 mod exec;
+mod go;
 mod history;
 mod list;
 mod report;
@@ -58,6 +60,8 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Cargo(args) => cargo::run(*args),
+        Command::Go(args) => go::run(*args),
         Command::List(args) => list::list(args),
         Command::Exec(args) => exec::exec(args),
         Command::Doctor(args) => doctor(args),
@@ -71,8 +75,8 @@ fn doctor(args: args::DoctorArgs) -> i32 {
     use std::io::IsTerminal;
     let diagnosis = crate::doctor::examine();
     let text = match args.format {
-        args::Format::Text => diagnosis.render_text(crate::report::terminal::color_wanted(
-            std::io::stdout().is_terminal(),
+        args::Format::Text => diagnosis.render_text(crate::style::Styles::new(
+            crate::style::color_wanted(std::io::stdout().is_terminal()),
         )),
         args::Format::Json => {
             serde_json::to_string_pretty(&diagnosis.to_json()).expect("JSON values serialize")
@@ -159,9 +163,7 @@ fn prepare_sandbox(
         eprintln!("isotest: note: {notice}");
     }
     if storage.rootless || !nix::unistd::geteuid().is_root() {
-        if let Some(notice) =
-            sandbox.use_user_namespace(crate::sandbox::userns::IdMapping::for_caller())
-        {
+        if let Some(notice) = sandbox.use_user_namespace(crate::sandbox::IdMapping::for_caller()) {
             eprintln!("isotest: note: {notice}");
         }
     }

@@ -3,16 +3,17 @@
 //! run uses, with the run's summary on the terminal; `isotest report html`
 //! (report_html.rs): the HTML page of a --json report.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::run::Destinations;
 use super::{exit, fail};
 use crate::report::merge::merge;
-use crate::report::terminal::color_wanted;
 use crate::report::{JsonReporter, JunitReporter, Reporter, TerminalReporter};
 use crate::run::Event;
+use crate::style::{color_wanted, Styles};
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -55,16 +56,27 @@ pub fn run(args: ReportArgs) -> i32 {
         Ok(merged) => merged,
         Err(error) => return fail(format!("report merge: {error}"), exit::BAD_USAGE),
     };
-    let stdout = std::io::stdout();
-    let color = color_wanted(stdout.is_terminal());
-    let mut reporters: Vec<Box<dyn Reporter>> =
-        vec![Box::new(TerminalReporter::new(Box::new(stdout), color))];
-    if let Some(path) = args.junit {
-        reporters.push(Box::new(JunitReporter::new(path)));
+    let Destinations {
+        junit,
+        json,
+        to_stdout,
+    } = match Destinations::new(&args.junit, &args.json) {
+        Ok(destinations) => destinations,
+        Err(code) => return code,
+    };
+    // A report on stdout moves the summary to stderr, as in `isotest run`.
+    let (view, on_terminal): (Box<dyn Write + Send>, bool) = match to_stdout {
+        Some(_) => (Box::new(std::io::stderr()), std::io::stderr().is_terminal()),
+        None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
+    };
+    let styles = Styles::new(color_wanted(on_terminal));
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(TerminalReporter::new(view, styles))];
+    if let Some(junit) = junit {
+        reporters.push(Box::new(JunitReporter::new(junit)));
     }
-    if let Some(path) = args.json {
+    if let Some(json) = json {
         reporters.push(Box::new(
-            JsonReporter::new(path)
+            JsonReporter::new(json)
                 .with_settings(merged.settings)
                 .with_identity(merged.run_id, None)
                 // The shards' series, when they were written with them.

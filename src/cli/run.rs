@@ -1,43 +1,80 @@
-//! `isotest run`: plan, select, run in containers, report.
+//! `isotest run`: plan, select, run in containers, report. The drivers
+//! (`isotest cargo`, `isotest go`) plan their own cases and share the rest
+//! of the path, from selection to reports, through `run_planned`.
 
-use std::io::IsTerminal;
+use std::path::PathBuf;
 
-use super::args::{FlakyResult, NoTests, RunArgs, RunIgnoredArg, SelectArgs};
+use console::Term;
+use indicatif::ProgressDrawTarget;
+
+use super::args::{
+    DriverListArgs, FlakyResult, NoTests, RunArgs, RunCommand, RunIgnoredArg, SelectArgs,
+};
 use super::history::{self, RunHistory};
-use super::{exit, fail, load_plan, prepare_sandbox, split_positional, Positional};
+use super::list::render;
+use super::{exit, fail, load_plan, prepare_sandbox, split_positional, write_stdout, Positional};
 use crate::baseline::{parse_percent, Baseline};
+use crate::config::Configs;
+use crate::driver::Discovered;
 use crate::history::History;
-use crate::plan::PlannedTest;
+use crate::plan::{plan_driver_cases, PlannedTest};
 use crate::report::json::JsonPartition;
 use crate::report::{
-    terminal::color_wanted, HtmlReporter, JsonReporter, JunitReporter, Reporter, TerminalReporter,
+    Destination, HtmlReporter, JsonReporter, JunitReporter, Reporter, TerminalReporter,
     TraceReporter,
 };
-use crate::run::{self, Demand, Roots, RunSettings, RunSummary, TestResult};
+use crate::run::{self, Demand, Roots, RunSettings, RunSummary, TestFiles, TestResult};
 use crate::sandbox::{available_memory, interrupt, OutputMode};
 use crate::select::{Criteria, Order, Partition, RunIgnored, Selected, Selection};
 use crate::size::format_size;
+use crate::style::{color_wanted, Styles};
 
 /// Output kept per stream and test; the middle of longer output is dropped.
 const OUTPUT_LIMIT: usize = 4 << 20;
 
-pub fn run(args: RunArgs) -> i32 {
-    match run_tests(args) {
+pub fn run(command: RunCommand) -> i32 {
+    let args = command.run;
+    let positional = split_positional(&command.paths.positional);
+    let flags = args.container.plan_settings(args.retries, args.protocol);
+    let (configs, planned) = match load_plan(&args.select, &positional, &flags) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let first_root = std::path::absolute(&positional.roots[0]).unwrap_or_default();
+    let config_jobs = configs
+        .run_settings(&first_root, args.select.profile.as_deref())
+        .jobs
+        .map(|j| j.value);
+    run_planned(&args, planned, &positional, config_jobs)
+}
+
+/// Selects from `planned` (with `positional`'s name filters), runs the
+/// selection in containers and reports it; returns the exit code.
+/// `config_jobs` is the isotest.toml `jobs`, used without `--jobs`.
+pub(super) fn run_planned(
+    args: &RunArgs,
+    planned: Vec<PlannedTest>,
+    positional: &Positional,
+    config_jobs: Option<usize>,
+) -> i32 {
+    match run_tests(args, planned, positional, config_jobs) {
         Ok(code) | Err(code) => code,
     }
 }
 
-fn run_tests(args: RunArgs) -> Result<i32, i32> {
-    let positional = split_positional(&args.select.positional);
-    let flags = args.container.settings_with_retries(args.retries);
-    let (configs, planned) = load_plan(&args.select, &positional, &flags)?;
+fn run_tests(
+    args: &RunArgs,
+    planned: Vec<PlannedTest>,
+    positional: &Positional,
+    config_jobs: Option<usize>,
+) -> Result<i32, i32> {
     let order: Order = args
         .order
         .parse()
         .map_err(|e| fail(format!("--order: {e}"), exit::BAD_USAGE))?;
     let cache_dir = args.storage.cache_dir.as_deref();
     let history = RunHistory::load(&args.select, &positional.roots, cache_dir)?;
-    let (selected, partition) = select_part(&args.select, &positional, planned, &history.history)?;
+    let (selected, partition) = select_part(&args.select, positional, planned, &history.history)?;
     let Selected {
         run: plan,
         skipped,
@@ -47,29 +84,11 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         if args.select.rerun_failed {
             eprintln!("isotest: note: --rerun-failed: every test passed last time");
         }
-        no_tests(args.no_tests, &positional)?;
+        no_tests(args.no_tests, positional)?;
         // warn / pass: the run goes on, empty, so reports are still written.
     }
-    let jobs = if args.no_capture {
-        1
-    } else if let Some(jobs) = args.jobs {
-        jobs as usize
-    } else {
-        let first_root = std::path::absolute(&positional.roots[0]).unwrap_or_default();
-        configs
-            .run_settings(&first_root, args.select.profile.as_deref())
-            .jobs
-            .map(|j| j.value)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    };
-    let baseline = match &args.baseline {
-        None => None,
-        Some(path) => {
-            let threshold = parse_percent(&args.max_regression)
-                .map_err(|e| fail(format!("--max-regression: {e}"), exit::BAD_USAGE))?;
-            Some(Baseline::load(path, threshold).map_err(|e| fail(e, exit::BAD_USAGE))?)
-        }
-    };
+    let jobs = job_count(args, config_jobs);
+    let baseline = load_baseline(args)?;
     let mut sandbox = prepare_sandbox(&args.cgroups, &args.storage, !plan.is_empty())?;
     if args.samples || args.trace.is_some() || args.html.is_some() {
         sandbox
@@ -78,6 +97,9 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
     }
     let roots = Roots::new(args.storage.cache_dir.clone())
         .with_notices(|notice| eprintln!("isotest: note: {notice}"));
+    let files_parent = args.storage.scratch.clone();
+    let files_parent = files_parent.unwrap_or_else(run::test_files_parent);
+    let files = TestFiles::create(&files_parent).map_err(|e| fail(e, exit::BAD_USAGE))?;
     interrupt::install()
         .map_err(|e| fail(format!("install Ctrl-C handler: {e}"), exit::BAD_USAGE))?;
 
@@ -87,35 +109,14 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         parts: p.parts(),
         selected: whole,
     });
-    let mut reporters = reporters(&args, jobs, partition.clone(), baseline.as_ref());
+    let mut reporters = reporters(args, jobs, partition.clone(), baseline.as_ref())?;
     let schedule = Schedule::new(&plan, order, &history.history, args.memory_budget);
     let check = |result: &mut TestResult| {
         if let Some(baseline) = &baseline {
             baseline.check(result);
         }
     };
-    let settings = RunSettings {
-        jobs,
-        output: if args.no_capture {
-            OutputMode::Inherit
-        } else {
-            OutputMode::Capture {
-                limit_per_stream: OUTPUT_LIMIT,
-            }
-        },
-        max_fail: if args.fail_fast {
-            Some(1)
-        } else {
-            args.max_fail.map(|n| n as usize)
-        },
-        flaky_is_failure: args.flaky_result == FlakyResult::Fail,
-        post_check: Some(&check),
-        roots: &roots,
-        start_order: schedule.start_order,
-        demands: schedule.demands,
-        memory_budget: schedule.memory_budget,
-        runs_per_test: args.stress.unwrap_or(1),
-    };
+    let settings = run_settings(args, jobs, schedule, &check, &roots, &files);
     let mut report_failed = false;
     let summary = run::run(plan, skipped, &settings, &sandbox, &mut |event| {
         for reporter in reporters.iter_mut() {
@@ -131,46 +132,115 @@ fn run_tests(args: RunArgs) -> Result<i32, i32> {
         history.record(&summary);
     }
     if let Some(baseline) = &baseline {
-        let names: Vec<String> = summary
-            .results
-            .iter()
-            .map(|r| r.test.name.clone())
-            .collect();
-        for name in baseline.new_tests(&names) {
-            eprintln!("isotest: note: {name} is new (not in the baseline)");
-        }
-        for name in baseline.vanished(&names) {
-            eprintln!("isotest: note: {name} is in the baseline but did not run");
-        }
+        baseline_notes(baseline, &summary);
     }
     Ok(run_exit_code(&summary, report_failed))
 }
 
-/// The terminal, and the --junit and --json reports asked for.
+/// How the plan runs, from the flags and the schedule.
+fn run_settings<'a>(
+    args: &'a RunArgs,
+    jobs: usize,
+    schedule: Schedule,
+    check: &'a (dyn Fn(&mut TestResult) + Sync),
+    roots: &'a Roots,
+    files: &'a TestFiles,
+) -> RunSettings<'a> {
+    RunSettings {
+        jobs,
+        output: if args.no_capture {
+            OutputMode::Inherit
+        } else {
+            OutputMode::Capture {
+                limit_per_stream: OUTPUT_LIMIT,
+            }
+        },
+        max_fail: args
+            .fail_fast
+            .then_some(1)
+            .or(args.max_fail.map(|n| n as usize)),
+        flaky_is_failure: args.flaky_result == FlakyResult::Fail,
+        post_check: Some(check),
+        roots,
+        files,
+        artifacts: args.artifacts.as_deref(),
+        start_order: schedule.start_order,
+        demands: schedule.demands,
+        memory_budget: schedule.memory_budget,
+        runs_per_test: args.stress.unwrap_or(1),
+    }
+}
+
+/// `--baseline` with `--max-regression`, when given.
+fn load_baseline(args: &RunArgs) -> Result<Option<Baseline>, i32> {
+    let Some(path) = &args.baseline else {
+        return Ok(None);
+    };
+    let threshold = parse_percent(&args.max_regression)
+        .map_err(|e| fail(format!("--max-regression: {e}"), exit::BAD_USAGE))?;
+    let baseline = Baseline::load(path, threshold).map_err(|e| fail(e, exit::BAD_USAGE))?;
+    Ok(Some(baseline))
+}
+
+/// Tests new since the baseline, and tests of the baseline that did not run.
+fn baseline_notes(baseline: &Baseline, summary: &RunSummary) {
+    let names: Vec<String> = summary
+        .results
+        .iter()
+        .map(|r| r.test.name.clone())
+        .collect();
+    for name in baseline.new_tests(&names) {
+        eprintln!("isotest: note: {name} is new (not in the baseline)");
+    }
+    for name in baseline.vanished(&names) {
+        eprintln!("isotest: note: {name} is in the baseline but did not run");
+    }
+}
+
+/// Tests at once: 1 with --no-capture, else -j, else `jobs` of the first
+/// root's isotest.toml (`config_jobs`), else the CPUs.
+fn job_count(args: &RunArgs, config_jobs: Option<usize>) -> usize {
+    if args.no_capture {
+        return 1;
+    }
+    if let Some(jobs) = args.jobs {
+        return jobs as usize;
+    }
+    config_jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The terminal view and the reports asked for. A report written to
+/// stdout (`--json -`, `--junit -`) moves the terminal view to stderr.
 fn reporters(
     args: &RunArgs,
     jobs: usize,
     partition: Option<JsonPartition>,
     baseline: Option<&Baseline>,
-) -> Vec<Box<dyn Reporter>> {
-    let stdout = std::io::stdout();
-    let on_terminal = stdout.is_terminal();
-    let terminal = TerminalReporter::new(Box::new(stdout), color_wanted(on_terminal))
-        .with_usage_table(args.show_usage)
-        // Live output from --no-capture would garble the progress line.
-        .with_progress(on_terminal && !args.no_capture)
-        .with_slow_threshold(args.slow);
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
-    if let Some(path) = &args.junit {
-        reporters.push(Box::new(JunitReporter::new(path.clone())));
+) -> Result<Vec<Box<dyn Reporter>>, i32> {
+    let Destinations {
+        junit,
+        json,
+        to_stdout,
+    } = Destinations::new(&args.junit, &args.json)?;
+    if let (Some(flag), true) = (to_stdout, args.no_capture) {
+        let message = format!(
+            "{flag} - writes the report to stdout, where --no-capture streams the tests' output; write the report to a file"
+        );
+        return Err(fail(message, exit::BAD_USAGE));
     }
-    if let Some(path) = &args.json {
-        reporters.push(Box::new(
-            JsonReporter::new(path.clone())
-                .with_settings(run_settings_json(args, jobs))
-                .with_identity(history::run_id(args.run_id.as_deref()), partition)
-                .with_samples(args.samples),
-        ));
+    let terminal = terminal_view(args, to_stdout.is_some());
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
+    if let Some(junit) = junit {
+        reporters.push(Box::new(JunitReporter::new(junit)));
+    }
+    if let Some(json) = json {
+        let settings = run_settings_json(args, jobs);
+        let id = history::run_id(args.run_id.as_deref());
+        let reporter = JsonReporter::new(json)
+            .with_settings(settings)
+            .with_identity(id, partition)
+            .with_samples(args.samples);
+        reporters.push(Box::new(reporter));
     }
     if let Some(path) = &args.trace {
         reporters.push(Box::new(TraceReporter::new(path.clone())));
@@ -182,7 +252,57 @@ fn reporters(
                 .with_baseline(baseline.cloned()),
         ));
     }
-    reporters
+    Ok(reporters)
+}
+
+/// Where `--junit` and `--json` write.
+pub(super) struct Destinations {
+    pub junit: Option<Destination>,
+    pub json: Option<Destination>,
+    /// The flag whose report goes to stdout (`-`), if one does; only one may.
+    pub to_stdout: Option<&'static str>,
+}
+
+impl Destinations {
+    pub fn new(junit: &Option<PathBuf>, json: &Option<PathBuf>) -> Result<Destinations, i32> {
+        let junit = junit.clone().map(Destination::from);
+        let json = json.clone().map(Destination::from);
+        let to_stdout: Vec<&'static str> = [("--junit", &junit), ("--json", &json)]
+            .into_iter()
+            .filter(|(_, d)| matches!(d, Some(Destination::Stdout)))
+            .map(|(flag, _)| flag)
+            .collect();
+        if to_stdout.len() > 1 {
+            let message =
+                "--junit - and --json - both write to stdout; write one of them to a file";
+            return Err(fail(message, exit::BAD_USAGE));
+        }
+        Ok(Destinations {
+            junit,
+            json,
+            to_stdout: to_stdout.first().copied(),
+        })
+    }
+}
+
+/// The terminal view on stdout, or on stderr when a report goes to stdout:
+/// a live progress line on a terminal (not with --no-capture, whose
+/// output would garble it), plain lines elsewhere.
+fn terminal_view(args: &RunArgs, on_stderr: bool) -> TerminalReporter {
+    let (term, plain): (Term, Box<dyn std::io::Write + Send>) = if on_stderr {
+        (Term::stderr(), Box::new(std::io::stderr()))
+    } else {
+        (Term::stdout(), Box::new(std::io::stdout()))
+    };
+    let on_terminal = term.is_term();
+    let styles = Styles::new(color_wanted(on_terminal));
+    let view = if on_terminal && !args.no_capture {
+        TerminalReporter::live(ProgressDrawTarget::term(term, 20), styles)
+    } else {
+        TerminalReporter::new(plain, styles)
+    };
+    view.with_usage_table(args.show_usage)
+        .with_slow_threshold(args.slow)
 }
 
 /// When each test of the plan starts and what it holds while it runs.
@@ -221,7 +341,7 @@ impl Schedule {
 fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
     let flags: Vec<serde_json::Value> = args
         .container
-        .settings_with_retries(args.retries)
+        .plan_settings(args.retries, args.protocol)
         .describe()
         .into_iter()
         .map(|row| serde_json::json!({ "key": row.key, "value": row.value }))
@@ -322,5 +442,53 @@ fn run_exit_code(summary: &RunSummary, report_failed: bool) -> i32 {
         exit::ALL_PASSED
     } else {
         exit::TESTS_FAILED
+    }
+}
+
+/// Plans a driver's cases with the isotest.toml files of its root and
+/// package directories, then runs them as `run` does (or, with `--list`,
+/// prints them); `filters` select by name substring.
+pub(super) fn run_driver_cases(
+    args: &RunArgs,
+    listing: &DriverListArgs,
+    found: Discovered,
+    filters: Vec<String>,
+) -> i32 {
+    let planned = Configs::load_dirs(&found.config_dirs)
+        .map_err(|e| fail(e, exit::BAD_USAGE))
+        .and_then(|configs| {
+            if let Some(profile) = &args.select.profile {
+                configs
+                    .check_profile(profile)
+                    .map_err(|e| fail(e, exit::BAD_USAGE))?;
+            }
+            let flags = args.container.plan_settings(args.retries, args.protocol);
+            let profile = args.select.profile.as_deref();
+            let planned = plan_driver_cases(found.cases, &configs, profile, &flags)
+                .map_err(|e| fail(e, exit::BAD_USAGE))?;
+            let jobs = configs.run_settings(&found.root, profile).jobs;
+            Ok((planned, jobs.map(|j| j.value)))
+        });
+    match planned {
+        Ok((planned, config_jobs)) => {
+            let positional = Positional {
+                roots: vec![found.root],
+                substrings: filters,
+            };
+            if !listing.list {
+                return run_planned(args, planned, &positional, config_jobs);
+            }
+            let cache_dir = args.storage.cache_dir.as_deref();
+            let selected = RunHistory::load(&args.select, &positional.roots, cache_dir)
+                .and_then(|h| select(&args.select, &positional, planned, &h.history));
+            match selected {
+                Ok(selected) => {
+                    write_stdout(&render(&selected, listing.format, listing.verbose));
+                    exit::ALL_PASSED
+                }
+                Err(code) => code,
+            }
+        }
+        Err(code) => code,
     }
 }

@@ -7,6 +7,8 @@
 //! `[[test]]` table's own keys; command-line flags override everything.
 
 mod file;
+mod keys;
+mod reader;
 mod settings;
 mod source;
 
@@ -53,6 +55,19 @@ impl Configs {
             if absolute.is_dir() {
                 find(&absolute, root, &mut files)?;
             }
+        }
+        files.sort_by(|a, b| a.dir.cmp(&b.dir));
+        files.dedup_by(|a, b| a.dir == b.dir);
+        Ok(Configs { files })
+    }
+
+    /// Parses the isotest.toml in each of `dirs`, without searching their
+    /// subdirectories: a driver's workspace root and package directories,
+    /// whose build outputs are no place to look for test settings.
+    pub fn load_dirs(dirs: &[PathBuf]) -> Result<Configs, LoadError> {
+        let mut files = Vec::new();
+        for dir in dirs {
+            load_file(dir, dir, &mut files)?;
         }
         files.sort_by(|a, b| a.dir.cmp(&b.dir));
         files.dedup_by(|a, b| a.dir == b.dir);
@@ -120,7 +135,9 @@ impl Configs {
     }
 }
 
-fn find(dir: &Path, shown: &Path, files: &mut Vec<ConfigFile>) -> Result<(), LoadError> {
+/// The isotest.toml in `dir`, if there is one (`shown` is how the user
+/// named the directory).
+fn load_file(dir: &Path, shown: &Path, files: &mut Vec<ConfigFile>) -> Result<(), LoadError> {
     let candidate = dir.join(FILE_NAME);
     if candidate.is_file() {
         let shown_path = shown.join(FILE_NAME);
@@ -130,6 +147,11 @@ fn find(dir: &Path, shown: &Path, files: &mut Vec<ConfigFile>) -> Result<(), Loa
         })?;
         files.push(ConfigFile::parse(&shown_path, dir, &text)?);
     }
+    Ok(())
+}
+
+fn find(dir: &Path, shown: &Path, files: &mut Vec<ConfigFile>) -> Result<(), LoadError> {
+    load_file(dir, shown, files)?;
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
     };

@@ -7,8 +7,24 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
 use super::source::{Source, Sourced};
-pub use crate::sandbox::RootMode;
+
+/// RLIMIT_NOFILE unless `nofile` says otherwise.
+pub const DEFAULT_NOFILE: u64 = 1024;
+
+/// How the root filesystem is made writable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RootMode {
+    /// A copy-on-write overlay over the root, writable everywhere.
+    Overlay,
+    /// The root bound read-only; `writable` paths are fresh directories.
+    Bind,
+}
+
+pub use crate::protocol::Protocol;
+use crate::protocol::DEFAULT_SKIP_EXIT;
 
 /// Where a test's root filesystem comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -106,6 +122,10 @@ pub struct Settings {
     pub writable: Vec<Sourced<String>>,
     /// Size of the test's writable space; `None` inside means unlimited.
     pub disk: Option<Sourced<Option<u64>>>,
+    /// How the test's output becomes results (exit code, TAP).
+    pub protocol: Option<Sourced<Protocol>>,
+    /// The exit code that means the test skipped itself.
+    pub skip_exit: Option<Sourced<i32>>,
 }
 
 impl Settings {
@@ -129,10 +149,12 @@ impl Settings {
             ignore: d(false),
             privileged: d(false),
             seccomp: d(true),
-            nofile: d(crate::sandbox::security::DEFAULT_NOFILE),
+            nofile: d(DEFAULT_NOFILE),
             rootfs: d(Rootfs::Host),
             rootfs_mode: d(RootMode::Overlay),
             disk: d(None),
+            protocol: d(Protocol::ExitCode),
+            skip_exit: d(DEFAULT_SKIP_EXIT),
             ..Settings::default()
         }
     }
@@ -169,6 +191,8 @@ impl Settings {
         over(&mut self.rootfs, &upper.rootfs);
         over(&mut self.rootfs_mode, &upper.rootfs_mode);
         over(&mut self.disk, &upper.disk);
+        over(&mut self.protocol, &upper.protocol);
+        over(&mut self.skip_exit, &upper.skip_exit);
         for bind in &upper.binds {
             self.binds.retain(|b| b.value.target != bind.value.target);
             self.binds.push(bind.clone());
@@ -282,22 +306,25 @@ impl Settings {
     pub fn disk(&self) -> Option<u64> {
         self.disk.as_ref().and_then(|s| s.value)
     }
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+            .as_ref()
+            .map_or(Protocol::ExitCode, |s| s.value)
+    }
+    pub fn skip_exit(&self) -> i32 {
+        self.skip_exit
+            .as_ref()
+            .map_or(DEFAULT_SKIP_EXIT, |s| s.value)
+    }
     pub fn privileged(&self) -> bool {
         self.privileged.as_ref().is_some_and(|s| s.value)
     }
 
-    /// The security settings of a resolved layer.
-    pub fn security(&self) -> crate::sandbox::security::Security {
-        use crate::sandbox::security::{resolve_capabilities, Security, DEFAULT_NOFILE};
-        let names =
-            |list: &[Sourced<String>]| list.iter().map(|c| c.value.clone()).collect::<Vec<_>>();
-        Security {
-            privileged: self.privileged(),
-            capabilities: resolve_capabilities(&names(&self.cap_add), &names(&self.cap_drop)),
-            seccomp: self.seccomp.as_ref().is_none_or(|s| s.value),
-            nofile: self.nofile.as_ref().map_or(DEFAULT_NOFILE, |s| s.value),
-            nproc: None,
-        }
+    pub fn seccomp(&self) -> bool {
+        self.seccomp.as_ref().is_none_or(|s| s.value)
+    }
+    pub fn nofile(&self) -> u64 {
+        self.nofile.as_ref().map_or(DEFAULT_NOFILE, |s| s.value)
     }
 }
 
@@ -383,136 +410,98 @@ pub struct Described {
 impl Settings {
     /// Every set key of a resolved layer, for listing.
     pub fn describe(&self) -> Vec<Described> {
-        use serde_json::{json, Value};
-        let mut rows = Vec::new();
-        let mut row = |key: &str, value: Value, source: &Source| {
-            rows.push(Described {
-                key: key.to_string(),
-                value,
-                source: source.clone(),
-            })
-        };
-        let secs = |d: Duration| json!(d.as_secs_f64());
-        if let Some(s) = &self.timeout {
-            row("timeout_secs", s.value.map_or(Value::Null, secs), &s.source);
-        }
-        if let Some(s) = &self.grace {
-            row("grace_secs", secs(s.value), &s.source);
-        }
-        if let Some(s) = &self.memory {
-            row("memory_bytes", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.cpus {
-            row("cpus", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.cpu_weight {
-            row("cpu_weight", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.pids {
-            row("pids", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.network {
-            let name = match s.value {
-                Network::None => "none",
-                Network::Host => "host",
-            };
-            row("network", json!(name), &s.source);
-        }
-        if let Some(s) = &self.hostname {
-            row("hostname", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.user {
-            row("user", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.group {
-            row("group", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.retries {
-            row("retries", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.threads {
-            row("threads", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.expect {
-            let text = match s.value {
-                Expect::Exit(code) => format!("exit {code}"),
-                Expect::Signal(signal) => format!("signal {}", crate::run::signal_name(signal)),
-                Expect::Oom => "oom".to_string(),
-                Expect::Timeout => "timeout".to_string(),
-            };
-            row("expect", json!(text), &s.source);
-        }
-        if let Some(s) = &self.max_memory {
-            row("max_memory_bytes", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.max_cpu_time {
-            row("max_cpu_time_secs", secs(s.value), &s.source);
-        }
-        if let Some(s) = &self.max_wall_time {
-            row("max_wall_time_secs", secs(s.value), &s.source);
-        }
-        if let Some(s) = &self.max_pids {
-            row("max_pids", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.ignore {
-            row("ignore", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.ignore_reason {
-            row("ignore_reason", json!(s.value), &s.source);
-        }
+        let mut rows = Rows(Vec::new());
+        let secs = |d: &Duration| json!(d.as_secs_f64());
+        rows.one("timeout_secs", &self.timeout, |t| {
+            t.as_ref().map_or(Value::Null, secs)
+        });
+        rows.one("grace_secs", &self.grace, secs);
+        rows.one("memory_bytes", &self.memory, |v| json!(v));
+        rows.one("cpus", &self.cpus, |v| json!(v));
+        rows.one("cpu_weight", &self.cpu_weight, |v| json!(v));
+        rows.one("pids", &self.pids, |v| json!(v));
+        rows.one("network", &self.network, |n| match n {
+            Network::None => json!("none"),
+            Network::Host => json!("host"),
+        });
+        rows.one("hostname", &self.hostname, |v| json!(v));
+        rows.one("user", &self.user, |v| json!(v));
+        rows.one("group", &self.group, |v| json!(v));
+        rows.one("retries", &self.retries, |v| json!(v));
+        rows.one("threads", &self.threads, |v| json!(v));
+        rows.one("expect", &self.expect, |e| json!(expect_text(*e)));
+        rows.one("max_memory_bytes", &self.max_memory, |v| json!(v));
+        rows.one("max_cpu_time_secs", &self.max_cpu_time, secs);
+        rows.one("max_wall_time_secs", &self.max_wall_time, secs);
+        rows.one("max_pids", &self.max_pids, |v| json!(v));
+        rows.one("ignore", &self.ignore, |v| json!(v));
+        rows.one("ignore_reason", &self.ignore_reason, |v| json!(v));
         for (name, value) in &self.env {
-            row(&format!("env.{name}"), json!(value.value), &value.source);
+            rows.push(&format!("env.{name}"), json!(value.value), &value.source);
         }
-        for name in &self.pass_env {
-            row("pass_env", json!(name.value), &name.source);
+        rows.each("pass_env", &self.pass_env, |v| json!(v));
+        rows.each("tags", &self.tags, |v| json!(v));
+        rows.one("privileged", &self.privileged, |v| json!(v));
+        rows.one("seccomp", &self.seccomp, |v| json!(v));
+        rows.one("nofile", &self.nofile, |v| json!(v));
+        rows.each("cap_add", &self.cap_add, |v| json!(v));
+        rows.each("cap_drop", &self.cap_drop, |v| json!(v));
+        rows.one("rootfs", &self.rootfs, |r| match r {
+            Rootfs::Host => json!("host"),
+            Rootfs::Path { value, .. } => json!(value),
+            Rootfs::Tools(tools) => json!({ "tools": tools }),
+        });
+        rows.one("rootfs_mode", &self.rootfs_mode, |m| match m {
+            RootMode::Overlay => json!("overlay"),
+            RootMode::Bind => json!("bind"),
+        });
+        rows.each(
+            "binds",
+            &self.binds,
+            |b| json!({ "source": b.source, "target": b.target, "readonly": b.readonly }),
+        );
+        rows.each("tmpfs", &self.tmpfs, |v| json!(v));
+        rows.each("writable", &self.writable, |v| json!(v));
+        rows.one("disk_bytes", &self.disk, |v| json!(v));
+        rows.one("protocol", &self.protocol, |p| json!(p.name()));
+        rows.one("skip_exit", &self.skip_exit, |v| json!(v));
+        rows.0
+    }
+}
+
+/// `exit 0`, `signal SIGKILL`, `oom`, `timeout`.
+fn expect_text(expect: Expect) -> String {
+    match expect {
+        Expect::Exit(code) => format!("exit {code}"),
+        Expect::Signal(signal) => format!("signal {}", crate::run::signal_name(signal)),
+        Expect::Oom => "oom".to_string(),
+        Expect::Timeout => "timeout".to_string(),
+    }
+}
+
+/// The rows of `describe`, as they are added.
+struct Rows(Vec<Described>);
+
+impl Rows {
+    fn push(&mut self, key: &str, value: Value, source: &Source) {
+        self.0.push(Described {
+            key: key.to_string(),
+            value,
+            source: source.clone(),
+        });
+    }
+
+    /// A single-valued key, when set.
+    fn one<T>(&mut self, key: &str, setting: &Option<Sourced<T>>, show: impl Fn(&T) -> Value) {
+        if let Some(s) = setting {
+            self.push(key, show(&s.value), &s.source);
         }
-        for tag in &self.tags {
-            row("tags", json!(tag.value), &tag.source);
+    }
+
+    /// A list key: a row per entry.
+    fn each<T>(&mut self, key: &str, list: &[Sourced<T>], show: impl Fn(&T) -> Value) {
+        for entry in list {
+            self.push(key, show(&entry.value), &entry.source);
         }
-        if let Some(s) = &self.privileged {
-            row("privileged", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.seccomp {
-            row("seccomp", json!(s.value), &s.source);
-        }
-        if let Some(s) = &self.nofile {
-            row("nofile", json!(s.value), &s.source);
-        }
-        for cap in &self.cap_add {
-            row("cap_add", json!(cap.value), &cap.source);
-        }
-        for cap in &self.cap_drop {
-            row("cap_drop", json!(cap.value), &cap.source);
-        }
-        if let Some(s) = &self.rootfs {
-            let value = match &s.value {
-                Rootfs::Host => json!("host"),
-                Rootfs::Path { value, .. } => json!(value),
-                Rootfs::Tools(tools) => json!({ "tools": tools }),
-            };
-            row("rootfs", value, &s.source);
-        }
-        if let Some(s) = &self.rootfs_mode {
-            let mode = match s.value {
-                RootMode::Overlay => "overlay",
-                RootMode::Bind => "bind",
-            };
-            row("rootfs_mode", json!(mode), &s.source);
-        }
-        for bind in &self.binds {
-            let b = &bind.value;
-            let value = json!({ "source": b.source, "target": b.target, "readonly": b.readonly });
-            row("binds", value, &bind.source);
-        }
-        for path in &self.tmpfs {
-            row("tmpfs", json!(path.value), &path.source);
-        }
-        for path in &self.writable {
-            row("writable", json!(path.value), &path.source);
-        }
-        if let Some(s) = &self.disk {
-            row("disk_bytes", json!(s.value), &s.source);
-        }
-        rows
     }
 }

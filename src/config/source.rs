@@ -18,6 +18,9 @@ pub enum Source {
     },
     /// A command-line flag, like `--timeout`.
     Flag(&'static str),
+    /// Set by a driver for the cases it found, as the native tool would
+    /// (`cargo` sets `CARGO_MANIFEST_DIR`, `#[ignore]` ignores a case).
+    Driver(&'static str),
 }
 
 impl fmt::Display for Source {
@@ -32,6 +35,7 @@ impl fmt::Display for Source {
                 Ok(())
             }
             Source::Flag(flag) => f.write_str(flag),
+            Source::Driver(driver) => write!(f, "{driver} (driver)"),
         }
     }
 }

@@ -14,17 +14,18 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
+use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::discover::Program;
+use crate::protocol::Case;
 use crate::run::stress::{summarize, Spread, StressSummary};
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult, Timing};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
 
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Writes the JSON report of the run to a file when the run finishes.
+/// Writes the JSON report of the run to a file or stdout when the run finishes.
 pub struct JsonReporter {
-    path: PathBuf,
+    destination: Destination,
     settings: serde_json::Value,
     samples: bool,
     run_id: Option<String>,
@@ -32,9 +33,9 @@ pub struct JsonReporter {
 }
 
 impl JsonReporter {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(destination: impl Into<Destination>) -> Self {
         JsonReporter {
-            path,
+            destination: destination.into(),
             settings: serde_json::Value::Null,
             samples: false,
             run_id: None,
@@ -77,7 +78,7 @@ impl Reporter for JsonReporter {
         run.partition.clone_from(&self.partition);
         let mut json = serde_json::to_vec_pretty(&run)?;
         json.push(b'\n');
-        write_atomically(&self.path, &json)
+        self.destination.write(&json)
     }
 }
 
@@ -181,6 +182,13 @@ pub struct JsonTest {
     /// wait4 on the container's init; null when the test did not run.
     pub rusage: Option<JsonRusage>,
     pub leaked_processes: u32,
+    /// The cases inside the test: its TAP test points, the testcases of
+    /// the JUnit file it wrote.
+    #[serde(default)]
+    pub cases: Vec<JsonCase>,
+    /// Where what it left in TEST_UNDECLARED_OUTPUTS_DIR was kept.
+    #[serde(default)]
+    pub artifacts: Option<String>,
     /// The job slot (0-based) the test ran in; null when it did not run.
     #[serde(default)]
     pub slot: Option<usize>,
@@ -200,6 +208,30 @@ pub struct JsonTest {
     pub waited_for_memory_secs: Option<f64>,
     #[serde(flatten)]
     pub output: JsonOutput,
+}
+
+/// One case of a test; `cases` holds a TAP 14 subtest's test points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonCase {
+    pub name: String,
+    /// `pass`, `fail`, `error`, `skip`, `todo` or `fixed`.
+    pub status: String,
+    pub message: Option<String>,
+    pub duration_secs: Option<f64>,
+    #[serde(default)]
+    pub cases: Vec<JsonCase>,
+}
+
+impl From<&Case> for JsonCase {
+    fn from(case: &Case) -> Self {
+        JsonCase {
+            name: case.name.clone(),
+            status: case.status.label().to_string(),
+            message: case.message.clone(),
+            duration_secs: case.duration.map(|d| d.as_secs_f64()),
+            cases: case.cases.iter().map(JsonCase::from).collect(),
+        }
+    }
 }
 
 /// Where an attempt's time went: `root_secs` (preparing the root
@@ -388,6 +420,11 @@ impl From<&TestResult> for JsonTest {
             limits: result.limits.into(),
             rusage: result.rusage.map(JsonRusage::from),
             leaked_processes: result.leaked_processes,
+            cases: result.cases.iter().map(JsonCase::from).collect(),
+            artifacts: result
+                .artifacts
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             slot: result.slot,
             phases: result.slot.map(|_| JsonPhases::from(&result.timing)),
             samples: json_samples(&result.timing),
@@ -569,13 +606,18 @@ mod tests {
         assert_eq!(read(&path).unwrap(), JsonRun::from_summary(&summary));
     }
 
-    #[test]
-    fn writes_the_run() {
+    /// The report of `timed_summary()`, with part of the first test's
+    /// output dropped, as read back.
+    fn written_run() -> Value {
         let mut summary = timed_summary();
         summary.results[0].stdout.dropped_bytes = 1000;
         let (_dir, path) = write(&summary);
-        let run: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(&path).unwrap()).unwrap()
+    }
 
+    #[test]
+    fn writes_the_run_and_its_host() {
+        let run = written_run();
         assert_eq!(run["schema_version"], 1);
         let kernel = run["host"]["kernel"].as_str().unwrap();
         assert!(kernel.chars().next().unwrap().is_ascii_digit(), "{kernel}");
@@ -593,7 +635,11 @@ mod tests {
             })
         );
         assert_eq!(run["tests"].as_array().unwrap().len(), 9);
+    }
 
+    #[test]
+    fn writes_every_field_of_a_test() {
+        let run = written_run();
         assert_eq!(
             run["tests"][0],
             json!({
@@ -620,6 +666,8 @@ mod tests {
                 "limits": { "memory_bytes": 268_435_456, "cpus": 0.5, "cpu_weight": 300, "pids": 1024 },
                 "rusage": { "user_usec": 1500, "system_usec": 700, "max_rss_bytes": 4_194_304 },
                 "leaked_processes": 0,
+                "cases": [],
+                "artifacts": null,
                 "slot": 1,
                 "phases": {
                     "root_secs": 0.25,
@@ -636,7 +684,11 @@ mod tests {
                 "stderr_bytes": 0
             })
         );
+    }
 
+    #[test]
+    fn writes_attempts_and_leaves_unmeasured_figures_null() {
+        let run = written_run();
         let failed = &run["tests"][1];
         assert_eq!(failed["status"], "FAIL");
         assert_eq!(failed["stdout"], String::from_utf8_lossy(NASTY).as_ref());

@@ -15,17 +15,15 @@
 //! `<rerunError>`) per earlier attempt, each with that attempt's status as
 //! `type`, its message and output.
 
-use std::iter::Peekable;
-use std::path::PathBuf;
-use std::str::Chars;
-
 use quick_junit::{
     NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
-use super::{attempts_run, rfc3339, write_atomically, ReportError, Reporter};
+use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
+use crate::protocol::{case, Case, CaseStatus};
 use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
 use crate::sandbox::CapturedOutput;
+use crate::style::strip_escapes;
 
 /// quick-junit deletes every control character but `\n` from the text it is
 /// given, tabs and carriage returns included. They travel through it as
@@ -34,14 +32,16 @@ use crate::sandbox::CapturedOutput;
 const TAB_PLACEHOLDER: char = '\u{fffe}';
 const CR_PLACEHOLDER: char = '\u{ffff}';
 
-/// Writes the JUnit report of the run to a file when the run finishes.
+/// Writes the JUnit report of the run to a file or stdout when the run finishes.
 pub struct JunitReporter {
-    path: PathBuf,
+    destination: Destination,
 }
 
 impl JunitReporter {
-    pub fn new(path: PathBuf) -> Self {
-        JunitReporter { path }
+    pub fn new(destination: impl Into<Destination>) -> Self {
+        JunitReporter {
+            destination: destination.into(),
+        }
     }
 }
 
@@ -51,7 +51,7 @@ impl Reporter for JunitReporter {
             return Ok(());
         };
         let xml = render(&build_report(summary))?;
-        write_atomically(&self.path, xml.as_bytes())
+        self.destination.write(xml.as_bytes())
     }
 }
 
@@ -81,7 +81,10 @@ fn build_report(summary: &RunSummary) -> Report {
             "isotest.cgroup_layout",
             summary.host.cgroup_layout.as_str(),
         ));
-        suite.add_test_cases(results.into_iter().map(test_case));
+        for result in results {
+            suite.add_test_case(test_case(result));
+            suite.add_test_cases(cases(result));
+        }
         report.add_test_suite(suite);
     }
     report
@@ -130,6 +133,58 @@ fn test_case(result: &TestResult) -> TestCase {
     case
 }
 
+/// The test's cases (TAP test points, testcases of its XML_OUTPUT_FILE),
+/// each its own `<testcase>` named `TEST::CASE` (`TEST::2 parent::1
+/// child` for a nested one). A TODO case that failed is skipped with its
+/// reason: known, and not a failure.
+fn cases(result: &TestResult) -> Vec<TestCase> {
+    Case::walk(&result.cases)
+        .into_iter()
+        .map(|(path, case)| {
+            let name = format!("{}::{}", result.test.name, path.join("::"));
+            let mut testcase = TestCase::new(xml_text(&name), case_status(case));
+            testcase
+                .set_classname(xml_text(&result.test.suite))
+                .add_property(Property::new("isotest.status", case.status.label()));
+            if let Some(duration) = case.duration {
+                testcase.set_time(duration);
+            }
+            testcase
+        })
+        .collect()
+}
+
+fn case_status(case: &Case) -> TestCaseStatus {
+    let message = case.message.as_deref();
+    match case.status {
+        CaseStatus::Pass | CaseStatus::Fixed => TestCaseStatus::success(),
+        CaseStatus::Skip | CaseStatus::Todo => {
+            let mut status = TestCaseStatus::skipped();
+            let reason = match (case.status, message) {
+                (CaseStatus::Todo, Some(reason)) => format!("TODO {reason}"),
+                (CaseStatus::Todo, None) => "TODO".to_string(),
+                (_, reason) => reason.unwrap_or_default().to_string(),
+            };
+            status.set_message(xml_text(&reason));
+            status
+        }
+        CaseStatus::Fail | CaseStatus::Error => {
+            let kind = match case.status {
+                CaseStatus::Error => NonSuccessKind::Error,
+                _ => NonSuccessKind::Failure,
+            };
+            let mut status = TestCaseStatus::non_success(kind);
+            status.set_type(case.status.label());
+            if let Some(message) = message {
+                let first = message.lines().next().unwrap_or_default();
+                status.set_message(xml_text(first));
+                status.set_description(xml_text(message));
+            }
+            status
+        }
+    }
+}
+
 /// `<error>` is for tests that could not run; everything else that did not
 /// pass is a `<failure>`.
 fn failure_kind(status: Status) -> NonSuccessKind {
@@ -156,6 +211,53 @@ fn rerun(attempt: &Attempt) -> TestRerun {
     rerun
 }
 
+/// What the test used (cgroup figures the host measured, and wait4's),
+/// and the limits it ran under.
+fn measured(result: &TestResult) -> Vec<(&'static str, String)> {
+    let mut figures = Vec::new();
+    // cgroup accounting; a figure the host cannot measure is left out.
+    if let Some(usage) = result.usage {
+        let cgroup = [
+            ("isotest.memory_peak_bytes", usage.memory_peak_bytes),
+            ("isotest.cpu_user_usec", usage.cpu_user_usec),
+            ("isotest.cpu_system_usec", usage.cpu_system_usec),
+            ("isotest.pids_peak", usage.pids_peak),
+            ("isotest.oom_kills", usage.oom_kills),
+            ("isotest.pids_max_hits", usage.pids_max_hits),
+        ];
+        for (name, value) in cgroup {
+            if let Some(value) = value {
+                figures.push((name, value.to_string()));
+            }
+        }
+    }
+    let limits = &result.limits;
+    if let Some(bytes) = limits.memory_bytes {
+        figures.push(("isotest.limit.memory_bytes", bytes.to_string()));
+    }
+    if let Some(cpus) = limits.cpus {
+        figures.push(("isotest.limit.cpus", cpus.to_string()));
+    }
+    if let Some(weight) = limits.cpu_weight {
+        figures.push(("isotest.limit.cpu_weight", weight.to_string()));
+    }
+    if let Some(pids) = limits.pids {
+        figures.push(("isotest.limit.pids", pids.to_string()));
+    }
+    // wait4 on the container's init, a cross-check of the cgroup figures.
+    if let Some(rusage) = result.rusage {
+        figures.extend([
+            ("isotest.rusage.user_usec", rusage.user_usec.to_string()),
+            ("isotest.rusage.system_usec", rusage.system_usec.to_string()),
+            (
+                "isotest.rusage.max_rss_bytes",
+                rusage.max_rss_bytes.to_string(),
+            ),
+        ]);
+    }
+    figures
+}
+
 fn properties(result: &TestResult) -> Vec<Property> {
     let mut properties = vec![
         ("isotest.status", result.status.label().to_string()),
@@ -172,6 +274,12 @@ fn properties(result: &TestResult) -> Vec<Property> {
     if let Some(signal) = result.signal {
         properties.push(("isotest.signal", signal_name(signal)));
     }
+    if !result.cases.is_empty() {
+        properties.push(("isotest.cases", case::count(&result.cases).to_string()));
+    }
+    if let Some(dir) = &result.artifacts {
+        properties.push(("isotest.artifacts", dir.display().to_string()));
+    }
     if let Some(wait) = result.scheduled.waited_for_memory {
         properties.push((
             "isotest.waited_for_memory_usec",
@@ -182,46 +290,7 @@ fn properties(result: &TestResult) -> Vec<Property> {
     if attempts > 1 {
         properties.push(("isotest.attempts", attempts.to_string()));
     }
-    // cgroup accounting; a figure the host cannot measure is left out.
-    if let Some(usage) = result.usage {
-        let figures = [
-            ("isotest.memory_peak_bytes", usage.memory_peak_bytes),
-            ("isotest.cpu_user_usec", usage.cpu_user_usec),
-            ("isotest.cpu_system_usec", usage.cpu_system_usec),
-            ("isotest.pids_peak", usage.pids_peak),
-            ("isotest.oom_kills", usage.oom_kills),
-            ("isotest.pids_max_hits", usage.pids_max_hits),
-        ];
-        for (name, value) in figures {
-            if let Some(value) = value {
-                properties.push((name, value.to_string()));
-            }
-        }
-    }
-    let limits = &result.limits;
-    if let Some(bytes) = limits.memory_bytes {
-        properties.push(("isotest.limit.memory_bytes", bytes.to_string()));
-    }
-    if let Some(cpus) = limits.cpus {
-        properties.push(("isotest.limit.cpus", cpus.to_string()));
-    }
-    if let Some(weight) = limits.cpu_weight {
-        properties.push(("isotest.limit.cpu_weight", weight.to_string()));
-    }
-    if let Some(pids) = limits.pids {
-        properties.push(("isotest.limit.pids", pids.to_string()));
-    }
-    // wait4 on the container's init, a cross-check of the cgroup figures.
-    if let Some(rusage) = result.rusage {
-        properties.extend([
-            ("isotest.rusage.user_usec", rusage.user_usec.to_string()),
-            ("isotest.rusage.system_usec", rusage.system_usec.to_string()),
-            (
-                "isotest.rusage.max_rss_bytes",
-                rusage.max_rss_bytes.to_string(),
-            ),
-        ]);
-    }
+    properties.extend(measured(result));
     let mut properties: Vec<Property> = properties
         .into_iter()
         .map(|(name, value)| Property::new(name, value))
@@ -283,12 +352,13 @@ fn output_text(output: &CapturedOutput) -> String {
     )
 }
 
+/// `raw` as XML text can carry it: escape sequences removed, tabs and
+/// carriage returns through quick-junit as placeholders, other control
+/// characters and noncharacters written as `\u{..}`.
 fn xml_text(raw: &str) -> String {
     let mut text = String::with_capacity(raw.len());
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in strip_escapes(raw).chars() {
         match c {
-            '\x1b' => skip_escape_sequence(&mut chars),
             '\t' => text.push(TAB_PLACEHOLDER),
             '\r' => text.push(CR_PLACEHOLDER),
             '\n' => text.push('\n'),
@@ -299,33 +369,6 @@ fn xml_text(raw: &str) -> String {
         }
     }
     text
-}
-
-/// Skips the rest of an escape sequence whose ESC was just read: a CSI
-/// (`ESC [ 3 1 m`), a string command such as OSC (`ESC ] … BEL`), or a short
-/// escape (`ESC ( B`, and `ESC \`, which ends string commands).
-fn skip_escape_sequence(chars: &mut Peekable<Chars>) {
-    match chars.next_if(|c| matches!(c, '[' | ']' | 'P' | 'X' | '^' | '_')) {
-        Some('[') => {
-            // Parameter and intermediate bytes, then one final byte.
-            while chars.next_if(|c| matches!(c, '\x20'..='\x3f')).is_some() {}
-            chars.next_if(|c| matches!(c, '\x40'..='\x7e'));
-        }
-        Some(_) => {
-            // Up to BEL, or up to the ESC of `ESC \`. An unterminated one
-            // stops at the end of the line, so a stray `ESC ]` cannot
-            // swallow the rest of the output.
-            while let Some(c) = chars.next_if(|&c| c != '\x1b' && c != '\n') {
-                if c == '\x07' {
-                    break;
-                }
-            }
-        }
-        None => {
-            while chars.next_if(|c| matches!(c, '\x20'..='\x2f')).is_some() {}
-            chars.next_if(|c| matches!(c, '\x30'..='\x7e'));
-        }
-    }
 }
 
 /// Also the sample run of the JSON reporter's and the baseline's tests.
@@ -356,32 +399,16 @@ pub(crate) mod tests {
         started: u64,
         millis: u64,
     ) -> TestResult {
+        let test = Test {
+            name: name.to_string(),
+            suite: suite.to_string(),
+            program: crate::discover::Program::File(format!("/t/{name}").into()),
+            dir: "/t".into(),
+            ..Test::example()
+        };
         TestResult {
-            test: Test {
-                name: name.to_string(),
-                suite: suite.to_string(),
-                program: crate::discover::Program::File(format!("/t/{name}").into()),
-                dir: "/t".into(),
-                tags: Vec::new(),
-                default_dir: false,
-            },
-            status,
-            exit_code: None,
-            signal: None,
-            message: None,
-            setup_failure: None,
-            started_at: at(started),
             duration: Duration::from_millis(millis),
-            leaked_processes: 0,
-            rusage: None,
-            usage: None,
-            limits: Limits::default(),
-            stdout: CapturedOutput::default(),
-            stderr: CapturedOutput::default(),
-            attempts: Vec::new(),
-            slot: None,
-            timing: Default::default(),
-            scheduled: Default::default(),
+            ..TestResult::new(test, status, at(started))
         }
     }
 
@@ -503,8 +530,32 @@ pub(crate) mod tests {
         assert_eq!(xml_text("a\x1b(Bb\x1b"), "ab");
     }
 
+    /// The report of `summary()`, as written.
+    fn written_report() -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        let mut reporter = JunitReporter::new(path.clone());
+        reporter.handle(&Event::RunFinished(summary())).unwrap();
+        fs::read_to_string(&path).unwrap()
+    }
+
+    /// The `names` attributes of `node`, `-` for those it lacks.
+    fn attrs(node: roxmltree::Node, names: &[&str]) -> Vec<String> {
+        names
+            .iter()
+            .map(|name| node.attribute(*name).unwrap_or("-").to_string())
+            .collect()
+    }
+
+    fn testcases<'a, 'i>(doc: &'a roxmltree::Document<'i>) -> Vec<roxmltree::Node<'a, 'i>> {
+        doc.root_element()
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect()
+    }
+
     #[test]
-    fn writes_the_report() {
+    fn writes_the_report_once_the_run_ends() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reports/junit.xml");
         let mut reporter = JunitReporter::new(path.clone());
@@ -522,17 +573,10 @@ pub(crate) mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, ["junit.xml"]);
-
         let xml = fs::read_to_string(&path).unwrap();
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "testsuites");
-        let attrs = |node: roxmltree::Node, names: &[&str]| -> Vec<String> {
-            names
-                .iter()
-                .map(|name| node.attribute(*name).unwrap_or("-").to_string())
-                .collect()
-        };
         assert_eq!(
             attrs(
                 root,
@@ -540,7 +584,13 @@ pub(crate) mod tests {
             ),
             ["isotest", "9", "4", "1", "2", "6.000"]
         );
+    }
 
+    #[test]
+    fn suites_count_their_cases() {
+        let xml = written_report();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let root = doc.root_element();
         let suites: Vec<_> = root.children().filter(|n| n.is_element()).collect();
         let suite_attrs: Vec<_> = suites
             .iter()
@@ -591,11 +641,13 @@ pub(crate) mod tests {
                 ],
             ]
         );
+    }
 
-        let cases: Vec<_> = root
-            .descendants()
-            .filter(|n| n.has_tag_name("testcase"))
-            .collect();
+    #[test]
+    fn cases_carry_their_outcome() {
+        let xml = written_report();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let cases = testcases(&doc);
         let case_attrs: Vec<_> = cases
             .iter()
             .map(|c| attrs(*c, &["name", "classname", "time"]))
@@ -644,7 +696,13 @@ pub(crate) mod tests {
                 ],
             ]
         );
+    }
 
+    #[test]
+    fn earlier_attempts_are_reruns_or_flaky_runs_and_output_is_kept_for_failures() {
+        let xml = written_report();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let cases = testcases(&doc);
         // Earlier attempts: reruns of a failure, flaky runs of a success.
         let earlier = |case: &roxmltree::Node| -> Vec<Vec<String>> {
             case.children()
@@ -716,7 +774,13 @@ pub(crate) mod tests {
             None,
             "empty output is left out"
         );
+    }
 
+    #[test]
+    fn cases_carry_usage_limits_and_attempts_as_properties() {
+        let xml = written_report();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let cases = testcases(&doc);
         let properties = |case: &roxmltree::Node| -> Vec<(String, String)> {
             case.descendants()
                 .filter(|n| n.has_tag_name("property"))
@@ -790,8 +854,6 @@ pub(crate) mod tests {
         assert_eq!(attempts(&cases[0]), None, "one attempt is not noted");
     }
 
-    /// The report validates against junit-10.xsd once the two extensions it
-    /// carries are taken out.
     #[test]
     fn validates_against_the_junit_schema() {
         let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/junit-10.xsd");
@@ -822,5 +884,59 @@ pub(crate) mod tests {
             "{}\n{xml}",
             String::from_utf8_lossy(&check.stderr)
         );
+    }
+
+    /// A test's cases follow it as testcases named `TEST::PATH`, nested
+    /// ones by their path; a TODO failure is skipped, not a failure.
+    #[test]
+    fn cases_are_testcases_of_their_own() {
+        let mut tap = result("t0001.sh", "tests", Status::Fail, 1_700_000_000, 5);
+        let case = |name: &str, status, message: Option<&str>| Case {
+            message: message.map(str::to_string),
+            ..Case::new(name.to_string(), status)
+        };
+        let mut parent = case("2 parent", CaseStatus::Pass, None);
+        parent.cases = vec![case("1 child", CaseStatus::Fail, Some("got: 1\nwant: 2"))];
+        parent.duration = Some(Duration::from_millis(250));
+        tap.cases = vec![
+            case("1 first", CaseStatus::Pass, None),
+            parent,
+            case("3 later", CaseStatus::Todo, Some("not yet")),
+        ];
+        tap.artifacts = Some("/out/t0001.sh".into());
+        let summary = RunSummary {
+            results: vec![tap],
+            ..summary()
+        };
+        let xml = render(&build_report(&summary)).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let testcases: Vec<(&str, Vec<&str>)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .map(|n| {
+                let verdicts = n
+                    .children()
+                    .filter(|c| matches!(c.tag_name().name(), "failure" | "skipped"))
+                    .map(|c| c.attribute("message").unwrap_or(""))
+                    .collect();
+                (n.attribute("name").unwrap(), verdicts)
+            })
+            .collect();
+        assert_eq!(
+            testcases,
+            [
+                ("t0001.sh", vec![""]),
+                ("t0001.sh::1 first", vec![]),
+                ("t0001.sh::2 parent", vec![]),
+                ("t0001.sh::2 parent::1 child", vec!["got: 1"]),
+                ("t0001.sh::3 later", vec!["TODO not yet"]),
+            ]
+        );
+        assert!(
+            xml.contains(r#"<testcase name="t0001.sh::2 parent" classname="tests" time="0.250">"#)
+        );
+        assert!(xml.contains(r#"<property name="isotest.cases" value="4"/>"#));
+        assert!(xml.contains(r#"<property name="isotest.artifacts" value="/out/t0001.sh"/>"#));
+        assert!(xml.contains("got: 1\nwant: 2</failure>"));
     }
 }

@@ -331,12 +331,12 @@ mod tests {
 
         let mut value: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&one[2]).unwrap()).unwrap();
-        value["tests"][0]["cases"] = serde_json::json!([]);
+        value["tests"][0]["coverage"] = serde_json::json!([]);
         let newer = dir.path().join("newer.json");
         std::fs::write(&newer, value.to_string()).unwrap();
         let unknown = error(&[one[0].clone(), one[1].clone(), newer], None);
         assert!(
-            unknown.contains("(tests[0].cases); merging would drop them"),
+            unknown.contains("(tests[0].coverage); merging would drop them"),
             "{unknown}"
         );
     }

@@ -19,7 +19,7 @@ pub use trace::TraceReporter;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::run::{Event, Status, TestResult};
@@ -42,6 +42,45 @@ pub enum ReportError {
     Junit(String),
     #[error("build JSON report: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+/// Where a report goes: a file, or standard output for `-` (as in
+/// `--json -`), so it can be piped; the terminal view then goes to stderr.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    File(PathBuf),
+    Stdout,
+}
+
+impl From<PathBuf> for Destination {
+    fn from(path: PathBuf) -> Self {
+        if path.as_os_str() == "-" {
+            Destination::Stdout
+        } else {
+            Destination::File(path)
+        }
+    }
+}
+
+impl Destination {
+    /// Writes the whole report: a file atomically (a temporary file beside
+    /// it, renamed over it, so readers never see half a report), stdout in
+    /// one go.
+    fn write(&self, contents: &[u8]) -> Result<(), ReportError> {
+        match self {
+            Destination::File(path) => write_atomically(path, contents),
+            Destination::Stdout => {
+                let mut stdout = io::stdout().lock();
+                stdout
+                    .write_all(contents)
+                    .and_then(|()| stdout.flush())
+                    .map_err(|source| ReportError::Write {
+                        path: "to stdout".to_string(),
+                        source,
+                    })
+            }
+        }
+    }
 }
 
 /// Writes a temporary file beside `path` and renames it over `path`, so
@@ -141,11 +180,21 @@ mod tests {
     }
 
     #[test]
+    fn a_dash_is_stdout() {
+        assert_eq!(Destination::from(PathBuf::from("-")), Destination::Stdout);
+        assert_eq!(
+            Destination::from(PathBuf::from("./-")),
+            Destination::File(PathBuf::from("./-"))
+        );
+    }
+
+    #[test]
     fn replaces_files_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reports/run.json");
-        write_atomically(&path, b"old").unwrap();
-        write_atomically(&path, b"new").unwrap();
+        let destination = Destination::from(path.clone());
+        destination.write(b"old").unwrap();
+        destination.write(b"new").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
         let names: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
@@ -160,7 +209,7 @@ mod tests {
         let blocker = dir.path().join("file");
         fs::write(&blocker, "").unwrap();
         let path = blocker.join("report.xml");
-        let err = write_atomically(&path, b"x").unwrap_err();
+        let err = Destination::from(path.clone()).write(b"x").unwrap_err();
         assert!(matches!(err, ReportError::Write { .. }), "{err}");
         assert!(
             err.to_string().contains(&path.display().to_string()),

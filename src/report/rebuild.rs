@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::json::{JsonAttempt, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonTest};
+use super::json::{JsonAttempt, JsonCase, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonTest};
 use crate::discover::{Program, TestCase};
+use crate::protocol::{Case, CaseStatus};
 use crate::run::{Attempt, Scheduled, Status, TestResult, Timing};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, Usage};
 
-/// Field paths (`tests[3].cases`) of `original` that `known`, the report
+/// Field paths (`tests[3].coverage`) of `original` that `known`, the report
 /// as this isotest reads and writes it, lacks.
 pub fn unknown_fields(original: &Value, known: &Value) -> Vec<String> {
     let mut found = Vec::new();
@@ -92,6 +93,8 @@ fn rebuild(test: &JsonTest) -> Result<TestResult, String> {
             .iter()
             .map(attempt)
             .collect::<Result<_, _>>()?,
+        cases: test.cases.iter().map(case).collect::<Result<_, _>>()?,
+        artifacts: test.artifacts.as_ref().map(PathBuf::from),
         slot: test.slot,
         timing: timing(test.phases.as_ref(), test.samples.as_deref())?,
         scheduled: Scheduled {
@@ -117,7 +120,25 @@ fn test_case(test: &JsonTest) -> TestCase {
         dir,
         tags: test.tags.clone(),
         default_dir: false,
+        // A report holds results: how the output was read is done.
+        harness: None,
+        host_dirs: Vec::new(),
     }
+}
+
+fn case(case: &JsonCase) -> Result<Case, String> {
+    Ok(Case {
+        name: case.name.clone(),
+        status: CaseStatus::from_label(&case.status)
+            .ok_or_else(|| format!("case {}: unknown status `{}`", case.name, case.status))?,
+        message: case.message.clone(),
+        duration: case.duration_secs.map(seconds).transpose()?,
+        cases: case
+            .cases
+            .iter()
+            .map(self::case)
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 fn attempt(attempt: &JsonAttempt) -> Result<Attempt, String> {
@@ -177,8 +198,18 @@ pub fn signal_number(name: &str) -> Result<i32, String> {
         .map_err(|_| format!("`{name}` is not a signal"))
 }
 
+/// Seconds as the report wrote them (`Duration::as_secs_f64`), back to
+/// the same nanoseconds: rounded to the nearest, since truncating would
+/// turn 1.2618955729999999 into 1.261895572 and the figure would not
+/// round-trip.
 fn seconds(secs: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{secs} is not a duration in seconds"))
+    let invalid = || format!("{secs} is not a duration in seconds");
+    let whole = Duration::try_from_secs_f64(secs).map_err(|_| invalid())?;
+    let nanos = (secs.fract() * 1e9).round() as u32;
+    Ok(match nanos {
+        1_000_000_000 => Duration::from_secs(whole.as_secs() + 1),
+        nanos => Duration::new(whole.as_secs(), nanos),
+    })
 }
 
 /// Captured output from the report's text: where the writer dropped the
@@ -278,6 +309,15 @@ pub fn known_fields(run: &JsonRun) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_round_trip_to_the_nanosecond() {
+        for nanos in [0, 1, 999_999_999, 1_261_895_573, 86_400_123_456_789] {
+            let duration = Duration::from_nanos(nanos);
+            assert_eq!(seconds(duration.as_secs_f64()), Ok(duration), "{nanos} ns");
+        }
+        assert!(seconds(-1.0).is_err());
+    }
     use crate::report::json::JsonRun;
     use crate::report::junit::tests::{output, summary};
     use crate::report::rfc3339;
@@ -293,12 +333,22 @@ mod tests {
             iteration: Some(2),
             waited_for_memory: Some(Duration::from_millis(1500)),
         };
+        let mut parent = Case::new("1 parser".into(), CaseStatus::Fail);
+        parent.cases = vec![Case {
+            message: Some("got: 1".into()),
+            duration: Some(Duration::from_millis(12)),
+            ..Case::new("2 brackets".into(), CaseStatus::Todo)
+        }];
+        summary.results[1].cases = vec![parent];
+        summary.results[1].artifacts = Some("/out/t.sh".into());
         let report = JsonRun::from_summary(&summary);
         for (json, original) in report.tests.iter().zip(&summary.results) {
             let rebuilt = test_result(json).unwrap();
             assert_eq!(JsonTest::from(&rebuilt), *json, "{}", original.test.name);
             assert_eq!(rebuilt.status, original.status);
             assert_eq!(rebuilt.signal, original.signal);
+            assert_eq!(rebuilt.cases, original.cases);
+            assert_eq!(rebuilt.artifacts, original.artifacts);
             let shown = |c: &CapturedOutput| (c.to_string_lossy(), c.total_bytes());
             assert_eq!(shown(&rebuilt.stdout), shown(&original.stdout));
         }
@@ -325,11 +375,11 @@ mod tests {
         let report = JsonRun::from_summary(&summary());
         let mut original = known_fields(&report);
         assert!(unknown_fields(&original, &known_fields(&report)).is_empty());
-        original["tests"][1]["cases"] = json!([{"name": "a"}]);
+        original["tests"][1]["coverage"] = json!([{"name": "a"}]);
         original["shard_host"] = json!("ci-7");
         assert_eq!(
             unknown_fields(&original, &known_fields(&report)),
-            ["shard_host", "tests[1].cases"]
+            ["shard_host", "tests[1].coverage"]
         );
     }
 

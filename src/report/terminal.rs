@@ -1,35 +1,37 @@
 //! The terminal reporter: one nextest-like line per finished test and
 //! notices of slow tests, then the captured output of the tests that did
-//! not pass and a summary. On a TTY a progress line is kept at the bottom.
+//! not pass and a summary. On a terminal, indicatif keeps a live progress
+//! line at the bottom, fitted to the terminal's width in display columns;
+//! elsewhere (CI logs, pipes) the lines come plain.
 
-use std::ffi::OsStr;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use super::{ReportError, Reporter};
 use crate::duration::format_seconds;
+use crate::protocol::case;
 use crate::run::{Event, RunSummary, Status, TestResult};
 use crate::sandbox::Usage;
 use crate::size::format_size;
-
-const GREEN: &str = "\x1b[32m";
-const BOLD_RED: &str = "\x1b[1;31m";
-const YELLOW: &str = "\x1b[33m";
-const RESET: &str = "\x1b[0m";
-/// Back to the first column and clear the line: removes the progress line.
-const ERASE_LINE: &str = "\r\x1b[2K";
+use crate::style::{Styles, Tone};
 
 /// Writes progress and results for people, coloured or not.
 pub struct TerminalReporter {
-    writer: Box<dyn Write + Send>,
-    color: bool,
+    out: Output,
+    styles: Styles,
     usage_table: bool,
-    progress: bool,
-    width: usize,
     slow_threshold: Duration,
     run: RunState,
-    /// The progress line is on screen and must be erased before output.
-    progress_shown: bool,
+}
+
+/// Where the view goes.
+enum Output {
+    /// Lines only: a log or a pipe, where every redraw would stay.
+    Plain(Box<dyn Write + Send>),
+    /// Lines printed above a live progress line.
+    Live(ProgressBar),
 }
 
 /// What the events have told so far.
@@ -64,50 +66,32 @@ impl RunState {
     }
 }
 
-/// Whether to colour output: only on a terminal, and never when `NO_COLOR`
-/// is set to a non-empty value (<https://no-color.org>).
-pub fn color_wanted(is_tty: bool) -> bool {
-    color_allowed(is_tty, std::env::var_os("NO_COLOR").as_deref())
-}
-
-fn color_allowed(is_tty: bool, no_color: Option<&OsStr>) -> bool {
-    match no_color {
-        Some(value) if !value.is_empty() => false,
-        _ => is_tty,
-    }
-}
-
 impl TerminalReporter {
-    pub fn new(writer: Box<dyn Write + Send>, color: bool) -> Self {
+    /// Plain lines to `writer`.
+    pub fn new(writer: Box<dyn Write + Send>, styles: Styles) -> Self {
         TerminalReporter {
-            writer,
-            color,
+            out: Output::Plain(writer),
+            styles,
             usage_table: false,
-            progress: false,
-            width: 80,
             slow_threshold: Duration::from_secs(60),
             run: RunState::default(),
-            progress_shown: false,
+        }
+    }
+
+    /// Lines and a live progress line on `target`, a terminal; the line is
+    /// cut to the terminal's width as it is when drawn.
+    pub fn live(target: ProgressDrawTarget, styles: Styles) -> Self {
+        let style = ProgressStyle::with_template("{wide_msg}").expect("a valid template");
+        let bar = ProgressBar::with_draw_target(None, target).with_style(style);
+        TerminalReporter {
+            out: Output::Live(bar),
+            ..TerminalReporter::new(Box::new(std::io::sink()), styles)
         }
     }
 
     /// Also print every test's resource usage in a table at the end.
     pub fn with_usage_table(mut self, enabled: bool) -> Self {
         self.usage_table = enabled;
-        self
-    }
-
-    /// Keep a progress line at the bottom. For terminals only: in a log
-    /// every redraw would stay.
-    pub fn with_progress(mut self, enabled: bool) -> Self {
-        self.progress = enabled;
-        self
-    }
-
-    /// The terminal's width, which the progress line must not exceed
-    /// (default 80 columns).
-    pub fn with_width(mut self, columns: usize) -> Self {
-        self.width = columns;
         self
     }
 
@@ -121,37 +105,46 @@ impl TerminalReporter {
     /// `    FAIL [   0.210s] db/migrate.sh (exit 1)`
     fn status_line(&self, result: &TestResult) -> String {
         let status = result.status;
-        let color = match status {
-            Status::Pass => GREEN,
-            Status::Flaky | Status::Skipped | Status::NotRun => YELLOW,
+        let tone = match status {
+            Status::Pass => Tone::Good,
+            Status::Flaky | Status::Skipped | Status::NotRun => Tone::Warn,
             Status::Fail
             | Status::Signal
             | Status::Oom
             | Status::Timeout
             | Status::OverLimit
             | Status::Regressed
-            | Status::Error => BOLD_RED,
+            | Status::Error => Tone::Bad,
         };
-        let label = self.paint(&format!("{:>8}", status.label()), color);
+        let label = self.styles.paint(tone, &format!("{:>8}", status.label()));
         let mut line = format!(
             "{label} [{:>9}] {}",
             format_seconds(result.duration),
             result.test.name
         );
         // A FLAKY line says which attempt passed, counted from the record.
+        // A message of several lines (a panic) continues indented, under
+        // the name.
         let message = match status {
             Status::Flaky => Some(format!("passed on attempt {}", result.attempts.len() + 1)),
-            _ => result.message.clone(),
+            _ => result
+                .message
+                .as_ref()
+                .map(|m| m.replace('\n', &format!("\n{:21}", ""))),
         };
         let leaked = match result.leaked_processes {
             0 => None,
             1 => Some("1 leaked process".to_string()),
             n => Some(format!("{n} leaked processes")),
         };
+        // The count of cases, unless the message says which ones failed.
+        let cases = (!result.cases.is_empty() && case::failing(&result.cases).is_empty())
+            .then(|| plural(case::count(&result.cases), "case"));
         let scheduled = super::stress::scheduling_notes(result);
-        let details: Vec<&str> = message
+        let details: Vec<&str> = cases
             .as_deref()
             .into_iter()
+            .chain(message.as_deref())
             .chain(leaked.as_deref())
             .chain(scheduled.iter().map(String::as_str))
             .collect();
@@ -175,7 +168,7 @@ impl TerminalReporter {
         status: Status,
         message: Option<&str>,
     ) -> String {
-        let label = self.paint(&format!("{:>8}", "RETRY"), YELLOW);
+        let label = self.styles.paint(Tone::Warn, &format!("{:>8}", "RETRY"));
         let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
         format!(
             "{label} [{:>9}] {name} (attempt {attempt} {}{detail})\n",
@@ -191,7 +184,7 @@ impl TerminalReporter {
         if threshold.is_zero() {
             return String::new();
         }
-        let label = self.paint(&format!("{:>8}", "SLOW"), YELLOW);
+        let label = self.styles.paint(Tone::Warn, &format!("{:>8}", "SLOW"));
         let mut out = String::new();
         for test in &mut self.run.running {
             let elapsed = now.saturating_duration_since(test.started);
@@ -209,14 +202,6 @@ impl TerminalReporter {
         out
     }
 
-    fn paint(&self, text: &str, color: &str) -> String {
-        if self.color {
-            format!("{color}{text}{RESET}")
-        } else {
-            text.to_string()
-        }
-    }
-
     fn run_finished(&self, summary: &RunSummary) -> String {
         // Tests that never ran are left out: after Ctrl-C they could be
         // most of the plan.
@@ -232,11 +217,12 @@ impl TerminalReporter {
                     continue;
                 }
                 out.push_str(&format!("--- {stream}: {} ---\n", result.test.name));
-                out.push_str(&captured.to_string_lossy());
+                out.push_str(&self.styles.output(&captured.to_string_lossy()));
                 if !out.ends_with('\n') {
                     out.push('\n');
                 }
             }
+            out.push_str(&failed_cases(result));
         }
         out.push_str("------------\n");
         if self.usage_table {
@@ -250,35 +236,32 @@ impl TerminalReporter {
         out
     }
 
-    /// Writes `lines`. With progress on, they go where the progress line
-    /// was, and it is redrawn below them unless the run is over.
+    /// Writes `lines`. Live, they go above the progress line, which is
+    /// redrawn below them unless the run is over.
     fn show(&mut self, lines: &str, run_is_over: bool) -> Result<(), ReportError> {
-        if !self.progress {
-            return match lines {
-                "" => Ok(()),
-                _ => self.write(lines),
-            };
+        match &mut self.out {
+            Output::Plain(writer) if !lines.is_empty() => writer
+                .write_all(lines.as_bytes())
+                .and_then(|()| writer.flush())
+                .map_err(|source| ReportError::Write {
+                    path: "<terminal>".to_string(),
+                    source,
+                }),
+            Output::Plain(_) => Ok(()),
+            Output::Live(bar) => {
+                // The message first: printing redraws the line below.
+                if !run_is_over {
+                    bar.set_message(progress_line(&self.run));
+                }
+                if !lines.is_empty() {
+                    bar.println(lines.strip_suffix('\n').unwrap_or(lines));
+                }
+                if run_is_over {
+                    bar.finish_and_clear();
+                }
+                Ok(())
+            }
         }
-        let mut text = String::new();
-        if self.progress_shown {
-            text.push_str(ERASE_LINE);
-        }
-        text.push_str(lines);
-        if !run_is_over {
-            text.push_str(&progress_line(&self.run, self.width));
-        }
-        self.progress_shown = !run_is_over;
-        self.write(&text)
-    }
-
-    fn write(&mut self, text: &str) -> Result<(), ReportError> {
-        self.writer
-            .write_all(text.as_bytes())
-            .and_then(|()| self.writer.flush())
-            .map_err(|source| ReportError::Write {
-                path: "<terminal>".to_string(),
-                source,
-            })
     }
 }
 
@@ -328,41 +311,45 @@ impl Reporter for TerminalReporter {
     }
 }
 
-/// `  [ 12/120] 2 running: db/migrate.sh, net/echo.sh  00:01:23`, cut to
-/// `width`: a line wider than the terminal wraps, and erasing it would
-/// leave its first part on screen.
-fn progress_line(run: &RunState, width: usize) -> String {
+/// `[ 12/120] 00:01:23  2 running: db/migrate.sh, net/echo.sh`: done and
+/// total, elapsed time, then the running tests, longest-running first, so
+/// that what the terminal's width cuts off (indicatif fits the line to it,
+/// counting display columns) is the least useful part.
+fn progress_line(run: &RunState) -> String {
     let total = run.total.to_string();
+    let seconds = run.elapsed().as_secs();
     let mut line = format!(
-        "  [{:>digits$}/{total}] {} running",
+        "  [{:>digits$}/{total}] {:02}:{:02}:{:02}  {} running",
         run.finished,
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
         run.running.len(),
         digits = total.len()
     );
-    let seconds = run.elapsed().as_secs();
-    let elapsed = format!(
-        "  {:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    );
     if !run.running.is_empty() {
-        line.push_str(": ");
         let names: Vec<&str> = run.running.iter().map(|t| t.name.as_str()).collect();
-        let room = width.saturating_sub(line.chars().count() + elapsed.len());
-        line.push_str(&truncate(&names.join(", "), room));
+        line.push_str(": ");
+        line.push_str(&names.join(", "));
     }
-    line.push_str(&elapsed);
-    truncate(&line, width)
+    line
 }
 
-/// `text` cut to `width` characters, the last one `…` when cut.
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
+/// The cases of a test that failed it, each with its message indented:
+/// `--- FAILED CASES: t0001.sh ---` then `fail  3 parses input`.
+fn failed_cases(result: &TestResult) -> String {
+    let failed = case::failing(&result.cases);
+    if failed.is_empty() {
+        return String::new();
     }
-    let kept = text.chars().take(width.saturating_sub(1));
-    kept.chain((width > 0).then_some('…')).collect()
+    let mut out = format!("--- FAILED CASES: {} ---\n", result.test.name);
+    for (path, case) in failed {
+        out.push_str(&format!("{:<5} {path}\n", case.status.label()));
+        for line in case.message.iter().flat_map(|m| m.lines()) {
+            out.push_str(&format!("      {line}\n"));
+        }
+    }
+    out
 }
 
 /// `     Summary [   1.234s] 12 tests run: 10 passed, 1 failed, 1 timed out`
@@ -467,10 +454,10 @@ fn plural(count: usize, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::TestCase;
     use crate::run::Attempt;
     use crate::run::HostFacts;
     use crate::sandbox::{CapturedOutput, Usage};
+    use indicatif::InMemoryTerm;
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant, SystemTime};
 
@@ -494,31 +481,8 @@ mod tests {
 
     fn result(name: &str, status: Status, millis: u64, message: Option<&str>) -> TestResult {
         TestResult {
-            test: TestCase {
-                name: name.to_string(),
-                suite: "suite".to_string(),
-                program: crate::discover::Program::File(format!("/t/{name}").into()),
-                dir: "/t".into(),
-                tags: Vec::new(),
-                default_dir: false,
-            },
-            status,
-            exit_code: None,
-            signal: None,
             message: message.map(str::to_string),
-            setup_failure: None,
-            started_at: SystemTime::UNIX_EPOCH,
-            duration: Duration::from_millis(millis),
-            leaked_processes: 0,
-            rusage: None,
-            usage: None,
-            limits: Default::default(),
-            stdout: CapturedOutput::default(),
-            stderr: CapturedOutput::default(),
-            attempts: Vec::new(),
-            slot: None,
-            timing: Default::default(),
-            scheduled: Default::default(),
+            ..crate::report::junit::tests::result(name, "suite", status, 0, millis)
         }
     }
 
@@ -538,7 +502,9 @@ mod tests {
     }
 
     fn render(events: &[Event], color: bool) -> String {
-        render_with(events, |writer| TerminalReporter::new(writer, color))
+        render_with(events, |writer| {
+            TerminalReporter::new(writer, Styles::new(color))
+        })
     }
 
     fn render_with(
@@ -553,18 +519,16 @@ mod tests {
         buffer.text()
     }
 
-    fn with_progress(width: usize) -> impl FnOnce(Box<dyn Write + Send>) -> TerminalReporter {
-        move |writer| {
-            TerminalReporter::new(writer, false)
-                .with_progress(true)
-                .with_width(width)
+    /// The screen of a `columns`-wide terminal after `events`, the live
+    /// reporter drawing on it.
+    fn screen(events: &[Event], columns: u16) -> String {
+        let term = InMemoryTerm::new(20, columns);
+        let target = ProgressDrawTarget::term_like(Box::new(term.clone()));
+        let mut reporter = TerminalReporter::live(target, Styles::new(false));
+        for event in events {
+            reporter.handle(event).unwrap();
         }
-    }
-
-    /// The progress line on screen at the end of `out`.
-    fn last_progress_line(out: &str) -> &str {
-        let last_line = out.rsplit('\n').next().unwrap();
-        last_line.rsplit(ERASE_LINE).next().unwrap()
+        term.contents()
     }
 
     fn run_started(test_count: usize) -> Event {
@@ -658,7 +622,7 @@ mod tests {
         assert_eq!(
             render(&events, true),
             "\x1b[32m    PASS\x1b[0m [   0.001s] ok.sh\n\
-             \x1b[1;31m    FAIL\x1b[0m [   0.001s] bad.sh (exit 1)\n\
+             \x1b[31m\x1b[1m    FAIL\x1b[0m [   0.001s] bad.sh (exit 1)\n\
              \x1b[33m NOT-RUN\x1b[0m [   0.000s] later.sh\n"
         );
     }
@@ -765,14 +729,6 @@ mod tests {
     }
 
     #[test]
-    fn colour_needs_a_tty_and_no_no_color() {
-        assert!(color_allowed(true, None));
-        assert!(color_allowed(true, Some(OsStr::new(""))));
-        assert!(!color_allowed(true, Some(OsStr::new("1"))));
-        assert!(!color_allowed(false, None));
-    }
-
-    #[test]
     fn write_errors_name_the_terminal() {
         struct Broken;
         impl Write for Broken {
@@ -783,7 +739,7 @@ mod tests {
                 Ok(())
             }
         }
-        let mut reporter = TerminalReporter::new(Box::new(Broken), false);
+        let mut reporter = TerminalReporter::new(Box::new(Broken), Styles::new(false));
         let event = finished(result("ok.sh", Status::Pass, 1, None));
         let err = reporter.handle(&event).unwrap_err();
         assert!(
@@ -803,13 +759,16 @@ mod tests {
             run_finished(vec![result("a.sh", Status::Pass, 12, None)], 1500),
         ];
         assert_eq!(
-            render_with(&events, with_progress(80)),
-            "    Starting 2 tests (jobs: 2)\n  [0/2] 0 running  00:00:00\
-             \r\x1b[2K  [0/2] 1 running: a.sh  00:00:00\
-             \r\x1b[2K  [0/2] 1 running: a.sh  00:00:01\
-             \r\x1b[2K    PASS [   0.012s] a.sh\n  [1/2] 0 running  00:00:01\
-             \r\x1b[2K------------\n\
-             \x20    Summary [   1.500s] 1 test run: 1 passed\n"
+            screen(&events[..4], 80),
+            "    Starting 2 tests (jobs: 2)\n\
+             \x20   PASS [   0.012s] a.sh\n  [1/2] 00:00:01  0 running"
+        );
+        assert_eq!(
+            screen(&events, 80),
+            "    Starting 2 tests (jobs: 2)\n\
+             \x20   PASS [   0.012s] a.sh\n\
+             ------------\n\
+             \x20    Summary [   1.500s] 1 test run: 1 passed"
         );
         assert_eq!(
             render(&events, false),
@@ -823,41 +782,44 @@ mod tests {
     #[test]
     fn progress_line_names_the_longest_running_tests() {
         let t0 = Instant::now();
-        let mut events: Vec<Event> = vec![run_started(120)];
-        for n in 0..11 {
-            let name = format!("skipped{n}.sh");
-            events.push(finished(result(&name, Status::Skipped, 0, Some("ignored"))));
+        let mut run = RunState {
+            total: 120,
+            finished: 12,
+            ..RunState::default()
+        };
+        for (name, at) in [("db/migrate.sh", 0.0), ("net/echo.sh", 2.0)] {
+            run.running.push(RunningTest {
+                name: name.to_string(),
+                started: t0 + secs(at),
+                slow_notices: 0,
+            });
+            run.observe(t0 + secs(at));
         }
-        events.extend([
-            started("db/migrate.sh", t0),
-            started("net/echo.sh", t0 + secs(2.0)),
-            started("quick.sh", t0 + secs(3.0)),
-            finished(result("quick.sh", Status::Pass, 5, None)),
-            tick(t0 + secs(83.2)),
-        ]);
-        let out = render_with(&events, with_progress(80));
+        run.observe(t0 + secs(83.2));
         assert_eq!(
-            last_progress_line(&out),
-            "  [ 12/120] 2 running: db/migrate.sh, net/echo.sh  00:01:23"
+            progress_line(&run),
+            "  [ 12/120] 00:01:23  2 running: db/migrate.sh, net/echo.sh"
         );
     }
 
     #[test]
-    fn progress_line_is_cut_to_the_width() {
+    fn progress_line_fits_a_narrow_terminal_in_display_columns() {
         let t0 = Instant::now();
         let events = [
             run_started(3),
-            started("db/migrate.sh", t0),
+            started("数据库/迁移.sh", t0),
             started("net/echo.sh", t0),
-            tick(t0 + secs(3723.0)),
+            tick(t0 + secs(45.0)),
+            finished(result("net/echo.sh", Status::Pass, 5, None)),
         ];
-        let out = render_with(&events, with_progress(40));
-        assert_eq!(
-            last_progress_line(&out),
-            "  [0/3] 2 running: db/migrate…  01:02:03"
-        );
-        let out = render_with(&events, with_progress(10));
-        assert_eq!(last_progress_line(&out), "  [0/3] 2…");
+        // 29 columns, then a name of 2-column characters: one fits in 32.
+        let shown = screen(&events, 32);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3, "nothing wrapped: {shown:?}");
+        assert_eq!(lines[2], "  [1/3] 00:00:45  1 running: 数");
+        for line in lines {
+            assert!(console::measure_text_width(line) <= 32, "{line:?}");
+        }
     }
 
     #[test]
@@ -877,7 +839,8 @@ mod tests {
             tick(t0 + secs(400.0)),
         ];
         let slow_after_minute = |writer| {
-            TerminalReporter::new(writer, false).with_slow_threshold(Duration::from_secs(60))
+            TerminalReporter::new(writer, Styles::new(false))
+                .with_slow_threshold(Duration::from_secs(60))
         };
         assert_eq!(
             render_with(&events, slow_after_minute),
@@ -888,8 +851,9 @@ mod tests {
              \x20   PASS [ 160.000s] a.sh\n\
              \x20   SLOW [ 360.000s] b.sh (still running)\n"
         );
-        let never_slow =
-            |writer| TerminalReporter::new(writer, false).with_slow_threshold(Duration::ZERO);
+        let never_slow = |writer| {
+            TerminalReporter::new(writer, Styles::new(false)).with_slow_threshold(Duration::ZERO)
+        };
         assert_eq!(render_with(&events[..7], never_slow), "");
     }
 

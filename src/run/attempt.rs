@@ -6,15 +6,16 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::classify::classify;
-use super::environment::{test_environment, HOME};
+use super::container::{limits, spec};
+use super::environment::set_variable;
 use super::events::Event;
 use super::result::{Attempt, Status, TestResult};
-use super::roots::{Root, Roots};
-use crate::config::Network;
+use super::roots::Roots;
+use super::test_files::{self, AttemptFiles, TestFiles};
 use crate::plan::PlannedTest;
+use crate::protocol::{self, Reading};
 use crate::sandbox::{
-    ExtraMount, Limits, Outcome, OutputMode, RootMode, RootSpec, Sandbox, SandboxSpec,
-    SetupFailure, StopRequest,
+    Limits, Outcome, OutputMode, Sandbox, SandboxSpec, SetupFailure, StopRequest,
 };
 
 /// The 1-based attempt number, in every test's environment.
@@ -29,91 +30,17 @@ pub struct AttemptSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Where attempts' XML_OUTPUT_FILE and outputs directories are made.
+    pub files: &'a TestFiles,
+    /// `--artifacts DIR`.
+    pub artifacts: Option<&'a Path>,
 }
 
-/// The container for one attempt of `test`, in `root`.
-pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {
-    let settings = &test.settings;
-    let bytes = |path: &Path| path.as_os_str().as_encoded_bytes().to_vec();
-    let dir = bytes(&test.case.dir);
-    let on_host = root.layers.is_empty();
-    let mode = settings.rootfs_mode();
-    let mut mounts = Vec::new();
-    let starts_in_image_workdir = test.case.default_dir && root.working_dir.is_some();
-    if !on_host && !starts_in_image_workdir {
-        // The test's own directory, at the same path: a test file runs as
-        // it does on the host root.
-        mounts.push(ExtraMount::Bind {
-            source: dir.clone(),
-            target: dir.clone(),
-            readonly: true,
-        });
-    }
-    for bind in &settings.binds {
-        mounts.push(ExtraMount::Bind {
-            source: bytes(&bind.value.source),
-            target: bind.value.target.as_bytes().to_vec(),
-            readonly: bind.value.readonly,
-        });
-    }
-    let writable = settings.writable.iter().filter(|_| mode == RootMode::Bind);
-    for path in settings.tmpfs.iter().chain(writable) {
-        mounts.push(ExtraMount::Fresh {
-            target: path.value.as_bytes().to_vec(),
-        });
-    }
-    // An image's `User` may be `user:group`; the test's own settings win.
-    let (image_user, image_group) = match root.user.as_deref().map(|u| u.split_once(':')) {
-        Some(Some((user, group))) => (Some(user), Some(group)),
-        Some(None) => (root.user.as_deref(), None),
-        None => (None, None),
-    };
-    let (user, group) = match settings.user() {
-        Some(user) => (Some(user), settings.group()),
-        None => (image_user, settings.group().or(image_group)),
-    };
-    // A `[[test]]` without `cwd` starts in the image's WorkingDir.
-    let cwd = match &root.working_dir {
-        Some(workdir) if test.case.default_dir => workdir.as_bytes().to_vec(),
-        _ => dir.clone(),
-    };
-    SandboxSpec {
-        argv: test.case.argv(),
-        env: test_environment(&test.case.name, settings, &root.env),
-        cwd,
-        hostname: settings.hostname().to_string(),
-        host_network: settings.network() == Network::Host,
-        user: user.filter(|u| !u.is_empty()).map(str::to_string),
-        group: group.filter(|g| !g.is_empty()).map(str::to_string),
-        home: HOME.as_bytes().to_vec(),
-        visible_host_dirs: if on_host { vec![dir] } else { Vec::new() },
-        timeout: settings.timeout(),
-        grace: settings.grace(),
-        limits: limits(test),
-        security: settings.security(),
-        root: RootSpec {
-            layers: root.layers.iter().map(|l| bytes(l)).collect(),
-            mode,
-        },
-        mounts,
-        disk_bytes: settings.disk(),
-        scratch_dir: None,
-        user_namespace: None,
-    }
-}
-
-fn limits(test: &PlannedTest) -> Limits {
-    Limits {
-        memory_bytes: test.settings.memory(),
-        cpus: test.settings.cpus(),
-        cpu_weight: test.settings.cpu_weight(),
-        pids: test.settings.pids(),
-    }
-}
-
-/// Runs `test` until it passes or its retries are used up.
+/// Runs `test` until it passes or its retries are used up; `iteration`
+/// is its run under `--stress N`.
 pub fn run_test(
     test: &PlannedTest,
+    iteration: Option<u32>,
     sandbox: &Sandbox,
     settings: &AttemptSettings,
     stop: &StopRequest,
@@ -130,16 +57,21 @@ pub fn run_test(
     };
     let root_time = preparing.elapsed();
     let mut spec = spec(test, &root);
+    for (key, value) in test_files::environment(&test.case.name) {
+        set_variable(&mut spec.env, key.as_bytes(), value.as_bytes());
+    }
+    let own_mounts = spec.mounts.len();
     let retries = test.settings.retries();
     let mut earlier: Vec<Attempt> = Vec::new();
     loop {
-        // Tests can tell attempts apart (and log which one failed).
-        let attempt = (earlier.len() + 1).to_string();
-        spec.env
-            .retain(|(key, _)| key != ATTEMPT_VARIABLE.as_bytes());
-        spec.env
-            .push((ATTEMPT_VARIABLE.as_bytes().to_vec(), attempt.into_bytes()));
-        let mut result = run_attempt(test, &spec, sandbox, settings.output, stop);
+        let files = match prepare_attempt(&mut spec, own_mounts, earlier.len() + 1, settings) {
+            Ok(files) => files,
+            Err(error) => {
+                let step = "create the test's XML_OUTPUT_FILE and outputs directory";
+                return setup_failed(test, step, error.to_string());
+            }
+        };
+        let mut result = run_attempt(test, &spec, &files, sandbox, settings, stop);
         if earlier.is_empty() {
             result.timing.root = root_time;
         }
@@ -154,6 +86,13 @@ pub fn run_test(
             || host_broken
             || stop.is_requested();
         if final_result {
+            if let Some(artifacts) = settings.artifacts {
+                let mut dir = artifacts.join(&result.test.name);
+                if let Some(run) = iteration {
+                    dir.push(format!("run-{run}"));
+                }
+                keep_outputs(&mut result, &files, &dir);
+            }
             finish(&mut result, earlier, settings);
             return result;
         }
@@ -176,10 +115,37 @@ pub fn run_test(
     }
 }
 
+/// Makes `spec` the container of attempt `number`: its number in the
+/// environment, its own directory of test files bound in (replacing the
+/// last attempt's, after the test's `own_mounts`).
+fn prepare_attempt(
+    spec: &mut SandboxSpec,
+    own_mounts: usize,
+    number: usize,
+    settings: &AttemptSettings,
+) -> std::io::Result<AttemptFiles> {
+    // Tests can tell attempts apart (and log which one failed).
+    let number = number.to_string();
+    set_variable(
+        &mut spec.env,
+        ATTEMPT_VARIABLE.as_bytes(),
+        number.as_bytes(),
+    );
+    let files = settings.files.attempt()?;
+    spec.mounts.truncate(own_mounts);
+    spec.mounts.push(files.mount());
+    Ok(files)
+}
+
 /// The result of a test whose root filesystem could not be prepared.
 fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
+    setup_failed(test, "prepare the root filesystem", cause)
+}
+
+/// The result of a test whose container could not be prepared at `step`.
+fn setup_failed(test: &PlannedTest, step: &str, cause: String) -> TestResult {
     let failure = SetupFailure {
-        step: "prepare the root filesystem".into(),
+        step: step.into(),
         cause,
         hint: None,
         host_unsupported: false,
@@ -196,16 +162,19 @@ fn root_failed(test: &PlannedTest, cause: String) -> TestResult {
     )
 }
 
+/// One attempt: the container, then what its protocol and the files it
+/// wrote say.
 fn run_attempt(
     test: &PlannedTest,
     spec: &SandboxSpec,
+    files: &AttemptFiles,
     sandbox: &Sandbox,
-    output: OutputMode,
+    settings: &AttemptSettings,
     stop: &StopRequest,
 ) -> TestResult {
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let outcome = sandbox.run(spec, output, stop);
+    let outcome = sandbox.run(spec, settings.output, stop);
     let duration = if outcome.wall.is_zero() {
         clock.elapsed()
     } else {
@@ -217,14 +186,44 @@ fn run_attempt(
     } else {
         Limits::default()
     };
-    classify(
+    let mut result = classify(
         test.case.clone(),
         outcome,
         started_at,
         duration,
         &test.settings,
         limits,
-    )
+    );
+    let xml_file = files.xml_file();
+    let reading = Reading {
+        protocol: test.settings.protocol(),
+        harness: test.case.harness.as_ref(),
+        skip_exit: test.settings.skip_exit(),
+        stdout_captured: matches!(settings.output, OutputMode::Capture { .. }),
+        xml_file: Some(&xml_file),
+    };
+    protocol::interpret(&mut result, &reading);
+    result
+}
+
+/// Keeps what the final attempt left in TEST_UNDECLARED_OUTPUTS_DIR in
+/// `dir` (`--artifacts DIR/<test name>`, `/run-K` for the K-th run under
+/// `--stress`); a failure to keep it is an ERROR of a test that otherwise
+/// passed.
+fn keep_outputs(result: &mut TestResult, files: &AttemptFiles, dir: &Path) {
+    match files.keep_outputs(dir) {
+        Ok(kept) => result.artifacts = kept,
+        Err(error) => {
+            let note = format!("keep TEST_UNDECLARED_OUTPUTS_DIR: {error}");
+            if result.status.is_success() {
+                result.status = Status::Error;
+            }
+            result.message = Some(match result.message.take() {
+                Some(message) => format!("{message}; {note}"),
+                None => note,
+            });
+        }
+    }
 }
 
 /// The final result: FLAKY when it passed after failing, the earlier

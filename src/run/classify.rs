@@ -10,7 +10,7 @@ use super::signal_name;
 use crate::config::{Expect, Settings};
 use crate::discover::TestCase;
 use crate::duration::format_seconds;
-use crate::sandbox::{CapturedOutput, Ending, Limits, Outcome};
+use crate::sandbox::{Ending, Limits, Outcome};
 use crate::size::format_size;
 
 /// Classifies one attempt.
@@ -23,13 +23,6 @@ pub fn classify(
     limits: Limits,
 ) -> TestResult {
     let mut result = TestResult {
-        test,
-        status: Status::Pass,
-        exit_code: None,
-        signal: None,
-        message: None,
-        setup_failure: None,
-        started_at,
         duration,
         leaked_processes: outcome.leaked_processes,
         rusage: outcome.rusage,
@@ -37,8 +30,6 @@ pub fn classify(
         limits,
         stdout: outcome.stdout,
         stderr: outcome.stderr,
-        attempts: Vec::new(),
-        slot: None,
         timing: Timing {
             root: Duration::ZERO,
             setup: outcome.phases.setup,
@@ -46,7 +37,7 @@ pub fn classify(
             teardown: outcome.phases.teardown,
             samples: outcome.samples,
         },
-        scheduled: Default::default(),
+        ..TestResult::new(test, Status::Pass, started_at)
     };
     match outcome.ending {
         Ending::Exited(0) => result.exit_code = Some(0),
@@ -230,24 +221,8 @@ pub fn not_run(
     reason: String,
 ) -> TestResult {
     TestResult {
-        test,
-        status,
-        exit_code: None,
-        signal: None,
         message: Some(reason),
-        setup_failure: None,
-        started_at,
-        duration: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        usage: None,
-        limits: Limits::default(),
-        stdout: CapturedOutput::default(),
-        stderr: CapturedOutput::default(),
-        attempts: Vec::new(),
-        slot: None,
-        timing: Timing::default(),
-        scheduled: Default::default(),
+        ..TestResult::new(test, status, started_at)
     }
 }
 
@@ -255,8 +230,7 @@ pub fn not_run(
 mod tests {
     use super::*;
     use crate::config::{Source, Sourced};
-    use crate::discover::Program;
-    use crate::sandbox::{Rusage, Usage};
+    use crate::sandbox::{CapturedOutput, Rusage, Usage};
 
     fn outcome(ending: Ending, usage: Option<Usage>) -> Outcome {
         Outcome {
@@ -278,14 +252,7 @@ mod tests {
         settings: &Settings,
         limits: Limits,
     ) -> TestResult {
-        let test = TestCase {
-            name: "t.sh".into(),
-            suite: "s".into(),
-            program: Program::File("/s/t.sh".into()),
-            dir: "/s".into(),
-            tags: Vec::new(),
-            default_dir: false,
-        };
+        let test = TestCase::example();
         let settings = Settings::resolve([settings]);
         classify(
             test,

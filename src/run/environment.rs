@@ -18,10 +18,7 @@ pub fn test_environment(
     image: &[(Vec<u8>, Vec<u8>)],
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut env: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut set = |key: &[u8], value: &[u8]| match env.iter_mut().find(|(k, _)| k == key) {
-        Some(entry) => entry.1 = value.to_vec(),
-        None => env.push((key.to_vec(), value.to_vec())),
-    };
+    let mut set = |key: &[u8], value: &[u8]| set_variable(&mut env, key, value);
     for (key, value) in [
         ("PATH", PATH),
         ("HOME", HOME),
@@ -46,6 +43,14 @@ pub fn test_environment(
         set(key.as_bytes(), value.value.as_bytes());
     }
     env
+}
+
+/// Sets `key` in `env`, replacing its value if it is there.
+pub fn set_variable(env: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &[u8], value: &[u8]) {
+    match env.iter_mut().find(|(k, _)| k == key) {
+        Some(entry) => entry.1 = value.to_vec(),
+        None => env.push((key.to_vec(), value.to_vec())),
+    }
 }
 
 #[cfg(test)]

@@ -7,28 +7,31 @@
 mod admission;
 mod attempt;
 mod classify;
+mod container;
 mod environment;
 mod events;
 mod result;
 mod roots;
 pub mod stress;
+mod test_files;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use admission::Demand;
-pub use attempt::spec;
+pub use container::spec;
 pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Attempt, Scheduled, Status, TestResult, Timing};
 pub use roots::{Root, Roots};
+pub use test_files::{default_parent as test_files_parent, TestFiles};
 
 use crate::plan::PlannedTest;
 use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
 use admission::Admission;
 use attempt::AttemptSettings;
-use classify::not_run;
+pub use classify::not_run;
 
 /// How the plan is run.
 pub struct RunSettings<'a> {
@@ -42,6 +45,10 @@ pub struct RunSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// Where attempts' XML_OUTPUT_FILE and outputs directories are made.
+    pub files: &'a TestFiles,
+    /// `--artifacts DIR`: where TEST_UNDECLARED_OUTPUTS_DIR is kept.
+    pub artifacts: Option<&'a std::path::Path>,
     /// Plan positions in the order tests start (`--order`).
     pub start_order: Vec<usize>,
     /// What each test of the plan holds while it runs, by plan position.
@@ -81,41 +88,15 @@ pub fn run(
         started_at,
         host: host.clone(),
     });
-    let mut finished: Vec<TestResult> = skipped
-        .into_iter()
-        .map(|test| {
-            let reason = test
-                .settings
-                .ignore_reason
-                .as_ref()
-                .map_or("ignored".to_string(), |r| r.value.clone());
-            let result = not_run(test.case, started_at, Status::Skipped, reason);
-            emit_finished(on_event, Box::new(result))
-        })
-        .collect();
+    let mut finished = report_skipped(skipped, started_at, on_event);
 
     // Unit u is run u % runs of test u / runs; runs go round by round.
     let order: Vec<usize> = (0..runs)
         .flat_map(|run| settings.start_order.iter().map(move |&i| i * runs + run))
         .collect();
     let demands = (0..units).map(|u| settings.demands[u / runs]).collect();
-    let shared = Jobs {
-        plan: &plan,
-        runs,
-        admission: Admission::new(order, demands, jobs, settings.memory_budget),
-        stop: StopRequest::new(),
-        stop_starting: AtomicBool::new(false),
-        host_broken: AtomicBool::new(false),
-        failures: AtomicUsize::new(0),
-        max_fail: settings.max_fail,
-        attempt_settings: AttemptSettings {
-            output: settings.output,
-            flaky_is_failure: settings.flaky_is_failure,
-            post_check: settings.post_check,
-            roots: settings.roots,
-        },
-        sandbox,
-    };
+    let admission = Admission::new(order, demands, jobs, settings.memory_budget);
+    let shared = Jobs::new(&plan, runs, admission, settings, sandbox);
     let mut results: Vec<Option<TestResult>> = vec![None; units];
     let interrupted_by = std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel::<Message>();
@@ -128,14 +109,11 @@ pub fn run(
         relay(&receiver, &shared.stop, &mut results, on_event)
     });
 
-    let reason = if shared.host_broken.load(Ordering::SeqCst) {
-        "not run: this host cannot create containers".to_string()
-    } else if interrupted_by.is_some() {
-        "not run: the run was interrupted".to_string()
-    } else {
-        let max = settings.max_fail.unwrap_or(0);
-        format!("not run: stopped after {max} failure(s) (--fail-fast / --max-fail)")
-    };
+    let reason = not_run_reason(
+        shared.host_broken.load(Ordering::SeqCst),
+        interrupted_by.is_some(),
+        settings.max_fail,
+    );
     finished.extend(results.into_iter().enumerate().map(|(unit, result)| {
         result.unwrap_or_else(|| {
             let case = plan[unit / runs].case.clone();
@@ -158,6 +136,68 @@ pub fn run(
         unreachable!("built as RunFinished above")
     };
     summary
+}
+
+/// The ignored tests, reported SKIPPED with their reason.
+fn report_skipped(
+    skipped: Vec<PlannedTest>,
+    started_at: SystemTime,
+    on_event: &mut dyn FnMut(&Event),
+) -> Vec<TestResult> {
+    skipped
+        .into_iter()
+        .map(|test| {
+            let reason = test
+                .settings
+                .ignore_reason
+                .as_ref()
+                .map_or("ignored".to_string(), |r| r.value.clone());
+            let result = not_run(test.case, started_at, Status::Skipped, reason);
+            emit_finished(on_event, Box::new(result))
+        })
+        .collect()
+}
+
+/// Why the tests that did not start did not run.
+fn not_run_reason(host_broken: bool, interrupted: bool, max_fail: Option<usize>) -> String {
+    if host_broken {
+        "not run: this host cannot create containers".to_string()
+    } else if interrupted {
+        "not run: the run was interrupted".to_string()
+    } else {
+        let max = max_fail.unwrap_or(0);
+        format!("not run: stopped after {max} failure(s) (--fail-fast / --max-fail)")
+    }
+}
+
+impl<'a> Jobs<'a> {
+    fn new(
+        plan: &'a [PlannedTest],
+        runs: usize,
+        admission: Admission,
+        settings: &RunSettings<'a>,
+        sandbox: &'a Sandbox,
+    ) -> Self {
+        Jobs {
+            plan,
+            runs,
+            admission,
+            stop: StopRequest::new(),
+            stop_starting: AtomicBool::new(false),
+            host_broken: AtomicBool::new(false),
+            failures: AtomicUsize::new(0),
+            max_fail: settings.max_fail,
+            attempt_settings: AttemptSettings {
+                output: settings.output,
+                flaky_is_failure: settings.flaky_is_failure,
+                post_check: settings.post_check,
+                roots: settings.roots,
+                files: settings.files,
+                artifacts: settings.artifacts,
+            },
+            sandbox,
+        }
+    }
 }
 
 /// What the job threads share.
@@ -189,8 +229,10 @@ impl Jobs<'_> {
             let emit = |event| {
                 let _ = sender.send(Message::Event(event));
             };
+            let iteration = (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1);
             let mut result = attempt::run_test(
                 test,
+                iteration,
                 self.sandbox,
                 &self.attempt_settings,
                 &self.stop,
@@ -199,7 +241,7 @@ impl Jobs<'_> {
             self.admission.finished(admitted.index);
             result.slot = Some(slot);
             result.scheduled = Scheduled {
-                iteration: (self.runs > 1).then_some((admitted.index % self.runs) as u32 + 1),
+                iteration,
                 waited_for_memory: admitted.waited_for_memory,
             };
             if result

@@ -1,8 +1,10 @@
 //! How a test ended, in the runner's words: statuses and results.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::discover::TestCase;
+use crate::protocol::Case;
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, SetupFailure, Usage};
 
 /// The status of one finished (or never started) test.
@@ -26,7 +28,8 @@ pub enum Status {
     Regressed,
     /// Its container could not be set up or the command not started.
     Error,
-    /// Ignored in isotest.toml (`ignore = true`).
+    /// Ignored in isotest.toml (`ignore = true`), exited with the skip
+    /// code (`skip_exit`, 77), or skipped by its TAP plan (`1..0 # SKIP`).
     Skipped,
     /// Not started (the run was interrupted or stopped early), or stopped
     /// by the interrupt.
@@ -136,6 +139,12 @@ pub struct TestResult {
     /// Earlier attempts that did not pass (with `retries`), oldest first;
     /// the fields above describe the last attempt.
     pub attempts: Vec<Attempt>,
+    /// The cases inside the test (its TAP test points, the testcases of
+    /// its XML_OUTPUT_FILE), from the last attempt.
+    pub cases: Vec<Case>,
+    /// Where what the test left in TEST_UNDECLARED_OUTPUTS_DIR was kept
+    /// (`--artifacts DIR/<test name>`), if it left anything.
+    pub artifacts: Option<PathBuf>,
     /// The job slot (0-based) the test ran in; None when it did not run.
     pub slot: Option<usize>,
     /// Where the last attempt's time went.
@@ -151,4 +160,33 @@ pub struct Scheduled {
     /// How long the test was held back because the memory budget was
     /// taken by tests running.
     pub waited_for_memory: Option<Duration>,
+}
+
+impl TestResult {
+    /// `test` ended as `status`, with nothing measured, captured or said
+    /// yet: the fields a classification fills in are empty.
+    pub fn new(test: TestCase, status: Status, started_at: SystemTime) -> TestResult {
+        TestResult {
+            test,
+            status,
+            exit_code: None,
+            signal: None,
+            message: None,
+            setup_failure: None,
+            started_at,
+            duration: Duration::ZERO,
+            leaked_processes: 0,
+            rusage: None,
+            usage: None,
+            limits: Limits::default(),
+            stdout: CapturedOutput::default(),
+            stderr: CapturedOutput::default(),
+            attempts: Vec::new(),
+            cases: Vec::new(),
+            artifacts: None,
+            slot: None,
+            timing: Timing::default(),
+            scheduled: Scheduled::default(),
+        }
+    }
 }

@@ -36,9 +36,11 @@ mod supervisor;
 pub mod userns;
 
 pub use capture::{BoundedBuffer, CapturedOutput};
+pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
 pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
 pub use procstat::process_start;
 pub use sampler::Sample;
+pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{
     rootless_overlay, OutputMode, RootlessOverlay, Sandbox, SandboxNotes, StopRequest,
@@ -48,3 +50,4 @@ pub use spec::{
     SetupFailure, SupervisorRequest,
 };
 pub use supervisor::pidfd_open;
+pub use userns::{IdMapping, SubordinateRange};

@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::sys::resource::{setrlimit, Resource};
 use serde::{Deserialize, Serialize};
 
-use caps::{CapSet, Capability, CapsHashSet};
+use caps::{CapSet, CapsHashSet};
 
 /// Docker's default capability set.
 pub const DEFAULT_CAPABILITIES: [&str; 14] = [
@@ -59,21 +59,6 @@ impl Default for Security {
             nproc: None,
         }
     }
-}
-
-/// `net_admin`, `NET_ADMIN` or `CAP_NET_ADMIN` as `CAP_NET_ADMIN`, if the
-/// kernel headers know it; `ALL` stays `ALL`.
-pub fn canonical_capability(name: &str) -> Option<String> {
-    let upper = name.trim().to_ascii_uppercase();
-    if upper == "ALL" {
-        return Some(upper);
-    }
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    full.parse::<Capability>().ok().map(|_| full)
 }
 
 /// The kept set: Docker's defaults with `cap_add` and `cap_drop` applied as
@@ -183,20 +168,6 @@ pub fn after_user_switch(security: &Security) -> Result<(), (Step, Errno)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capability_names_are_canonical() {
-        assert_eq!(
-            canonical_capability("net_admin").as_deref(),
-            Some("CAP_NET_ADMIN")
-        );
-        assert_eq!(
-            canonical_capability("CAP_SYS_PTRACE").as_deref(),
-            Some("CAP_SYS_PTRACE")
-        );
-        assert_eq!(canonical_capability("all").as_deref(), Some("ALL"));
-        assert_eq!(canonical_capability("CAP_FLY"), None);
-    }
 
     #[test]
     fn add_and_drop_like_docker() {

@@ -169,6 +169,8 @@ mod tests {
                 dir: PathBuf::from("/tests"),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 default_dir: false,
+                harness: None,
+                host_dirs: Vec::new(),
             },
             settings: Settings {
                 ignore: flag(ignored, "test"),

@@ -149,6 +149,18 @@ pub(super) fn temp_dirs(cache: &Cache) -> Vec<String> {
     }
 }
 
+/// Runs `command`, which must succeed, and returns its stdout.
+pub(super) fn stdout_of(command: &mut std::process::Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        command,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 pub(super) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

@@ -186,17 +186,7 @@ fn layers_get_overlay_whiteouts_and_mount_as_the_image() {
         mount_point.display(),
         mount_point.display()
     );
-    let output = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let merged: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
+    let merged: Vec<String> = stdout_of(Command::new("unshare").args(["-m", "sh", "-c", &script]))
         .lines()
         .map(|l| l.trim_start_matches("./").to_string())
         .collect();

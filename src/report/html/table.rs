@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::escape;
 use crate::duration::format_seconds;
-use crate::report::json::{JsonOutput, JsonRun, JsonTest};
+use crate::report::json::{JsonCase, JsonOutput, JsonRun, JsonTest};
 use crate::size::format_size;
 
 /// Output shown per stream and test: its head and tail, so a page of
@@ -43,7 +43,8 @@ pub fn tests(page: &mut String, run: &JsonRun) {
          <th data-key=\"d\" class=\"num\">Duration</th><th data-key=\"m\" class=\"num\">Peak memory</th>\
          <th data-key=\"ml\" class=\"num\">Memory limit</th><th data-key=\"c\" class=\"num\">CPU</th>\
          <th data-key=\"p\" class=\"num\">Pids</th><th data-key=\"l\" class=\"num\">Leaked</th>\
-         <th data-key=\"a\" class=\"num\">Attempts</th></tr></thead><tbody>\n",
+         <th data-key=\"a\" class=\"num\">Attempts</th><th data-key=\"k\" class=\"num\">Cases</th>\
+         </tr></thead><tbody>\n",
     );
     for (index, test) in run.tests.iter().enumerate() {
         row(page, index, test);
@@ -53,6 +54,7 @@ pub fn tests(page: &mut String, run: &JsonRun) {
 
 fn row(page: &mut String, index: usize, test: &JsonTest) {
     let usage = &test.usage;
+    let cases = CaseCounts::of(&test.cases);
     let cpu = usage
         .cpu_user_usec
         .zip(usage.cpu_system_usec)
@@ -70,10 +72,10 @@ fn row(page: &mut String, index: usize, test: &JsonTest) {
         page,
         "<tr id=\"r{index}\" data-i=\"{index}\" data-s=\"{status}\" \
          data-d=\"{}\" data-m=\"{}\" data-ml=\"{}\" data-c=\"{}\" data-p=\"{}\" data-l=\"{}\" \
-         data-a=\"{}\"><td><span class=\"st s-{status}\">{status}</span></td>\
+         data-a=\"{}\" data-k=\"{}\"><td><span class=\"st s-{status}\">{status}</span></td>\
          <td class=\"name\">{name_cell}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
          <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-         <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
         test.duration_secs,
         key(usage.memory_peak_bytes),
         key(test.limits.memory_bytes),
@@ -81,6 +83,7 @@ fn row(page: &mut String, index: usize, test: &JsonTest) {
         key(usage.pids_peak),
         test.leaked_processes,
         test.attempts,
+        cases.total,
         format_seconds(Duration::from_secs_f64(test.duration_secs.max(0.0))),
         text(usage.memory_peak_bytes.map(format_size)),
         text(test.limits.memory_bytes.map(format_size)),
@@ -88,7 +91,41 @@ fn row(page: &mut String, index: usize, test: &JsonTest) {
         text(usage.pids_peak.map(|p| p.to_string())),
         test.leaked_processes,
         test.attempts,
+        cases.cell(),
     );
+}
+
+/// How many cases a test holds (its TAP test points, the testcases of
+/// its JUnit file, nested subtests included) and how many failed it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CaseCounts {
+    total: usize,
+    failed: usize,
+}
+
+impl CaseCounts {
+    fn of(cases: &[JsonCase]) -> CaseCounts {
+        let mut counts = CaseCounts::default();
+        for case in cases {
+            let inner = CaseCounts::of(&case.cases);
+            counts.total += 1 + inner.total;
+            counts.failed += usize::from(case_failed(case)) + inner.failed;
+        }
+        counts
+    }
+
+    /// `12`, `12 (2 failed)`, or a dash for a test without cases.
+    fn cell(&self) -> String {
+        match (self.total, self.failed) {
+            (0, _) => "–".into(),
+            (total, 0) => total.to_string(),
+            (total, failed) => format!("{total} ({failed} failed)"),
+        }
+    }
+}
+
+fn case_failed(case: &JsonCase) -> bool {
+    matches!(case.status.as_str(), "fail" | "error")
 }
 
 /// Each test that did not pass: why, and its output (earlier attempts'
@@ -118,6 +155,7 @@ pub fn failures(page: &mut String, run: &JsonRun) {
             escape::text(&test.name)
         );
         reason(page, test);
+        failed_cases(page, &test.cases);
         output(page, &test.output, &mut shown_bytes);
         for (number, attempt) in test.earlier_attempts.iter().enumerate() {
             let _ = write!(
@@ -160,6 +198,48 @@ fn reason(page: &mut String, test: &JsonTest) {
         "<p class=\"reason\">{}</p>",
         escape::text(&facts.join("; "))
     );
+}
+
+/// The cases that failed the test, each with its message.
+fn failed_cases(page: &mut String, cases: &[JsonCase]) {
+    let mut failed = Vec::new();
+    collect_failed(cases, "", &mut failed);
+    if failed.is_empty() {
+        return;
+    }
+    page.push_str("<ul class=\"cases\">");
+    for (name, case) in failed {
+        let _ = write!(
+            page,
+            "<li><span class=\"st s-FAIL\">{}</span> {}",
+            escape::text(&case.status),
+            escape::text(&name)
+        );
+        if let Some(message) = &case.message {
+            let _ = write!(
+                page,
+                "<pre class=\"output\">{}</pre>",
+                escape::text(message)
+            );
+        }
+        page.push_str("</li>");
+    }
+    page.push_str("</ul>");
+}
+
+/// Failed cases under `cases`, named with their parents' names.
+fn collect_failed<'a>(cases: &'a [JsonCase], parent: &str, into: &mut Vec<(String, &'a JsonCase)>) {
+    for case in cases {
+        let name = if parent.is_empty() {
+            case.name.clone()
+        } else {
+            format!("{parent} › {}", case.name)
+        };
+        if case_failed(case) {
+            into.push((name.clone(), case));
+        }
+        collect_failed(&case.cases, &name, into);
+    }
 }
 
 fn output(page: &mut String, output: &JsonOutput, shown_bytes: &mut usize) {
@@ -225,6 +305,40 @@ pub fn samples(run: &JsonRun) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn case(name: &str, status: &str, cases: Vec<JsonCase>) -> JsonCase {
+        JsonCase {
+            name: name.into(),
+            status: status.into(),
+            message: Some(format!("<{name}>")),
+            duration_secs: None,
+            cases,
+        }
+    }
+
+    #[test]
+    fn counts_cases_and_lists_the_failed_ones_escaped() {
+        let cases = vec![
+            case("1 a", "pass", Vec::new()),
+            case("2 b", "fail", vec![case("1 inner", "fail", Vec::new())]),
+            case("3 c", "todo", Vec::new()),
+        ];
+        let counts = CaseCounts::of(&cases);
+        assert_eq!(
+            counts,
+            CaseCounts {
+                total: 4,
+                failed: 2
+            }
+        );
+        assert_eq!(counts.cell(), "4 (2 failed)");
+        assert_eq!(CaseCounts::of(&[]).cell(), "–");
+        let mut page = String::new();
+        failed_cases(&mut page, &cases);
+        assert!(page.contains("2 b › 1 inner"), "{page}");
+        assert!(page.contains("&lt;2 b&gt;"), "{page}");
+        assert!(!page.contains("<2 b>"), "{page}");
+    }
 
     #[test]
     fn bounds_output_at_character_boundaries() {

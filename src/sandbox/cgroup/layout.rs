@@ -102,6 +102,15 @@ fn parse_proc_cgroup(text: &str) -> Result<Vec<Membership>, String> {
         .collect()
 }
 
+/// The layout as the calling process sees it: its mount table and
+/// /proc/self/cgroup.
+pub fn own_layout() -> Result<Layout, String> {
+    let mounts = crate::sandbox::mountinfo::read_own()?;
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("read /proc/self/cgroup: {e}"))?;
+    detect(&mounts, &proc_cgroup)
+}
+
 /// Detects the layout from the mount table and the text of /proc/self/cgroup.
 /// Named v1 hierarchies without controllers (name=systemd) are ignored.
 pub fn detect(mounts: &[Mount], proc_cgroup: &str) -> Result<Layout, String> {

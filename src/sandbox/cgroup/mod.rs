@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 
 use self::janitor::Janitor;
 use self::layout::{Layout, LayoutKind};
-use super::mountinfo;
 use super::spec::SetupFailure;
 use super::step::Step;
 
@@ -165,15 +164,7 @@ impl Cgroups {
     /// is a cgroup path (like `/isotest.slice`) used instead of isotest's
     /// own cgroup.
     pub fn setup(parent: Option<&Path>) -> Result<Ready, Unavailable> {
-        let mounts = mountinfo::read_own().map_err(|reason| Unavailable {
-            layout: LayoutKind::None,
-            reason,
-        })?;
-        let proc_cgroup = fs::read_to_string("/proc/self/cgroup").map_err(|e| Unavailable {
-            layout: LayoutKind::None,
-            reason: format!("read /proc/self/cgroup: {e}"),
-        })?;
-        let layout = layout::detect(&mounts, &proc_cgroup).map_err(|reason| Unavailable {
+        let layout = layout::own_layout().map_err(|reason| Unavailable {
             layout: LayoutKind::None,
             reason,
         })?;
@@ -519,7 +510,7 @@ fn remove_stale(parents: &Parents) -> usize {
 
 /// Whether an isotest runner with this pid still exists: not gone, not a
 /// zombie, and not a reused pid running something else.
-pub(super) fn runner_alive(pid: i32) -> bool {
+pub fn runner_alive(pid: i32) -> bool {
     let Ok(pid) = u32::try_from(pid) else {
         return false;
     };
