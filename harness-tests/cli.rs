@@ -9,7 +9,7 @@ use libtest_mimic::{Failed, Trial};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{self, isotest, Finished};
+use crate::support::{self, isotest, wait_until, Finished};
 use crate::{cgroups, hooks, junit};
 
 type Check = fn() -> Result<(), Failed>;
@@ -496,18 +496,6 @@ fn run_survives_a_killed_sandbox_server() -> Result<(), Failed> {
         finished.describe()
     )
     .into())
-}
-
-/// Polls `condition` until it holds (true) or `limit` has passed (false).
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    condition()
 }
 
 fn list_prints_names_in_order() -> Result<(), Failed> {

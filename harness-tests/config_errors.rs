@@ -35,7 +35,7 @@ fn accepted(placeholder: &str) -> String {
         "{TOP}" => format!(
             "{}{more}{}",
             regex::escape(SETTING_KEYS),
-            regex::escape(", jobs, include, exclude, test, override, profile")
+            regex::escape(", jobs, include, exclude, test, override, profile, service")
         ),
         _ => format!(
             "{}{more}",
@@ -145,7 +145,26 @@ const CASES: &[Malformed] = &[
         files: &[("isotest.toml", "network = \"bridge\"\n")],
         args: &[],
         stderr: "isotest: suite/isotest.toml:1:11: key `network`: `bridge` is not a network \
-                 (expected \"none\": loopback only, or \"host\")",
+                 (expected \"none\": loopback only, \"outbound\": a private network with NAT \
+                 to the host's, or \"host\")",
+    },
+    Malformed {
+        name: "unknown_service",
+        files: &[(
+            "isotest.toml",
+            "[[test]]\nname = \"a\"\ncommand = \"true\"\nservices = [\"db\"]\n",
+        )],
+        args: &[],
+        stderr: "isotest: suite/isotest.toml:4 [[test]] a: key `services` of test `a`: no \
+                 [[service]] named `db` in this test's isotest.toml files (its directory's or a \
+                 parent's)",
+    },
+    Malformed {
+        name: "service_without_command",
+        files: &[("isotest.toml", "[[service]]\nname = \"db\"\n")],
+        args: &[],
+        stderr: "isotest: suite/isotest.toml:1:1: key `command`: missing: [[service]] `db` \
+                 needs a `command`",
     },
     Malformed {
         name: "test_without_command",

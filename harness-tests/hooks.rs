@@ -6,7 +6,7 @@
 //! whatever the hooks left on the host.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
@@ -14,6 +14,8 @@ use std::os::unix::net::{SocketAddr, UnixListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -34,6 +36,12 @@ pub struct Hooks {
     /// listener must not have received a connection.
     #[serde(default)]
     host_listener: bool,
+    /// Serve TCP on 0.0.0.0:<port> on the host, answering each connection
+    /// with `isotest-host-server` and a newline; pass HOST_SERVER_PORT.
+    /// After the run it must have served at least one connection (a test
+    /// with `network = "outbound"` reached the host).
+    #[serde(default)]
+    host_server: bool,
     /// Pass HOST_INTERFACES: the names of the host's network interfaces
     /// (from its /proc/net/dev), sorted, separated by spaces.
     #[serde(default)]
@@ -100,6 +108,8 @@ pub struct Armed {
     pub env: Vec<(String, String)>,
     sleeper: Option<Child>,
     listener: Option<TcpListener>,
+    /// The host server's count of connections served.
+    served: Option<Arc<AtomicUsize>>,
     ipc: Option<HostIpc>,
     absent: Vec<PathBuf>,
     intact: Vec<(PathBuf, Vec<u8>)>,
@@ -198,6 +208,9 @@ impl Hooks {
             armed.env.push(("HOST_ADDR".into(), host_address()));
             armed.listener = Some(listener);
         }
+        if self.host_server {
+            armed.served = Some(host_server(&mut armed.env)?);
+        }
         if self.host_interfaces {
             armed
                 .env
@@ -274,6 +287,11 @@ impl Armed {
                     "the host listener received a connection from {peer}"
                 )),
                 Err(e) => problems.push(format!("accept on the host listener: {e}")),
+            }
+        }
+        if let Some(served) = &self.served {
+            if served.load(Ordering::SeqCst) == 0 {
+                problems.push("the host server was never reached".to_owned());
             }
         }
         if let Some(inherited) = &self.dir_fd {
@@ -412,6 +430,28 @@ impl Drop for Armed {
 /// How far the host's wall clock may drift from its monotonic clock during
 /// a run (NTP slews by at most half a millisecond a second).
 const CLOCK_SLACK: Duration = Duration::from_secs(1);
+
+/// A TCP server on the host, serving from a thread for the rest of the
+/// harness's life (it holds nothing but its socket); returns its count of
+/// connections served.
+fn host_server(env: &mut Vec<(String, String)>) -> Result<Arc<AtomicUsize>, String> {
+    let listener =
+        TcpListener::bind(("0.0.0.0", 0)).map_err(|e| format!("serve on the host: {e}"))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| format!("host server address: {e}"))?
+        .port();
+    env.push(("HOST_SERVER_PORT".into(), port.to_string()));
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"isotest-host-server\n");
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    Ok(served)
+}
 
 /// A fresh directory in the host's /tmp (which every container replaces),
 /// opened; its descriptor number goes to the test as HOST_FD.

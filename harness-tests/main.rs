@@ -36,6 +36,7 @@ mod junit;
 mod limits;
 mod rootfs;
 mod selection;
+mod services;
 mod shards;
 mod stress;
 mod support;
@@ -59,6 +60,7 @@ fn main() {
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
     trials.extend(limits::trials());
+    trials.extend(services::trials());
     trials.extend(terminal::trials());
     trials.extend(drivers::trials());
     trials.extend(html::trials());

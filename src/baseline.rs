@@ -248,6 +248,7 @@ mod tests {
                 rootless: false,
             },
             interrupted_by: None,
+            services: Vec::new(),
         }
     }
 

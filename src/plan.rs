@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::config::{Configs, Settings};
+use crate::config::{Configs, ServiceConfig, Settings};
 use crate::discover::{self, display_name, relative_name, DiscoverError, Program, TestCase};
 use crate::select::expression::Subject;
 use crate::select::Filter;
@@ -16,6 +17,8 @@ use crate::select::Filter;
 pub struct PlannedTest {
     pub case: TestCase,
     pub settings: Settings,
+    /// The `[[service]]`s it runs beside it, in starting order.
+    pub services: Vec<Arc<ServiceConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,13 @@ pub enum PlanError {
     Glob(String),
     #[error("two tests are named `{0}` (a file and a [[test]] table, or two tables); rename one")]
     Duplicate(String),
+    #[error("{place}: key `services` of test `{test}`: {message}")]
+    Services {
+        test: String,
+        /// Where the test's `services` was set.
+        place: String,
+        message: String,
+    },
 }
 
 /// Builds the plan: tests in discovery order (declared tests after the
@@ -147,7 +157,22 @@ impl<'a> Planner<'a> {
         if !self.names.insert(case.name.clone()) {
             return Err(PlanError::Duplicate(case.name));
         }
-        self.planned.push(PlannedTest { case, settings });
+        let services = self
+            .configs
+            .services_for(config_dir, settings.services())
+            .map_err(|message| PlanError::Services {
+                test: case.name.clone(),
+                place: settings
+                    .services
+                    .as_ref()
+                    .map_or("isotest.toml".into(), |s| s.source.to_string()),
+                message,
+            })?;
+        self.planned.push(PlannedTest {
+            case,
+            settings,
+            services,
+        });
         Ok(())
     }
 }

@@ -41,6 +41,7 @@ pub fn exec(args: ExecArgs) -> i32 {
             host_dirs: Vec::new(),
         },
         settings: Settings::resolve([&no_timeout, &args.container.settings()]),
+        services: Vec::new(),
     };
     let roots = run::Roots::new(args.storage.cache_dir.clone());
     let root = match roots.get(test.settings.rootfs()) {

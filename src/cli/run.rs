@@ -29,9 +29,6 @@ use crate::select::{Criteria, Order, Partition, RunIgnored, Selected, Selection}
 use crate::size::format_size;
 use crate::style::{color_wanted, Styles};
 
-/// Output kept per stream and test; the middle of longer output is dropped.
-const OUTPUT_LIMIT: usize = 4 << 20;
-
 pub fn run(command: RunCommand) -> i32 {
     let args = command.run;
     let positional = split_positional(&command.paths.positional);
@@ -152,7 +149,7 @@ fn run_settings<'a>(
             OutputMode::Inherit
         } else {
             OutputMode::Capture {
-                limit_per_stream: OUTPUT_LIMIT,
+                limit_per_stream: run::OUTPUT_LIMIT,
             }
         },
         max_fail: args

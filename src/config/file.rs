@@ -30,6 +30,9 @@ use super::settings::Settings;
 use super::source::{ConfigError, Positions, Sourced};
 use crate::select::expression::Expression;
 
+mod service;
+pub use service::{Readiness, ServiceConfig, ServiceScope};
+
 /// The file name isotest looks for.
 pub const FILE_NAME: &str = "isotest.toml";
 
@@ -82,6 +85,8 @@ pub struct ConfigFile {
     pub tests: Vec<DeclaredTest>,
     pub overrides: Vec<Override>,
     pub profiles: BTreeMap<String, Profile>,
+    /// `[[service]]` tables, for the tests of this subtree.
+    pub services: Vec<ServiceConfig>,
 }
 
 impl ConfigFile {
@@ -114,6 +119,7 @@ impl Reader<'_> {
             tests: Vec::new(),
             overrides: Vec::new(),
             profiles: BTreeMap::new(),
+            services: Vec::new(),
         };
         for (key, value) in table.iter() {
             let name = key.get_ref().as_ref();
@@ -126,6 +132,19 @@ impl Reader<'_> {
                 "override" => {
                     for item in self.array_of_tables(value, "override")? {
                         file.overrides.push(self.override_table(item)?);
+                    }
+                }
+                "service" => {
+                    for item in self.array_of_tables(value, "service")? {
+                        let service = self.service(item)?;
+                        if file.services.iter().any(|s| s.name == service.name) {
+                            return Err(self.error(
+                                &item.span(),
+                                "name",
+                                format!("a second [[service]] named `{}`", service.name),
+                            ));
+                        }
+                        file.services.push(service);
                     }
                 }
                 "profile" => {
@@ -154,7 +173,7 @@ impl Reader<'_> {
                             key,
                             setting_names()
                                 .chain(RUN_KEYS.iter().copied())
-                                .chain(["test", "override", "profile"]),
+                                .chain(["test", "override", "profile", "service"]),
                         ));
                     }
                 }

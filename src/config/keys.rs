@@ -90,6 +90,7 @@ pub(super) const SETTINGS: &[Key] = &[
     key("skip_exit", |r, i, s| put(&mut s.skip_exit, i, r.integer(i.value, i.key, 1, 255)? as i32)),
     key("threads", |r, i, s| put(&mut s.threads, i, r.integer(i.value, i.key, 1, 4096)? as usize)),
     key("cpu_weight", cpu_weight),
+    key("services", |r, i, s| put(&mut s.services, i, r.strings(i.value, i.key)?)),
 ];
 
 /// The names of every per-test key, for "accepted here" lists.
@@ -171,11 +172,13 @@ fn network(r: &Reader, i: &Input, s: &mut Settings) -> Result<(), ConfigError> {
     let network = match r.string(i.value, i.key)?.as_str() {
         "none" => Network::None,
         "host" => Network::Host,
+        "outbound" => Network::Outbound,
         other => {
             return Err(i.error(
                 r,
                 format!(
-                    "`{other}` is not a network (expected \"none\": loopback only, or \"host\")"
+                    "`{other}` is not a network (expected \"none\": loopback only, \
+                     \"outbound\": a private network with NAT to the host's, or \"host\")"
                 ),
             ))
         }

@@ -9,13 +9,17 @@
 mod file;
 mod keys;
 mod reader;
+mod services;
 mod settings;
 mod source;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub use file::{ConfigFile, DeclaredTest, Override, Profile, RunSettings, FILE_NAME};
+pub use file::{
+    ConfigFile, DeclaredTest, Override, Profile, Readiness, RunSettings, ServiceConfig,
+    ServiceScope, FILE_NAME,
+};
 pub use settings::{
     flag, Bind, Described, Expect, Network, RootMode, Rootfs, Settings, CPU_WEIGHTS,
 };

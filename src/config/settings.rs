@@ -56,6 +56,9 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
+    /// A private network (as with services) with a NAT'd route to the
+    /// host's networks.
+    Outbound,
 }
 
 /// How a test must end to pass.
@@ -122,6 +125,9 @@ pub struct Settings {
     pub writable: Vec<Sourced<String>>,
     /// Size of the test's writable space; `None` inside means unlimited.
     pub disk: Option<Sourced<Option<u64>>>,
+    /// Names of the `[[service]]`s the test runs beside it; a later layer's
+    /// list replaces an earlier one.
+    pub services: Option<Sourced<Vec<String>>>,
     /// How the test's output becomes results (exit code, TAP).
     pub protocol: Option<Sourced<Protocol>>,
     /// The exit code that means the test skipped itself.
@@ -191,6 +197,7 @@ impl Settings {
         over(&mut self.rootfs, &upper.rootfs);
         over(&mut self.rootfs_mode, &upper.rootfs_mode);
         over(&mut self.disk, &upper.disk);
+        over(&mut self.services, &upper.services);
         over(&mut self.protocol, &upper.protocol);
         over(&mut self.skip_exit, &upper.skip_exit);
         for bind in &upper.binds {
@@ -305,6 +312,9 @@ impl Settings {
     }
     pub fn disk(&self) -> Option<u64> {
         self.disk.as_ref().and_then(|s| s.value)
+    }
+    pub fn services(&self) -> &[String] {
+        self.services.as_ref().map_or(&[], |s| s.value.as_slice())
     }
     pub fn protocol(&self) -> Protocol {
         self.protocol
@@ -423,7 +433,9 @@ impl Settings {
         rows.one("network", &self.network, |n| match n {
             Network::None => json!("none"),
             Network::Host => json!("host"),
+            Network::Outbound => json!("outbound"),
         });
+        rows.one("services", &self.services, |v| json!(v));
         rows.one("hostname", &self.hostname, |v| json!(v));
         rows.one("user", &self.user, |v| json!(v));
         rows.one("group", &self.group, |v| json!(v));

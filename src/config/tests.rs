@@ -138,7 +138,7 @@ fn bad_values_name_line_key_and_accepted_form() {
     );
     assert_eq!(
         error("network = \"bridge\"\n"),
-        "t/isotest.toml:1:11: key `network`: `bridge` is not a network (expected \"none\": loopback only, or \"host\")"
+        "t/isotest.toml:1:11: key `network`: `bridge` is not a network (expected \"none\": loopback only, \"outbound\": a private network with NAT to the host's, or \"host\")"
     );
     assert!(error("expect_signal = \"SIGNOPE\"\n").contains("unknown signal"));
     assert!(error("expect = \"oom\"\nexpect_exit = 1\n").contains("only one of"));

@@ -3,7 +3,9 @@
 
 use nix::errno::Errno;
 
-use super::probe::{CgroupDir, CgroupFacts, HostFacts, V1_CONTROLLERS, V2_CONTROLLERS};
+use super::probe::{
+    CgroupDir, CgroupFacts, HostFacts, NetworkProbe, V1_CONTROLLERS, V2_CONTROLLERS,
+};
 use super::{Check, Diagnosis};
 use crate::sandbox::{
     CgroupHierarchies as Layout, CgroupLayout as LayoutKind, IdMapping, RootlessOverlay,
@@ -35,6 +37,7 @@ pub(super) fn diagnose(facts: &HostFacts) -> Diagnosis {
         facts.seccomp_actions.as_deref(),
     ));
     checks.push(pidfd_check(facts.pidfd));
+    checks.extend(network_checks(facts.euid, &facts.network));
     Diagnosis {
         kernel: facts.kernel.clone(),
         cgroup_layout: facts.cgroups.kind(),
@@ -587,4 +590,39 @@ pub(super) fn pidfd_check(result: Result<(), Errno>) -> Check {
             "allow pidfd_open (a container's seccomp policy may block it)",
         ),
     }
+}
+
+/// Whether a test gets services (bridge, veths) and an outbound uplink.
+pub(super) fn network_checks(euid: u32, probe: &NetworkProbe) -> Vec<Check> {
+    let networks = match &probe.bridge {
+        Ok(()) => Check::ok(
+            "networks",
+            "a bridge and veth pairs in a namespace of their own: tests get services",
+        ),
+        Err(e) => Check::degraded(
+            "networks",
+            format!("a test network could not be built: {e}"),
+            "a kernel with CONFIG_BRIDGE and CONFIG_VETH; until then tests with \
+             `services` or network = \"outbound\" are errors",
+        ),
+    };
+    let outbound = match &probe.outbound {
+        Some(Ok(())) => Check::ok(
+            "outbound",
+            "an uplink veth to the host with NAT (nftables or iptables) in the test network",
+        ),
+        Some(Err(e)) => Check::degraded(
+            "outbound",
+            format!("network = \"outbound\" does not work here: {e}"),
+            "install nftables (or iptables) and a kernel with CONFIG_NFT_MASQ or \
+             CONFIG_IP_NF_TARGET_MASQUERADE",
+        ),
+        None if euid != 0 => Check::degraded(
+            "outbound",
+            "rootless: a user namespace cannot add an uplink to the host's network",
+            "run as root for network = \"outbound\"",
+        ),
+        None => Check::ok("outbound", "not probed"),
+    };
+    vec![networks, outbound]
 }

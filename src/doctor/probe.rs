@@ -43,6 +43,24 @@ pub(super) struct HostFacts {
     pub seccomp_actions: Option<String>,
     /// pidfd_open on isotest's own pid.
     pub pidfd: Result<(), Errno>,
+    /// A throwaway test network, built as a test's is.
+    pub network: NetworkProbe,
+}
+
+/// What building a throwaway test network did: the bridge (with its
+/// veths), and as root the outbound uplink with NAT. The probe runs through
+/// the sandbox's own fork server, as a test's network does.
+pub(super) struct NetworkProbe {
+    pub bridge: Result<(), String>,
+    pub outbound: Option<Result<(), String>>,
+}
+
+fn probe_network(euid: u32) -> NetworkProbe {
+    let rootless = (euid != 0).then(IdMapping::for_caller);
+    let bridge = crate::sandbox::probe_network(false, rootless).map_err(|f| f.to_string());
+    let outbound =
+        (euid == 0).then(|| crate::sandbox::probe_network(true, None).map_err(|f| f.to_string()));
+    NetworkProbe { bridge, outbound }
 }
 
 impl HostFacts {
@@ -76,6 +94,7 @@ impl HostFacts {
             proc_status: fs::read_to_string("/proc/self/status").unwrap_or_default(),
             seccomp_actions: fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").ok(),
             pidfd: pidfd_open_self(),
+            network: probe_network(euid),
         }
     }
 }

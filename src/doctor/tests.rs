@@ -364,3 +364,28 @@ fn examines_this_host() {
     println!("{}", diagnosis.render_text(Styles::new(false)));
     assert!(diagnosis.checks.iter().any(|c| c.name == "kernel"));
 }
+
+#[test]
+fn network_checks_name_what_failed() {
+    use super::probe::NetworkProbe;
+    let probe = |bridge: Result<(), &str>, outbound: Option<Result<(), &str>>| NetworkProbe {
+        bridge: bridge.map_err(str::to_string),
+        outbound: outbound.map(|o| o.map_err(str::to_string)),
+    };
+    let all = network_checks(0, &probe(Ok(()), Some(Ok(()))));
+    assert_eq!(
+        levels(&all),
+        [("networks", Level::Ok), ("outbound", Level::Ok)]
+    );
+    let broken = network_checks(
+        0,
+        &probe(Err("create bridge br0: EOPNOTSUPP"), Some(Err("no nft"))),
+    );
+    assert_eq!(
+        levels(&broken),
+        [("networks", Level::Degraded), ("outbound", Level::Degraded)]
+    );
+    assert!(broken[0].finding.contains("EOPNOTSUPP"));
+    let rootless = network_checks(1000, &probe(Ok(()), None));
+    assert!(rootless[1].finding.contains("rootless"));
+}

@@ -18,7 +18,9 @@ use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::discover::Program;
 use crate::protocol::Case;
 use crate::run::stress::{summarize, Spread, StressSummary};
-use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult, Timing};
+use crate::run::{
+    signal_name, Attempt, Event, RunSummary, ServiceResult, Status, TestResult, Timing,
+};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Usage};
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -108,6 +110,10 @@ pub struct JsonRun {
     pub counts: BTreeMap<String, usize>,
     /// Every test: the ignored (SKIPPED) ones, then the plan in order.
     pub tests: Vec<JsonTest>,
+    /// The run's `scope = "run"` services, in starting order (absent from
+    /// reports written before services existed).
+    #[serde(default)]
+    pub services: Vec<JsonService>,
     /// Under `--stress N`: per test, its runs summed up.
     #[serde(default)]
     pub stress: Vec<JsonStress>,
@@ -206,6 +212,26 @@ pub struct JsonTest {
     /// taken, or null when it was not.
     #[serde(default)]
     pub waited_for_memory_secs: Option<f64>,
+    #[serde(flatten)]
+    pub output: JsonOutput,
+    /// The services of the last attempt, in starting order (absent from
+    /// reports written before services existed).
+    #[serde(default)]
+    pub services: Vec<JsonService>,
+}
+
+/// One `[[service]]` of a test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonService {
+    pub name: String,
+    /// `stopped`, `exited`, `not-ready`, `error` or `not-started`.
+    pub status: String,
+    pub message: Option<String>,
+    /// From its start to readiness; null when it never was ready.
+    pub ready_secs: Option<f64>,
+    pub duration_secs: f64,
+    pub usage: JsonUsage,
+    pub rusage: Option<JsonRusage>,
     #[serde(flatten)]
     pub output: JsonOutput,
 }
@@ -338,6 +364,7 @@ impl JsonRun {
                 .map(|&status| (status.label().to_string(), summary.count(status)))
                 .collect(),
             tests: summary.results.iter().map(JsonTest::from).collect(),
+            services: summary.services.iter().map(JsonService::from).collect(),
             stress: summarize(&summary.results)
                 .into_iter()
                 .map(JsonStress::from)
@@ -431,6 +458,22 @@ impl From<&TestResult> for JsonTest {
             iteration: result.scheduled.iteration,
             waited_for_memory_secs: result.scheduled.waited_for_memory.map(|w| w.as_secs_f64()),
             output: JsonOutput::new(&result.stdout, &result.stderr),
+            services: result.services.iter().map(JsonService::from).collect(),
+        }
+    }
+}
+
+impl From<&ServiceResult> for JsonService {
+    fn from(service: &ServiceResult) -> Self {
+        JsonService {
+            name: service.name.clone(),
+            status: service.status.label().to_string(),
+            message: service.message.clone(),
+            ready_secs: service.ready_after.map(|d| d.as_secs_f64()),
+            duration_secs: service.duration.as_secs_f64(),
+            usage: service.usage.unwrap_or_default().into(),
+            rusage: service.rusage.map(JsonRusage::from),
+            output: JsonOutput::new(&service.stdout, &service.stderr),
         }
     }
 }
@@ -606,6 +649,35 @@ mod tests {
         assert_eq!(read(&path).unwrap(), JsonRun::from_summary(&summary));
     }
 
+    #[test]
+    fn services_are_listed_under_their_test() {
+        use crate::run::{ServiceResult, ServiceStatus};
+        let mut summary = summary();
+        summary.results[0].services = vec![ServiceResult {
+            name: "db".into(),
+            status: ServiceStatus::Exited,
+            message: Some("exit 1 during the test".into()),
+            ready_after: Some(std::time::Duration::from_millis(1500)),
+            duration: std::time::Duration::from_secs(2),
+            usage: None,
+            rusage: None,
+            stdout: CapturedOutput::default(),
+            stderr: crate::report::junit::tests::output(b"FATAL: crashed\n"),
+        }];
+        let (_dir, path) = write(&summary);
+        let run: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let service = &run["tests"][0]["services"][0];
+        assert_eq!(service["name"], "db");
+        assert_eq!(service["status"], "exited");
+        assert_eq!(service["message"], "exit 1 during the test");
+        assert_eq!(service["ready_secs"], 1.5);
+        assert_eq!(service["duration_secs"], 2.0);
+        assert_eq!(service["usage"]["memory_peak_bytes"], Value::Null);
+        assert_eq!(service["stderr"], "FATAL: crashed\n");
+        let back = read(&path).unwrap();
+        assert_eq!(back.tests[0].services[0].status, "exited");
+    }
+
     /// The report of `timed_summary()`, with part of the first test's
     /// output dropped, as read back.
     fn written_run() -> Value {
@@ -681,7 +753,8 @@ mod tests {
                            [isotest: 1000 bytes of output dropped here]\n",
                 "stdout_bytes": 1027,
                 "stderr": "",
-                "stderr_bytes": 0
+                "stderr_bytes": 0,
+                "services": []
             })
         );
     }

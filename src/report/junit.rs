@@ -21,7 +21,7 @@ use quick_junit::{
 
 use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::protocol::{case, Case, CaseStatus};
-use crate::run::{signal_name, Attempt, Event, RunSummary, Status, TestResult};
+use crate::run::{signal_name, Attempt, Event, RunSummary, ServiceResult, Status, TestResult};
 use crate::sandbox::CapturedOutput;
 use crate::style::strip_escapes;
 
@@ -123,14 +123,43 @@ fn test_case(result: &TestResult) -> TestCase {
         .set_time(result.duration)
         .add_properties(properties(result));
     if !result.status.is_success() {
-        if !result.stdout.is_empty() {
-            case.set_system_out(output_text(&result.stdout));
+        let stdout = with_services(&result.stdout, result, "stdout", |s| &s.stdout);
+        if !stdout.is_empty() {
+            case.set_system_out(stdout);
         }
-        if !result.stderr.is_empty() {
-            case.set_system_err(output_text(&result.stderr));
+        let stderr = with_services(&result.stderr, result, "stderr", |s| &s.stderr);
+        if !stderr.is_empty() {
+            case.set_system_err(stderr);
         }
     }
     case
+}
+
+/// The test's stream, then each service's, in a section headed by its
+/// name and status.
+fn with_services(
+    own: &CapturedOutput,
+    result: &TestResult,
+    stream: &str,
+    of: impl Fn(&ServiceResult) -> &CapturedOutput,
+) -> String {
+    let mut text = if own.is_empty() {
+        String::new()
+    } else {
+        output_text(own)
+    };
+    for service in result.services.iter().filter(|s| !of(s).is_empty()) {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "[isotest: {stream} of service `{}` ({})]\n",
+            xml_text(&service.name),
+            service.status.label()
+        ));
+        text.push_str(&output_text(of(service)));
+    }
+    text
 }
 
 /// The test's cases (TAP test points, testcases of its XML_OUTPUT_FILE),
@@ -295,6 +324,25 @@ fn properties(result: &TestResult) -> Vec<Property> {
         .into_iter()
         .map(|(name, value)| Property::new(name, value))
         .collect();
+    for service in &result.services {
+        let prefix = format!("isotest.service.{}", service.name);
+        properties.push(Property::new(
+            format!("{prefix}.status"),
+            service.status.label(),
+        ));
+        if let Some(ready) = service.ready_after {
+            properties.push(Property::new(
+                format!("{prefix}.ready_usec"),
+                ready.as_micros().to_string(),
+            ));
+        }
+        if let Some(peak) = service.usage.and_then(|u| u.memory_peak_bytes) {
+            properties.push(Property::new(
+                format!("{prefix}.memory_peak_bytes"),
+                peak.to_string(),
+            ));
+        }
+    }
     for (n, attempt) in (1..).zip(&result.attempts) {
         properties.extend([
             Property::new(
@@ -510,6 +558,7 @@ pub(crate) mod tests {
                 rootless: false,
             },
             interrupted_by: Some(2),
+            services: Vec::new(),
         }
     }
 

@@ -70,6 +70,10 @@ pub fn merge(paths: &[PathBuf], expect_shards: Option<u64>) -> Result<Merged, St
             rootless: shards.iter().any(|(_, run)| run.host.rootless),
         },
         interrupted_by,
+        services: shards
+            .iter()
+            .flat_map(|(_, run)| run.services.iter().map(rebuild::service))
+            .collect::<Result<_, _>>()?,
     };
     let settings = shards
         .iter()

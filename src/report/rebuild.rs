@@ -10,10 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::json::{JsonAttempt, JsonCase, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonTest};
+use super::json::{
+    JsonAttempt, JsonCase, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonService, JsonTest,
+    JsonUsage,
+};
 use crate::discover::{Program, TestCase};
 use crate::protocol::{Case, CaseStatus};
-use crate::run::{Attempt, Scheduled, Status, TestResult, Timing};
+use crate::run::{Attempt, Scheduled, ServiceResult, ServiceStatus, Status, TestResult, Timing};
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, Usage};
 
 /// Field paths (`tests[3].coverage`) of `original` that `known`, the report
@@ -55,14 +58,7 @@ pub fn test_result(test: &JsonTest) -> Result<TestResult, String> {
 }
 
 fn rebuild(test: &JsonTest) -> Result<TestResult, String> {
-    let usage = Usage {
-        memory_peak_bytes: test.usage.memory_peak_bytes,
-        cpu_user_usec: test.usage.cpu_user_usec,
-        cpu_system_usec: test.usage.cpu_system_usec,
-        pids_peak: test.usage.pids_peak,
-        oom_kills: test.usage.oom_kills,
-        pids_max_hits: test.usage.pids_max_hits,
-    };
+    let usage = usage(&test.usage);
     let (stdout, stderr) = outputs(&test.output);
     Ok(TestResult {
         test: test_case(test),
@@ -101,6 +97,11 @@ fn rebuild(test: &JsonTest) -> Result<TestResult, String> {
             iteration: test.iteration,
             waited_for_memory: test.waited_for_memory_secs.map(seconds).transpose()?,
         },
+        services: test
+            .services
+            .iter()
+            .map(service)
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -176,6 +177,47 @@ fn timing(phases: Option<&JsonPhases>, samples: Option<&[JsonSample]>) -> Result
         test: seconds(phases.test_secs)?,
         teardown: seconds(phases.teardown_secs)?,
         samples,
+    })
+}
+
+fn usage(json: &JsonUsage) -> Usage {
+    Usage {
+        memory_peak_bytes: json.memory_peak_bytes,
+        cpu_user_usec: json.cpu_user_usec,
+        cpu_system_usec: json.cpu_system_usec,
+        pids_peak: json.pids_peak,
+        oom_kills: json.oom_kills,
+        pids_max_hits: json.pids_max_hits,
+    }
+}
+
+/// A service of a test, or of the run.
+pub fn service(json: &JsonService) -> Result<ServiceResult, String> {
+    let status = ServiceStatus::ALL
+        .into_iter()
+        .find(|s| s.label() == json.status)
+        .ok_or_else(|| {
+            format!(
+                "service {}: `{}` is not a service status",
+                json.name, json.status
+            )
+        })?;
+    let usage = usage(&json.usage);
+    let (stdout, stderr) = outputs(&json.output);
+    Ok(ServiceResult {
+        name: json.name.clone(),
+        status,
+        message: json.message.clone(),
+        ready_after: json.ready_secs.map(seconds).transpose()?,
+        duration: seconds(json.duration_secs)?,
+        usage: (usage != Usage::default()).then_some(usage),
+        rusage: json.rusage.as_ref().map(|r| Rusage {
+            user_usec: r.user_usec,
+            system_usec: r.system_usec,
+            max_rss_bytes: r.max_rss_bytes,
+        }),
+        stdout,
+        stderr,
     })
 }
 

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::{ReportError, Reporter};
 use crate::duration::format_seconds;
 use crate::protocol::case;
-use crate::run::{Event, RunSummary, Status, TestResult};
+use crate::run::{Event, RunSummary, ServiceStatus, Status, TestResult};
 use crate::sandbox::Usage;
 use crate::size::format_size;
 use crate::style::{Styles, Tone};
@@ -137,6 +137,19 @@ impl TerminalReporter {
             1 => Some("1 leaked process".to_string()),
             n => Some(format!("{n} leaked processes")),
         };
+        // Services that ended on their own during the test.
+        let services: Vec<String> = result
+            .services
+            .iter()
+            .filter(|s| s.status == ServiceStatus::Exited)
+            .map(|s| {
+                format!(
+                    "service {}: {}",
+                    s.name,
+                    s.message.as_deref().unwrap_or("exited")
+                )
+            })
+            .collect();
         // The count of cases, unless the message says which ones failed.
         let cases = (!result.cases.is_empty() && case::failing(&result.cases).is_empty())
             .then(|| plural(case::count(&result.cases), "case"));
@@ -146,6 +159,7 @@ impl TerminalReporter {
             .into_iter()
             .chain(message.as_deref())
             .chain(leaked.as_deref())
+            .chain(services.iter().map(String::as_str))
             .chain(scheduled.iter().map(String::as_str))
             .collect();
         if !details.is_empty() {
@@ -212,17 +226,48 @@ impl TerminalReporter {
             .collect();
         let mut out = String::new();
         for result in &attention {
-            for (stream, captured) in [("STDOUT", &result.stdout), ("STDERR", &result.stderr)] {
+            let own = [("", &result.stdout, &result.stderr)];
+            let services = result
+                .services
+                .iter()
+                .map(|s| (s.name.as_str(), &s.stdout, &s.stderr));
+            for (service, stdout, stderr) in own.into_iter().chain(services) {
+                let whose = match service {
+                    "" => result.test.name.clone(),
+                    name => format!("{} [service {name}]", result.test.name),
+                };
+                for (stream, captured) in [("STDOUT", stdout), ("STDERR", stderr)] {
+                    if captured.is_empty() {
+                        continue;
+                    }
+                    out.push_str(&format!("--- {stream}: {whose} ---\n"));
+                    out.push_str(&self.styles.output(&captured.to_string_lossy()));
+                    if !out.ends_with('\n') {
+                        out.push('\n');
+                    }
+                }
+            }
+            out.push_str(&failed_cases(result));
+        }
+        // A run service that did not run to the end: its output once.
+        for service in summary
+            .services
+            .iter()
+            .filter(|s| s.status != ServiceStatus::Stopped)
+        {
+            for (stream, captured) in [("STDOUT", &service.stdout), ("STDERR", &service.stderr)] {
                 if captured.is_empty() {
                     continue;
                 }
-                out.push_str(&format!("--- {stream}: {} ---\n", result.test.name));
+                out.push_str(&format!(
+                    "--- {stream}: [run service {}] ---\n",
+                    service.name
+                ));
                 out.push_str(&self.styles.output(&captured.to_string_lossy()));
                 if !out.ends_with('\n') {
                     out.push('\n');
                 }
             }
-            out.push_str(&failed_cases(result));
         }
         out.push_str("------------\n");
         if self.usage_table {
@@ -412,35 +457,60 @@ fn cpu_usec(usage: &Usage) -> Option<u64> {
     Some(usage.cpu_user_usec? + usage.cpu_system_usec?)
 }
 
-/// Every test's usage, `-` where a figure is not available.
+/// Every test's usage, each of its services on a line below it, `-`
+/// where a figure is not available.
 fn usage_table(summary: &RunSummary) -> String {
     let mut out = format!(
         "{:>8} {:>10} {:>10} {:>10} {:>12} {:>6} {:>4}  {}\n",
         "STATUS", "WALL", "CPU USER", "CPU SYS", "PEAK MEM", "PIDS", "OOM", "TEST"
     );
-    let dash = || "-".to_string();
     for result in &summary.results {
-        let usage = result.usage.unwrap_or_default();
-        let seconds = |usec: Option<u64>| {
-            usec.map(|u| format_seconds(Duration::from_micros(u)))
-                .unwrap_or_else(dash)
-        };
-        out.push_str(&format!(
-            "{:>8} {:>10} {:>10} {:>10} {:>12} {:>6} {:>4}  {}\n",
+        let name = &result.test.name;
+        out.push_str(&usage_row(
             result.status.label(),
-            format_seconds(result.duration),
-            seconds(usage.cpu_user_usec),
-            seconds(usage.cpu_system_usec),
-            usage
-                .memory_peak_bytes
-                .map(format_size)
-                .unwrap_or_else(dash),
-            usage.pids_peak.map(|p| p.to_string()).unwrap_or_else(dash),
-            usage.oom_kills.map(|p| p.to_string()).unwrap_or_else(dash),
-            result.test.name
+            result.duration,
+            result.usage,
+            name,
         ));
+        for service in result
+            .services
+            .iter()
+            .filter(|s| s.status != ServiceStatus::Shared)
+        {
+            let name = format!("{name} [service {}]", service.name);
+            let status = service.status.label();
+            out.push_str(&usage_row(status, service.duration, service.usage, &name));
+        }
+    }
+    for service in &summary.services {
+        let name = format!("[run service {}]", service.name);
+        let status = service.status.label();
+        out.push_str(&usage_row(status, service.duration, service.usage, &name));
     }
     out
+}
+
+fn usage_row(status: &str, wall: Duration, usage: Option<Usage>, name: &str) -> String {
+    let usage = usage.unwrap_or_default();
+    let dash = || "-".to_string();
+    let seconds = |usec: Option<u64>| {
+        usec.map(|u| format_seconds(Duration::from_micros(u)))
+            .unwrap_or_else(dash)
+    };
+    format!(
+        "{:>8} {:>10} {:>10} {:>10} {:>12} {:>6} {:>4}  {}\n",
+        status,
+        format_seconds(wall),
+        seconds(usage.cpu_user_usec),
+        seconds(usage.cpu_system_usec),
+        usage
+            .memory_peak_bytes
+            .map(format_size)
+            .unwrap_or_else(dash),
+        usage.pids_peak.map(|p| p.to_string()).unwrap_or_else(dash),
+        usage.oom_kills.map(|p| p.to_string()).unwrap_or_else(dash),
+        name
+    )
 }
 
 fn plural(count: usize, noun: &str) -> String {
@@ -562,6 +632,7 @@ mod tests {
             results,
             host: host(),
             interrupted_by: None,
+            services: Vec::new(),
         })
     }
 
@@ -649,6 +720,7 @@ mod tests {
             results: vec![passed.clone(), failed, passed, timed_out, not_run],
             host: host(),
             interrupted_by: Some(2),
+            services: Vec::new(),
         };
         assert_eq!(
             render(&[Event::RunFinished(summary)], false),
@@ -694,6 +766,7 @@ mod tests {
             results: vec![hog, unmeasured],
             host: host(),
             interrupted_by: None,
+            services: Vec::new(),
         };
         let table = usage_table(&summary);
         let lines: Vec<&str> = table.lines().collect();
@@ -709,6 +782,48 @@ mod tests {
     }
 
     #[test]
+    fn services_on_the_line_in_the_table_and_after_the_run() {
+        use crate::run::{ServiceResult, ServiceStatus};
+        let service = |name: &str, status, message: Option<&str>| ServiceResult {
+            name: name.into(),
+            status,
+            message: message.map(str::to_string),
+            ready_after: None,
+            duration: Duration::from_millis(300),
+            usage: None,
+            rusage: None,
+            stdout: CapturedOutput::default(),
+            stderr: output(b"db log\n"),
+        };
+        let mut test = result("migrates", Status::Fail, 100, Some("exit 1"));
+        test.services = vec![
+            service("store", ServiceStatus::Shared, None),
+            service("db", ServiceStatus::Exited, Some("exit 3 during the test")),
+        ];
+        assert_eq!(
+            render(&[finished(test.clone())], false),
+            "    FAIL [   0.100s] migrates (exit 1, service db: exit 3 during the test)\n"
+        );
+        let summary = RunSummary {
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(405),
+            results: vec![test],
+            host: host(),
+            interrupted_by: None,
+            services: vec![service("store", ServiceStatus::NotReady, None)],
+        };
+        let table = usage_table(&summary);
+        let rows: Vec<&str> = table.lines().skip(1).map(|l| l.trim_start()).collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        assert!(rows[1].starts_with("exited") && rows[1].ends_with("migrates [service db]"));
+        assert!(rows[2].starts_with("not-ready") && rows[2].ends_with("[run service store]"));
+        let after = TerminalReporter::new(Box::new(std::io::sink()), Styles::new(false))
+            .run_finished(&summary);
+        assert!(after.contains("--- STDERR: migrates [service db] ---\ndb log\n"));
+        assert!(after.contains("--- STDERR: [run service store] ---\ndb log\n"));
+    }
+
+    #[test]
     fn summary_of_a_clean_or_empty_run() {
         let summary = |results| RunSummary {
             started_at: SystemTime::UNIX_EPOCH,
@@ -716,6 +831,7 @@ mod tests {
             results,
             host: host(),
             interrupted_by: None,
+            services: Vec::new(),
         };
         let one = summary(vec![result("ok.sh", Status::Pass, 1, None)]);
         assert_eq!(

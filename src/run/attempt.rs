@@ -11,6 +11,8 @@ use super::environment::set_variable;
 use super::events::Event;
 use super::result::{Attempt, Status, TestResult};
 use super::roots::Roots;
+use super::services::{run_with_services, ServiceContext};
+use super::shared::RunServices;
 use super::test_files::{self, AttemptFiles, TestFiles};
 use crate::plan::PlannedTest;
 use crate::protocol::{self, Reading};
@@ -30,6 +32,8 @@ pub struct AttemptSettings<'a> {
     pub post_check: Option<&'a (dyn Fn(&mut TestResult) + Sync)>,
     /// The run's root filesystems.
     pub roots: &'a Roots,
+    /// The run's `scope = "run"` services.
+    pub shared: &'a dyn RunServices,
     /// Where attempts' XML_OUTPUT_FILE and outputs directories are made.
     pub files: &'a TestFiles,
     /// `--artifacts DIR`.
@@ -151,10 +155,9 @@ fn setup_failed(test: &PlannedTest, step: &str, cause: String) -> TestResult {
         host_unsupported: false,
         errno: None,
     };
-    let outcome = Outcome::setup_failed(failure);
     classify(
         test.case.clone(),
-        outcome,
+        Outcome::setup_failed(failure),
         SystemTime::now(),
         Duration::ZERO,
         &test.settings,
@@ -172,9 +175,22 @@ fn run_attempt(
     settings: &AttemptSettings,
     stop: &StopRequest,
 ) -> TestResult {
+    let output = settings.output;
+    let context = ServiceContext {
+        sandbox,
+        roots: settings.roots,
+        stop,
+        output_limit: match output {
+            OutputMode::Capture { limit_per_stream } => limit_per_stream,
+            OutputMode::Inherit => super::OUTPUT_LIMIT,
+        },
+        shared: settings.shared,
+    };
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let outcome = sandbox.run(spec, settings.output, stop);
+    let (outcome, services) = run_with_services(test, spec, &context, &|spec| {
+        sandbox.run(spec, settings.output, stop)
+    });
     let duration = if outcome.wall.is_zero() {
         clock.elapsed()
     } else {
@@ -194,6 +210,7 @@ fn run_attempt(
         &test.settings,
         limits,
     );
+    result.services = services;
     let xml_file = files.xml_file();
     let reading = Reading {
         protocol: test.settings.protocol(),

@@ -70,6 +70,7 @@ pub fn spec(test: &PlannedTest, root: &Root) -> SandboxSpec {
         cwd,
         hostname: settings.hostname().to_string(),
         host_network: settings.network() == Network::Host,
+        network: None,
         user: user.filter(|u| !u.is_empty()).map(str::to_string),
         group: group.filter(|g| !g.is_empty()).map(str::to_string),
         home: HOME.as_bytes().to_vec(),

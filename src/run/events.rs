@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::result::{Status, TestResult};
+use super::services::ServiceResult;
 
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -55,6 +56,8 @@ pub struct RunSummary {
     pub host: HostFacts,
     /// The signal that cut the run short (SIGINT, SIGTERM), if one did.
     pub interrupted_by: Option<i32>,
+    /// The run's `scope = "run"` services, in starting order.
+    pub services: Vec<ServiceResult>,
 }
 
 impl RunSummary {

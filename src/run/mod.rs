@@ -10,8 +10,11 @@ mod classify;
 mod container;
 mod environment;
 mod events;
+mod readiness;
 mod result;
 mod roots;
+mod services;
+mod shared;
 pub mod stress;
 mod test_files;
 
@@ -25,6 +28,11 @@ pub use environment::{test_environment, HOME};
 pub use events::{Event, HostFacts, RunSummary};
 pub use result::{Attempt, Scheduled, Status, TestResult, Timing};
 pub use roots::{Root, Roots};
+pub use services::{ServiceResult, ServiceStatus};
+
+/// Bytes of output kept per stream of a test (or service): the first and
+/// last half of it.
+pub const OUTPUT_LIMIT: usize = 4 << 20;
 pub use test_files::{default_parent as test_files_parent, TestFiles};
 
 use crate::plan::PlannedTest;
@@ -32,6 +40,7 @@ use crate::sandbox::{interrupt, OutputMode, Sandbox, StopRequest};
 use admission::Admission;
 use attempt::AttemptSettings;
 pub use classify::not_run;
+use shared::{RunServices, SharedServices};
 
 /// How the plan is run.
 pub struct RunSettings<'a> {
@@ -95,25 +104,32 @@ pub fn run(
         .flat_map(|run| settings.start_order.iter().map(move |&i| i * runs + run))
         .collect();
     let demands = (0..units).map(|u| settings.demands[u / runs]).collect();
+    let output_limit = match settings.output {
+        OutputMode::Capture { limit_per_stream } => limit_per_stream,
+        OutputMode::Inherit => OUTPUT_LIMIT,
+    };
     let admission = Admission::new(order, demands, jobs, settings.memory_budget);
-    let shared = Jobs::new(&plan, runs, admission, settings, sandbox);
     let mut results: Vec<Option<TestResult>> = vec![None; units];
-    let interrupted_by = std::thread::scope(|scope| {
-        let (sender, receiver) = mpsc::channel::<Message>();
-        for slot in 0..jobs {
-            let sender = sender.clone();
-            let shared = &shared;
-            scope.spawn(move || shared.work(slot, &sender));
-        }
-        drop(sender);
-        relay(&receiver, &shared.stop, &mut results, on_event)
+    // `scope = "run"` services outlive the jobs: their threads live in an
+    // outer scope, and they stop once every job is done.
+    let (interrupted_by, host_broken, run_services) = std::thread::scope(|service_scope| {
+        let run_scoped = SharedServices::new(service_scope, sandbox, settings.roots, output_limit);
+        let shared = Jobs::new(&plan, runs, admission, settings, sandbox, &run_scoped);
+        let interrupted_by = std::thread::scope(|scope| {
+            let (sender, receiver) = mpsc::channel::<Message>();
+            for slot in 0..jobs {
+                let sender = sender.clone();
+                let shared = &shared;
+                scope.spawn(move || shared.work(slot, &sender));
+            }
+            drop(sender);
+            relay(&receiver, &shared.stop, &mut results, on_event)
+        });
+        let host_broken = shared.host_broken.load(Ordering::SeqCst);
+        (interrupted_by, host_broken, run_scoped.stop_all())
     });
 
-    let reason = not_run_reason(
-        shared.host_broken.load(Ordering::SeqCst),
-        interrupted_by.is_some(),
-        settings.max_fail,
-    );
+    let reason = not_run_reason(host_broken, interrupted_by.is_some(), settings.max_fail);
     finished.extend(results.into_iter().enumerate().map(|(unit, result)| {
         result.unwrap_or_else(|| {
             let case = plan[unit / runs].case.clone();
@@ -128,6 +144,7 @@ pub fn run(
         results: finished,
         host,
         interrupted_by,
+        services: run_services,
     };
     // Emitted, then taken back: a summary holds every test's output.
     let event = Event::RunFinished(summary);
@@ -177,6 +194,7 @@ impl<'a> Jobs<'a> {
         admission: Admission,
         settings: &RunSettings<'a>,
         sandbox: &'a Sandbox,
+        shared: &'a dyn RunServices,
     ) -> Self {
         Jobs {
             plan,
@@ -194,6 +212,7 @@ impl<'a> Jobs<'a> {
                 roots: settings.roots,
                 files: settings.files,
                 artifacts: settings.artifacts,
+                shared,
             },
             sandbox,
         }

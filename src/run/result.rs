@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use super::services::ServiceResult;
 use crate::discover::TestCase;
 use crate::protocol::Case;
 use crate::sandbox::{CapturedOutput, Limits, Rusage, Sample, SetupFailure, Usage};
@@ -139,6 +140,8 @@ pub struct TestResult {
     /// Earlier attempts that did not pass (with `retries`), oldest first;
     /// the fields above describe the last attempt.
     pub attempts: Vec<Attempt>,
+    /// The services of the last attempt, in starting order.
+    pub services: Vec<ServiceResult>,
     /// The cases inside the test (its TAP test points, the testcases of
     /// its XML_OUTPUT_FILE), from the last attempt.
     pub cases: Vec<Case>,
@@ -182,6 +185,7 @@ impl TestResult {
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
             attempts: Vec::new(),
+            services: Vec::new(),
             cases: Vec::new(),
             artifacts: None,
             slot: None,

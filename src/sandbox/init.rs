@@ -32,7 +32,7 @@ use super::identity::{self, Identity};
 use super::security;
 use super::spec::{SandboxSpec, SetupFailure, SupervisorRequest};
 use super::step::{failure, Step};
-use super::{net, rootfs};
+use super::{net, network, rootfs};
 
 /// Signals init handles through its signalfd; the supervisor blocks them before
 /// forking so none is lost in between.
@@ -108,13 +108,17 @@ fn supervise_command(
     let spec = &request.spec;
     let mut namespaces =
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
-    if !spec.host_network {
+    let own_loopback = !spec.host_network && spec.network.is_none();
+    if let Some(attachment) = &spec.network {
+        // Before the mount namespace: /proc is still the host's.
+        network::join(attachment)?;
+    } else if own_loopback {
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
     unshare(namespaces).step(|| format!("unshare({namespaces:?})"))?;
     let daemons = rootfs::enter_new_root(request)?;
     sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
-    if !spec.host_network {
+    if own_loopback {
         net::bring_up_loopback()?;
     }
     let identity = identity::resolve(spec.user.as_deref(), spec.group.as_deref())?;

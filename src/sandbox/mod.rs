@@ -22,6 +22,7 @@ mod init;
 pub mod interrupt;
 pub mod mountinfo;
 mod net;
+mod network;
 mod procstat;
 mod rootfs;
 mod sampler;
@@ -38,12 +39,15 @@ pub mod userns;
 pub use capture::{BoundedBuffer, CapturedOutput};
 pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
 pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
+pub use network::{
+    hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
+};
 pub use procstat::process_start;
 pub use sampler::Sample;
 pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
 pub use spawn::{
-    rootless_overlay, OutputMode, RootlessOverlay, Sandbox, SandboxNotes, StopRequest,
+    rootless_overlay, Observed, OutputMode, RootlessOverlay, Sandbox, SandboxNotes, StopRequest,
 };
 pub use spec::{
     Ending, ExtraMount, Outcome, Phases, Report, RootMode, RootSpec, Rusage, SandboxSpec,

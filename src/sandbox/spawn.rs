@@ -7,18 +7,20 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::pipe2;
 
 use super::capture::BoundedBuffer;
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
+use super::network::{Network, NetworkRequest, Subnet};
 use super::sampler::Sampler;
 use super::scratch::ScratchDir;
 use super::server::{self, ForkServer, Server, TestFds};
@@ -27,7 +29,7 @@ use super::spec::{
     SupervisorRequest,
 };
 use super::step::Step;
-use super::supervisor::pidfd_send_signal;
+use super::supervisor::{pidfd_pid, pidfd_send_signal};
 use super::userns::IdMapping;
 
 /// What happens to the command's stdout and stderr.
@@ -39,24 +41,42 @@ pub enum OutputMode {
     Inherit,
 }
 
-/// A stop request shared between whoever decides to stop (Ctrl-C handling)
-/// and running containers: 0 run, 1 stop gracefully, 2 stop now.
+/// A stop request shared between whoever decides to stop (Ctrl-C handling,
+/// the end of a service's test) and running containers: 0 run, 1 stop
+/// gracefully, 2 stop now. The first request also wakes the containers'
+/// runners at once (an eventfd they poll), rather than at their next
+/// periodic look.
 #[derive(Debug, Default)]
-pub struct StopRequest(AtomicU8);
+pub struct StopRequest {
+    level: AtomicU8,
+    /// Readable from the first request on; None if it could not be made
+    /// (runners then notice within `STOP_POLL`).
+    wake: Option<EventFd>,
+}
 
 impl StopRequest {
     pub fn new() -> Self {
-        Self::default()
+        StopRequest {
+            level: AtomicU8::new(0),
+            wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ok(),
+        }
     }
 
     /// Asks running containers to stop: SIGTERM, then SIGKILL after grace.
     pub fn stop_gracefully(&self) {
-        self.0.fetch_max(1, Ordering::SeqCst);
+        self.request(1);
     }
 
     /// Asks running containers to stop without waiting for the grace period.
     pub fn stop_now(&self) {
-        self.0.fetch_max(2, Ordering::SeqCst);
+        self.request(2);
+    }
+
+    fn request(&self, level: u8) {
+        self.level.fetch_max(level, Ordering::SeqCst);
+        if let Some(wake) = &self.wake {
+            let _ = wake.write(1);
+        }
     }
 
     pub fn is_requested(&self) -> bool {
@@ -64,7 +84,16 @@ impl StopRequest {
     }
 
     fn level(&self) -> u8 {
-        self.0.load(Ordering::SeqCst)
+        self.level.load(Ordering::SeqCst)
+    }
+
+    /// What to poll for the first request: it stays readable afterwards,
+    /// so only while none came.
+    fn first_request(&self) -> Option<BorrowedFd<'_>> {
+        self.wake
+            .as_ref()
+            .filter(|_| self.level() == 0)
+            .map(AsFd::as_fd)
     }
 }
 
@@ -77,6 +106,8 @@ const SUPERVISOR_SLACK: Duration = Duration::from_secs(10);
 /// The container engine for one run: it owns the run's cgroups, if the
 /// host lets us use them, and its fork server.
 pub struct Sandbox {
+    /// Finished tests' networks, for the next tests (see `create_network`).
+    spare_networks: Mutex<Vec<Network>>,
     /// Declared (so dropped) before the cgroups: the server lives in the
     /// runner's cgroup and must be gone before isotest leaves its leaf
     /// cgroup on v2 and removes it.
@@ -121,6 +152,15 @@ pub fn rootless_overlay() -> RootlessOverlay {
     }
 }
 
+/// What a caller of `Sandbox::run_observed` hears while the container runs.
+pub enum Observed<'a> {
+    /// The command started; `init_pid` (in the runner's PID namespace) is
+    /// in the container's namespaces.
+    Started { init_pid: u32 },
+    /// A chunk of the command's stdout or stderr, as it arrives.
+    Output(&'a [u8]),
+}
+
 /// What preparing the sandbox found out, for the user to hear once.
 pub struct SandboxNotes {
     pub notices: Vec<String>,
@@ -134,6 +174,7 @@ impl Sandbox {
             Ok(ready) => (
                 Sandbox {
                     cgroups: Ok(ready.cgroups),
+                    spare_networks: Mutex::default(),
                     server: ForkServer::default(),
                     scratch: None,
                     user_namespace: None,
@@ -148,6 +189,7 @@ impl Sandbox {
             Err(unavailable) => (
                 Sandbox {
                     cgroups: Err(unavailable),
+                    spare_networks: Mutex::default(),
                     server: ForkServer::default(),
                     scratch: None,
                     user_namespace: None,
@@ -198,6 +240,55 @@ impl Sandbox {
         }
     }
 
+    /// A network for a test and its services, or for a run's shared
+    /// services, on `subnet` (`outbound`: with a NAT'd route to the host's
+    /// networks). Rootless, it is owned by the user namespace of `beside`
+    /// when given, so that a container can be on both. It lasts as long as
+    /// the value.
+    ///
+    /// A test's plain network (private, no uplink, no other network beside
+    /// it) comes from a finished test when one was given back
+    /// (`reuse_network`): a bridge costs the kernel ~10 ms to make and tear
+    /// down. Nothing of the last test is left on it but the bridge's ends
+    /// of its veths, going with its containers' namespaces.
+    pub fn create_network(
+        &self,
+        subnet: Subnet,
+        outbound: bool,
+        beside: Option<&Network>,
+    ) -> Result<Network, SetupFailure> {
+        if subnet == Subnet::PRIVATE && !outbound && beside.is_none() {
+            let mut spare = self
+                .spare_networks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            while let Some(network) = spare.pop() {
+                if network.is_alive() {
+                    return Ok(network);
+                }
+            }
+        }
+        let request = NetworkRequest {
+            user_namespace: self.user_namespace.clone(),
+            outbound,
+            subnet,
+            join_user_namespace: beside.and_then(Network::user_namespace),
+        };
+        super::network::create(&self.server, &request)
+    }
+
+    /// Takes back a test's network once every container on it has ended,
+    /// for the next test; one that cannot serve again is let go.
+    pub fn reuse_network(&self, network: Network) {
+        if network.reusable && network.is_alive() {
+            let mut spare = self
+                .spare_networks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            spare.push(network);
+        }
+    }
+
     /// Samples each test's memory and CPU use every `interval` while it
     /// runs (`Outcome::samples`); without cgroups there is nothing to read.
     pub fn sample_every(&mut self, interval: Duration) -> std::io::Result<()> {
@@ -228,17 +319,29 @@ impl Sandbox {
 
     /// Runs `spec` in a fresh container (and cgroup) and waits for it.
     pub fn run(&self, spec: &SandboxSpec, output: OutputMode, stop: &StopRequest) -> Outcome {
+        self.run_observed(spec, output, stop, &mut |_| {})
+    }
+
+    /// `run`, telling `observer` when the command starts and what it
+    /// prints (when captured) as it goes.
+    pub fn run_observed(
+        &self,
+        spec: &SandboxSpec,
+        output: OutputMode,
+        stop: &StopRequest,
+        observer: &mut dyn FnMut(Observed<'_>),
+    ) -> Outcome {
         let requested = (Instant::now(), monotonic_ns());
         let mut cgroup = match &self.cgroups {
             Ok(cgroups) => match cgroups.create(&spec.limits) {
                 Ok(group) => Some(group),
-                Err(failure) => return failed_outcome(failure),
+                Err(failure) => return Outcome::setup_failed(failure),
             },
             Err(_) => None,
         };
         if self.scratch.is_some() && spec.disk_bytes.is_some() {
             // A directory on the host's disk has no size of its own.
-            return failed_outcome(SetupFailure {
+            return Outcome::setup_failed(SetupFailure {
                 step: "limit the test's disk space".into(),
                 cause: "`disk` needs the default scratch space (a tmpfs of that size), \
                         and --scratch DIR replaces it"
@@ -250,7 +353,7 @@ impl Sandbox {
         }
         let scratch = match self.scratch.as_deref().map(ScratchDir::create).transpose() {
             Ok(scratch) => scratch,
-            Err(failure) => return failed_outcome(failure),
+            Err(failure) => return Outcome::setup_failed(failure),
         };
         let mut spec = spec.clone();
         spec.scratch_dir = scratch
@@ -289,7 +392,7 @@ impl Sandbox {
             .zip(cgroup.as_ref())
             .map(|(sampler, group)| sampler.watch(group.probe(), requested.0));
         let (mut outcome, command_started_ns) = match self.start(&request, output) {
-            Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut()),
+            Ok(started) => collect(started, &request.spec, stop, cgroup.as_mut(), observer),
             Err(failure) => (failed_outcome(failure), None),
         };
         if let (Some(sampler), Some(watch)) = (&self.sampler, watch) {
@@ -396,6 +499,7 @@ fn collect(
     spec: &SandboxSpec,
     stop: &StopRequest,
     mut cgroup: Option<&mut TestCgroup>,
+    observer: &mut dyn FnMut(Observed<'_>),
 ) -> (Outcome, Option<u64>) {
     let Started {
         server,
@@ -434,6 +538,10 @@ fn collect(
                     .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
             })
             .collect();
+        // Last, so that the streams' readiness lines up with them below.
+        if let Some(wake) = stop.first_request() {
+            fds.push(PollFd::new(wake, PollFlags::POLLIN));
+        }
         match poll(
             &mut fds,
             PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX),
@@ -450,7 +558,7 @@ fn collect(
         let mut ready = ready.into_iter();
         for stream in streams.iter_mut().filter(|s| s.is_open()) {
             if ready.next() == Some(true) {
-                stream.read_available();
+                stream.read_available(observer);
             }
         }
     }
@@ -518,6 +626,9 @@ struct Stream {
     pidfd: Option<OwnedFd>,
 }
 
+/// The tag of the report socket's message with init's pidfd.
+const INIT_PIDFD_TAG: u8 = b'i';
+
 impl Stream {
     fn output(fd: Option<OwnedFd>, limit: usize) -> Self {
         Stream {
@@ -540,12 +651,17 @@ impl Stream {
         self.fd.is_some()
     }
 
-    fn read_available(&mut self) {
+    fn read_available(&mut self, observer: &mut dyn FnMut(Observed<'_>)) {
         let Some(fd) = &self.fd else { return };
         let mut chunk = [0u8; 64 * 1024];
         if self.is_report {
             match server::receive(fd.as_fd(), &mut chunk) {
                 Ok((0, _)) | Err(_) => self.fd = None,
+                Ok((_, fds)) if chunk[0] == INIT_PIDFD_TAG && !fds.is_empty() => {
+                    if let Some(init_pid) = fds.first().and_then(|fd| pidfd_pid(fd.as_fd())) {
+                        observer(Observed::Started { init_pid });
+                    }
+                }
                 Ok((_, fds)) if !fds.is_empty() => self.pidfd = fds.into_iter().next(),
                 Ok((n, _)) => self.raw.extend_from_slice(&chunk[..n]),
             }
@@ -553,7 +669,10 @@ impl Stream {
         }
         match read_fd(fd.as_fd(), &mut chunk) {
             Ok(0) | Err(_) => self.fd = None,
-            Ok(n) => self.buffer.push(&chunk[..n]),
+            Ok(n) => {
+                self.buffer.push(&chunk[..n]);
+                observer(Observed::Output(&chunk[..n]));
+            }
         }
     }
 }

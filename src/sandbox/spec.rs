@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::capture::CapturedOutput;
 use super::cgroup::{CgroupView, Limits, Usage};
+use super::network::NetworkAttachment;
 use super::sampler::Sample;
 use super::security::Security;
 use super::userns::IdMapping;
@@ -26,6 +27,9 @@ pub struct SandboxSpec {
     /// Share the host's network namespace instead of a fresh one with only
     /// `lo`.
     pub host_network: bool,
+    /// Join a test's private network (with its services) instead of a
+    /// namespace with only `lo`.
+    pub network: Option<NetworkAttachment>,
     /// Run the command as this user / group (name or number, looked up in
     /// the container's /etc/passwd and /etc/group); root when unset.
     pub user: Option<String>,

@@ -41,7 +41,7 @@ pub(super) fn run_one() -> i32 {
     let report = match announce(report_out.as_fd()) {
         Err(failure) => setup_failed(failure),
         Ok(()) => match read_request() {
-            Ok(request) => supervise(&request, &mut mount_namespace),
+            Ok(request) => supervise(&request, report_out.as_fd(), &mut mount_namespace),
             Err(failure) => setup_failed(failure),
         },
     };
@@ -104,8 +104,12 @@ struct Stopping {
     killed: bool,
 }
 
-fn supervise(request: &SupervisorRequest, mount_namespace: &mut Option<File>) -> Report {
-    match start_and_watch(request, mount_namespace) {
+fn supervise(
+    request: &SupervisorRequest,
+    report: BorrowedFd<'_>,
+    mount_namespace: &mut Option<File>,
+) -> Report {
+    match start_and_watch(request, report, mount_namespace) {
         Ok(report) => report,
         Err(failure) => setup_failed(failure),
     }
@@ -113,6 +117,7 @@ fn supervise(request: &SupervisorRequest, mount_namespace: &mut Option<File>) ->
 
 fn start_and_watch(
     request: &SupervisorRequest,
+    report: BorrowedFd<'_>,
     mount_namespace: &mut Option<File>,
 ) -> Result<Report, SetupFailure> {
     let spec = &request.spec;
@@ -126,8 +131,15 @@ fn start_and_watch(
     let (lifeline_read, lifeline_write) =
         pipe2(OFlag::O_CLOEXEC).step(|| "create lifeline pipe".into())?;
     let cgroup_procs = open_cgroup_procs(&request.cgroup_procs)?;
-    if let Some(mapping) = &spec.user_namespace {
-        super::userns::enter(mapping).map_err(super::userns::explain)?;
+    match (&spec.user_namespace, &spec.network) {
+        (Some(_), Some(network)) if network.user_namespace.is_some() => {
+            let path = network.user_namespace.as_deref().unwrap_or_default();
+            super::network::join_user_namespace(path)?;
+        }
+        (Some(mapping), _) => {
+            super::userns::enter(mapping).map_err(super::userns::explain)?;
+        }
+        (None, _) => {}
     }
     unshare(CloneFlags::CLONE_NEWPID).step(|| "unshare(CLONE_NEWPID)".into())?;
     // SAFETY: the supervisor is single-threaded; the child may do anything.
@@ -150,6 +162,7 @@ fn start_and_watch(
     let watched = watch(
         spec,
         init_pid,
+        report,
         &messages_read,
         &stop_signals,
         lifeline_write,
@@ -191,9 +204,13 @@ fn open_cgroup_procs(paths: &[Vec<u8>]) -> Result<Vec<File>, SetupFailure> {
 /// waits for expedited RCU grace periods, which would otherwise happen in
 /// init's exit, before the report; holding it moves that wait after the
 /// report, off the runner's path.
+///
+/// Then it sends the runner a pidfd of init (tagged `i`): its namespaces
+/// are the container's from then on (a service's readiness is read there).
 fn watch(
     spec: &SandboxSpec,
     init_pid: Pid,
+    report: BorrowedFd<'_>,
     messages: &OwnedFd,
     stop_signals: &SignalFd,
     _lifeline: OwnedFd,
@@ -253,6 +270,9 @@ fn watch(
                 started = Some(Instant::now());
                 // Best effort: without it the teardown is only slower.
                 *mount_namespace = File::open(format!("/proc/{init_pid}/ns/mnt")).ok();
+                // Best effort: a runner that needs it waits in vain, and
+                // says so.
+                let _ = server::send(report, b"i", &[init_exited.as_fd()]);
             }
         }
         if stop_requested {
@@ -396,6 +416,16 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     }
     // SAFETY: fd is a freshly opened descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The pid a pidfd refers to (`Pid:` in its /proc/self/fdinfo entry).
+pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("Pid:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .filter(|pid: &u32| *pid > 0)
 }
 
 /// pidfd_send_signal(2), which nix does not wrap.

@@ -94,7 +94,9 @@ fn parse_subordinate(text: &str, uid: u32, user: Option<&str>) -> Option<(u32, u
     })
 }
 
-fn find_program(name: &str) -> Option<PathBuf> {
+/// A system program by name, in the usual directories (the sandbox server
+/// runs with an empty environment, so without PATH).
+pub(super) fn find_program(name: &str) -> Option<PathBuf> {
     ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
         .iter()
         .map(|dir| Path::new(dir).join(name))

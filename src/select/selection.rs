@@ -176,6 +176,7 @@ mod tests {
                 ignore: flag(ignored, "test"),
                 ..Settings::default()
             },
+            services: Vec::new(),
         }
     }
 

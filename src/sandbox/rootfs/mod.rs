@@ -97,6 +97,9 @@ pub fn enter_new_root(request: &SupervisorRequest) -> Result<Vec<Pid>, SetupFail
         }
     }
     mounts::mount_extra(&spec.mounts, mode)?;
+    if let Some(network) = &spec.network {
+        mounts::mount_file("/hosts", &network.hosts, Path::new("/etc/hosts"), mode)?;
+    }
     root::seal(&spec.root)?;
     pivot_into_new_root()?;
     let home = Path::new(OsStr::from_bytes(&spec.home));

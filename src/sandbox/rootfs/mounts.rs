@@ -100,6 +100,19 @@ pub fn mount_extra(mounts: &[ExtraMount], mode: RootMode) -> Result<(), SetupFai
     Ok(())
 }
 
+/// A file written on the scratch space as `scratch_name`, shown read-only
+/// at `target` (the test network's /etc/hosts).
+pub fn mount_file(
+    scratch_name: &str,
+    content: &[u8],
+    target: &Path,
+    mode: RootMode,
+) -> Result<(), SetupFailure> {
+    fs::write(scratch_name, content).step(|| format!("write {scratch_name}"))?;
+    let target_in_root = mount_point(target, false, mode)?;
+    bind_read_only(Path::new(scratch_name), &target_in_root, true)
+}
+
 /// Makes a host directory that a fresh mount hides (a test under /tmp)
 /// visible at the same path, the way the rest of the root is: writable
 /// through an overlay whose upper layer lives on the scratch space, or

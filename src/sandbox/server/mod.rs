@@ -49,10 +49,20 @@ impl ForkServer {
     /// Hands one test to the server. Returns the server it went to, whose
     /// fate explains a test that ends without a report.
     pub fn submit(&self, fds: &TestFds<'_>) -> Result<Arc<Server>, SetupFailure> {
+        self.submit_tagged(b"t", fds)
+    }
+
+    /// Hands the server the descriptors of a network holder: the request,
+    /// output and the holder's socket in the places of a test's.
+    pub fn submit_network(&self, fds: &TestFds<'_>) -> Result<Arc<Server>, SetupFailure> {
+        self.submit_tagged(&[process::NETWORK_TAG], fds)
+    }
+
+    fn submit_tagged(&self, tag: &[u8], fds: &TestFds<'_>) -> Result<Arc<Server>, SetupFailure> {
         let mut restarted = false;
         loop {
             let server = self.running()?;
-            match server.send(fds) {
+            match server.send(tag, fds) {
                 Ok(()) => return Ok(server),
                 // The server died since the last test: start another once.
                 Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) if !restarted => {
@@ -143,10 +153,10 @@ impl Server {
         }
     }
 
-    fn send(&self, fds: &TestFds<'_>) -> nix::Result<()> {
+    fn send(&self, tag: &[u8], fds: &TestFds<'_>) -> nix::Result<()> {
         send(
             self.socket.as_fd(),
-            b"t",
+            tag,
             &[fds.request, fds.stdout, fds.stderr, fds.report],
         )
     }

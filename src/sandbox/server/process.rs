@@ -21,12 +21,15 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 
 use super::passing;
+use crate::sandbox::network;
 use crate::sandbox::seccomp;
 use crate::sandbox::step::failure;
 use crate::sandbox::supervisor::{self, REPORT_FD};
 
 /// The fd on which the server talks to the runner.
 pub(super) const SOCKET_FD: i32 = 3;
+/// The tag of a request for a network holder (a test's is `t`).
+pub(super) const NETWORK_TAG: u8 = b'n';
 
 /// Entry point of the hidden subcommand. `runner` is the pid of the process
 /// that started us, to detect that it died before we armed PDEATHSIG.
@@ -92,7 +95,7 @@ fn serve(socket: &OwnedFd) -> nix::Result<()> {
             // Anything but four descriptors is not a request; dropping them
             // ends whatever waits on them.
             if let Ok(fds) = <[OwnedFd; 4]>::try_from(fds) {
-                if let Some(child) = start_supervisor(server, fds) {
+                if let Some(child) = start_supervisor(server, fds, tag[0]) {
                     children.insert(child);
                 }
             }
@@ -120,13 +123,15 @@ fn reap_exited(children: &mut BTreeSet<Pid>) {
     }
 }
 
-/// Forks the supervisor of one test; the parent keeps none of its fds.
-/// When fork fails, the test's report says so.
-fn start_supervisor(server: Pid, fds: [OwnedFd; 4]) -> Option<Pid> {
+/// Forks the supervisor of one test (tag `t`), or the holder of one
+/// test's network (tag `n`); the parent keeps none of its fds. When fork
+/// fails, the test's report says so.
+fn start_supervisor(server: Pid, fds: [OwnedFd; 4], tag: u8) -> Option<Pid> {
     // SAFETY: the server is single-threaded, so the child may do anything.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             let code = match take_test_fds(server, fds) {
+                Ok(()) if tag == NETWORK_TAG => network::run_holder(),
                 Ok(()) => supervisor::run_one(),
                 Err(_) => 1,
             };
