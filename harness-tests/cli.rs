@@ -353,10 +353,27 @@ fn run_as_nobody_is_rootless() -> Result<(), Failed> {
             .args(args);
         support::run(command)
     };
-    let finished = as_nobody(&["run", "pass.sh"])?;
+    // Somewhere nobody may write the report.
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports)?;
+    std::fs::set_permissions(
+        &reports,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )?;
+    let report_path = reports.join("report.json");
+    let report_arg = report_path.to_string_lossy().into_owned();
+    let finished = as_nobody(&["run", "--json", &report_arg, "pass.sh"])?;
     expect_code(&finished, 0, "running as nobody (rootless)")?;
     if !finished.stderr.contains("without cgroup limits") {
         return Err("no warning that limits are off".into());
+    }
+    let report = crate::json::read(&report_path)?;
+    if report["host"]["rootless"] != true {
+        return Err(format!(
+            "the JSON report of a rootless run says host.rootless = {}",
+            report["host"]["rootless"]
+        )
+        .into());
     }
     let finished = as_nobody(&["run", "--require-limits", "pass.sh"])?;
     expect_code(&finished, 96, "running as nobody with --require-limits")?;
@@ -419,7 +436,7 @@ fn run_survives_a_killed_sandbox_server() -> Result<(), Failed> {
         !hooks::processes_with(MARKER).is_empty()
     });
     // The server: the runner's child running the hidden subcommand.
-    let server = hooks::processes_with(&format!("__sandbox-helper {runner_pid}"))
+    let server = hooks::processes_with(&format!("__sandbox-server {runner_pid}"))
         .into_iter()
         .map(|(pid, _)| pid)
         .find(|pid| {

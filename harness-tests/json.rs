@@ -79,6 +79,13 @@ pub fn tests<'a>(report: &'a Value, problems: &mut Vec<String>) -> BTreeMap<Stri
             problem(format!("host.{key} is {}, expected a boolean", host[key]));
         }
     }
+    // Every isotest of the rootless lane runs without root.
+    if crate::support::rootless_lane() && host["rootless"] != true {
+        problem(format!(
+            "host.rootless is {} in the rootless lane",
+            host["rootless"]
+        ));
+    }
     if !report["started_at"].is_string() || !report["duration_secs"].is_number() {
         problem("started_at or duration_secs is missing".to_owned());
     }

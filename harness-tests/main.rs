@@ -15,7 +15,7 @@
 //! history, time partitions and `report merge`, `--rerun-failed`,
 //! `--stress`, the memory budget and Bazel's shard variables. terminal.rs
 //! replays the terminal view of a run on a pseudo-terminal on an emulated
-//! screen.
+//! screen. limits.rs holds limits between tests (`cpu_weight`).
 //! Every trial that creates containers needs root and fails, saying so,
 //! without it, except in the rootless lane (ci/test-rootless), which runs
 //! the harness as `nobody` and skips what needs root. Run with `cargo test --test harness` (filters work:
@@ -33,6 +33,7 @@ mod hooks;
 mod html;
 mod json;
 mod junit;
+mod limits;
 mod rootfs;
 mod selection;
 mod services;
@@ -58,6 +59,7 @@ fn main() {
     trials.extend(faults::trials());
     trials.extend(stress::trials());
     trials.extend(rootfs::trials());
+    trials.extend(limits::trials());
     trials.extend(services::trials());
     trials.extend(terminal::trials());
     trials.extend(drivers::trials());
@@ -83,6 +85,7 @@ const ROOT_ONLY: &[&str] = &[
     "cli::cgroup_stale_cleanup",
     "baseline::memory_growth_is_regressed",
     "stress::two_thousand_tests",
+    "limits::cgroup_cpu_weight_splits_one_cpu",
     // It switches to nobody itself.
     "cli::run_as_nobody_is_rootless",
     // It mounts an overlay on the host.

@@ -56,7 +56,7 @@ fn runner_killed_leaves_nothing(signal: Signal) -> Result<(), Failed> {
     command.arg("run").arg(suite.path());
     let runner = support::start(command)?;
     let pid = runner.pid();
-    let helper = format!("__sandbox-helper {pid}");
+    let helper = format!("__sandbox-server {pid}");
     let started = wait_until(Duration::from_secs(15), || {
         !hooks::processes_with(&service_marker).is_empty()
             && !hooks::processes_with(&test_marker).is_empty()

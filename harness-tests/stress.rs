@@ -281,7 +281,7 @@ fn check_leftovers(runner_pid: u32, before: &HostState, problems: &mut Vec<Strin
     if let Err(e) = hooks::kill_leftovers(DAEMON_MARKER) {
         problems.push(e);
     }
-    if let Err(e) = hooks::kill_leftovers(&format!("__sandbox-helper {runner_pid}")) {
+    if let Err(e) = hooks::kill_leftovers(&format!("__sandbox-server {runner_pid}")) {
         problems.push(e);
     }
     match HostState::now() {

@@ -245,6 +245,7 @@ mod tests {
             host: HostFacts {
                 cgroup_layout: "v2".into(),
                 cgroups_in_use: true,
+                rootless: false,
             },
             interrupted_by: None,
             services: Vec::new(),

@@ -133,6 +133,10 @@ pub struct ContainerArgs {
     /// CPU bandwidth per test, in CPUs (e.g. 0.5, 2).
     #[arg(long, value_name = "N", value_parser = parse_cpus)]
     pub cpus: Option<f64>,
+    /// Relative CPU share per test against concurrent tests, 1 to 10000
+    /// (cgroup v2 cpu.weight; v1 cpu.shares) [default: the kernel's, 100].
+    #[arg(long, value_name = "W", value_parser = parse_cpu_weight)]
+    pub cpu_weight: Option<u64>,
     /// Most processes a test may have at once (0 = no limit) [default:
     /// 1024].
     #[arg(long, value_name = "N")]
@@ -197,6 +201,7 @@ impl ContainerArgs {
             grace: self.grace.and_then(|g| flag(g, "--grace")),
             memory: self.memory.and_then(|m| flag(Some(m), "--memory")),
             cpus: self.cpus.and_then(|c| flag(Some(c), "--cpus")),
+            cpu_weight: self.cpu_weight.and_then(|w| flag(Some(w), "--cpu-weight")),
             pids: self
                 .pids
                 .and_then(|p| flag(Some(p).filter(|p| *p > 0), "--pids")),
@@ -498,6 +503,15 @@ fn parse_cpus(text: &str) -> Result<f64, String> {
         Ok(cpus) if (0.01..=4096.0).contains(&cpus) => Ok(cpus),
         _ => Err(format!(
             "`{text}` is not a CPU count between 0.01 and 4096 (e.g. 0.5, 2)"
+        )),
+    }
+}
+
+fn parse_cpu_weight(text: &str) -> Result<u64, String> {
+    match text.parse::<i64>() {
+        Ok(weight) if crate::config::CPU_WEIGHTS.contains(&weight) => Ok(weight as u64),
+        _ => Err(format!(
+            "`{text}` is not a CPU weight between 1 and 10000 (100 is the default share)"
         )),
     }
 }

@@ -84,7 +84,7 @@ pub fn exec(args: ExecArgs) -> i32 {
         Ending::SetupFailed(failure) => {
             let code = if failure.host_unsupported {
                 exit::HOST_UNSUPPORTED
-            } else if failure.step.starts_with("exec") && failure.cause.starts_with("ENOENT") {
+            } else if failure.step.starts_with("exec") && failure.is(nix::errno::Errno::ENOENT) {
                 exit::EXEC_NOT_FOUND
             } else if failure.step.starts_with("exec") {
                 exit::EXEC_NOT_EXECUTABLE

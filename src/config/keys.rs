@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use toml::de::DeValue;
 
 use super::reader::{Reader, Value};
-use super::settings::{Bind, Expect, Network, Protocol, RootMode, Rootfs, Settings};
+use super::settings::{Bind, Expect, Network, Protocol, RootMode, Rootfs, Settings, CPU_WEIGHTS};
 use super::source::{ConfigError, Source, Sourced};
 
 /// One key's value as given in a table, and where.
@@ -89,6 +89,7 @@ pub(super) const SETTINGS: &[Key] = &[
     key("protocol", protocol),
     key("skip_exit", |r, i, s| put(&mut s.skip_exit, i, r.integer(i.value, i.key, 1, 255)? as i32)),
     key("threads", |r, i, s| put(&mut s.threads, i, r.integer(i.value, i.key, 1, 4096)? as usize)),
+    key("cpu_weight", cpu_weight),
     key("services", |r, i, s| put(&mut s.services, i, r.strings(i.value, i.key)?)),
 ];
 
@@ -129,6 +130,13 @@ fn cpus(r: &Reader, i: &Input, s: &mut Settings) -> Result<(), ConfigError> {
         ));
     }
     s.cpus = i.at(Some(cpus));
+    Ok(())
+}
+
+/// A relative CPU share, in cgroup v2's `cpu.weight` range.
+fn cpu_weight(r: &Reader, i: &Input, s: &mut Settings) -> Result<(), ConfigError> {
+    let weight = r.integer(i.value, i.key, *CPU_WEIGHTS.start(), *CPU_WEIGHTS.end())?;
+    s.cpu_weight = i.at(Some(weight as u64));
     Ok(())
 }
 

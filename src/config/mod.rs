@@ -20,7 +20,9 @@ pub use file::{
     ConfigFile, DeclaredTest, Override, Profile, Readiness, RunSettings, ServiceConfig,
     ServiceScope, FILE_NAME,
 };
-pub use settings::{flag, Bind, Described, Expect, Network, RootMode, Rootfs, Settings};
+pub use settings::{
+    flag, Bind, Described, Expect, Network, RootMode, Rootfs, Settings, CPU_WEIGHTS,
+};
 pub use source::{ConfigError, Source, Sourced};
 
 use crate::select::expression::Subject;

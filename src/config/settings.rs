@@ -71,6 +71,10 @@ pub enum Expect {
 }
 
 /// One layer. Unset keys are None (or empty) and leave lower layers alone.
+/// Accepted `cpu_weight` values: cgroup v2's `cpu.weight` range (100 is
+/// the kernel's default share).
+pub const CPU_WEIGHTS: std::ops::RangeInclusive<i64> = 1..=10_000;
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Settings {
     /// `None` inside means no timeout.
@@ -78,6 +82,8 @@ pub struct Settings {
     pub grace: Option<Sourced<Duration>>,
     pub memory: Option<Sourced<Option<u64>>>,
     pub cpus: Option<Sourced<Option<f64>>>,
+    /// Relative CPU share against concurrent tests (cgroup v2 `cpu.weight`).
+    pub cpu_weight: Option<Sourced<Option<u64>>>,
     pub pids: Option<Sourced<Option<u64>>>,
     pub env: Vec<(String, Sourced<String>)>,
     pub pass_env: Vec<Sourced<String>>,
@@ -139,6 +145,7 @@ impl Settings {
             grace: d(Duration::from_secs(10)),
             memory: d(None),
             cpus: d(None),
+            cpu_weight: d(None),
             pids: d(Some(1024)),
             network: d(Network::None),
             hostname: d("isotest".to_string()),
@@ -169,6 +176,7 @@ impl Settings {
         over(&mut self.grace, &upper.grace);
         over(&mut self.memory, &upper.memory);
         over(&mut self.cpus, &upper.cpus);
+        over(&mut self.cpu_weight, &upper.cpu_weight);
         over(&mut self.pids, &upper.pids);
         over(&mut self.network, &upper.network);
         over(&mut self.hostname, &upper.hostname);
@@ -258,6 +266,9 @@ impl Settings {
     }
     pub fn cpus(&self) -> Option<f64> {
         self.cpus.as_ref().and_then(|s| s.value)
+    }
+    pub fn cpu_weight(&self) -> Option<u64> {
+        self.cpu_weight.as_ref().and_then(|s| s.value)
     }
     pub fn pids(&self) -> Option<u64> {
         self.pids.as_ref().and_then(|s| s.value)
@@ -417,6 +428,7 @@ impl Settings {
         rows.one("grace_secs", &self.grace, secs);
         rows.one("memory_bytes", &self.memory, |v| json!(v));
         rows.one("cpus", &self.cpus, |v| json!(v));
+        rows.one("cpu_weight", &self.cpu_weight, |v| json!(v));
         rows.one("pids", &self.pids, |v| json!(v));
         rows.one("network", &self.network, |n| match n {
             Network::None => json!("none"),

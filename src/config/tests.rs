@@ -144,6 +144,10 @@ fn bad_values_name_line_key_and_accepted_form() {
     assert!(error("expect = \"oom\"\nexpect_exit = 1\n").contains("only one of"));
     assert!(error("env = { A = 1 }\n").contains("key `env.A`: expected a string"));
     assert!(error("cpus = 0\n").contains("between 0.01 and 4096"));
+    assert!(error("cpu_weight = 0\n").contains("1"));
+    assert!(error("cpu_weight = 10001\n").contains("10000"));
+    let weighted = parse("cpu_weight = 300\n").unwrap();
+    assert_eq!(weighted.defaults.cpu_weight.unwrap().value, Some(300));
     assert!(error("include = [\"a[\"]\n").contains("bad glob"));
 }
 

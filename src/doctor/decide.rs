@@ -7,7 +7,9 @@ use super::probe::{
     CgroupDir, CgroupFacts, HostFacts, NetworkProbe, V1_CONTROLLERS, V2_CONTROLLERS,
 };
 use super::{Check, Diagnosis};
-use crate::sandbox::{CgroupHierarchies as Layout, CgroupLayout as LayoutKind, IdMapping};
+use crate::sandbox::{
+    CgroupHierarchies as Layout, CgroupLayout as LayoutKind, IdMapping, RootlessOverlay,
+};
 
 /// Every check, in the order shown.
 pub(super) fn diagnose(facts: &HostFacts) -> Diagnosis {
@@ -27,6 +29,7 @@ pub(super) fn diagnose(facts: &HostFacts) -> Diagnosis {
             kernel_version(&facts.kernel),
         ),
         scratch_check(facts.tmp_exists),
+        rootless_root_check(&facts.rootless_overlay, facts.euid != 0),
     ];
     checks.extend(cgroup_checks(&facts.cgroups));
     checks.push(seccomp_check(
@@ -184,6 +187,33 @@ pub(super) fn overlay_check(
             "overlayfs is not in /proc/filesystems and no overlay module is installed",
             "modprobe overlay, or a kernel built with CONFIG_OVERLAY_FS",
         )
+    }
+}
+
+/// How a rootless container's root takes writes: fuse-overlayfs, or the
+/// kernel's overlay, under which writes below host directories of unmapped
+/// owners (/var/tmp/x) fail.
+pub(super) fn rootless_root_check(overlay: &RootlessOverlay, rootless: bool) -> Check {
+    const NAME: &str = "rootless root";
+    match overlay {
+        RootlessOverlay::Fuse(program) => Check::ok(
+            NAME,
+            format!(
+                "fuse-overlayfs ({}) with /dev/fuse: rootless writes anywhere in the root work",
+                program.display()
+            ),
+        ),
+        RootlessOverlay::Kernel { .. } if !rootless => Check::ok(
+            NAME,
+            "no usable fuse-overlayfs; only rootless mode needs it (for writes below \
+             host directories like /var/tmp)",
+        ),
+        RootlessOverlay::Kernel { .. } => Check::degraded(
+            NAME,
+            "no usable fuse-overlayfs: the kernel's overlay refuses writes below host \
+             directories the caller does not own (/var/tmp/x: EOVERFLOW)",
+            "apt-get install fuse-overlayfs, and chmod 0666 /dev/fuse",
+        ),
     }
 }
 

@@ -11,7 +11,8 @@ use nix::errno::Errno;
 use nix::unistd::geteuid;
 
 use crate::sandbox::{
-    own_layout, CgroupHierarchies as Layout, CgroupLayout as LayoutKind, IdMapping,
+    own_layout, rootless_overlay, CgroupHierarchies as Layout, CgroupLayout as LayoutKind,
+    IdMapping, RootlessOverlay,
 };
 
 /// What was read of the host.
@@ -35,6 +36,8 @@ pub(super) struct HostFacts {
     pub proc_filesystems: String,
     pub overlay_module: bool,
     pub tmp_exists: bool,
+    /// Which overlay rootless containers would get.
+    pub rootless_overlay: RootlessOverlay,
     pub cgroups: CgroupFacts,
     pub proc_status: String,
     pub seccomp_actions: Option<String>,
@@ -86,6 +89,7 @@ impl HostFacts {
             namespace_probe: probe_namespaces(euid),
             proc_filesystems: fs::read_to_string("/proc/filesystems").unwrap_or_default(),
             tmp_exists: Path::new("/tmp").is_dir(),
+            rootless_overlay: rootless_overlay(),
             cgroups: read_cgroups(),
             proc_status: fs::read_to_string("/proc/self/status").unwrap_or_default(),
             seccomp_actions: fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").ok(),

@@ -294,6 +294,25 @@ fn with_levels(levels: &[Level]) -> Diagnosis {
 }
 
 #[test]
+fn rootless_root_says_which_overlay_applies() {
+    use crate::sandbox::RootlessOverlay;
+    let fuse = RootlessOverlay::Fuse("/usr/bin/fuse-overlayfs".into());
+    let check = rootless_root_check(&fuse, true);
+    assert_eq!(check.level, Level::Ok);
+    assert!(check.finding.contains("/usr/bin/fuse-overlayfs"));
+    let kernel = RootlessOverlay::Kernel {
+        hint: String::new(),
+    };
+    let rootless = rootless_root_check(&kernel, true);
+    assert_eq!(rootless.level, Level::Degraded);
+    assert!(rootless
+        .fix
+        .as_deref()
+        .is_some_and(|f| f.contains("fuse-overlayfs")));
+    assert_eq!(rootless_root_check(&kernel, false).level, Level::Ok);
+}
+
+#[test]
 fn only_missing_checks_stop_tests() {
     assert!(with_levels(&[Level::Ok, Level::Ok]).can_run_tests());
     assert!(with_levels(&[Level::Ok, Level::Degraded]).can_run_tests());

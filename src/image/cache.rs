@@ -454,14 +454,7 @@ fn owner_alive(name: &str) -> bool {
     }
 }
 
-/// When process `pid` started, in clock ticks since boot (field 22 of
-/// /proc/PID/stat), which tells a live process from a later one that
-/// reuses its pid.
-pub(crate) fn process_start(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_command = &stat[stat.rfind(')')? + 1..];
-    after_command.split_whitespace().nth(19)?.parse().ok()
-}
+pub(crate) use crate::sandbox::process_start;
 
 /// Bytes of content under `path` (each inode once).
 fn tree_size(path: &Path) -> io::Result<u64> {

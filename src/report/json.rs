@@ -331,6 +331,9 @@ pub struct JsonUsage {
 pub struct JsonLimits {
     pub memory_bytes: Option<u64>,
     pub cpus: Option<f64>,
+    /// Absent in reports written before it existed.
+    #[serde(default)]
+    pub cpu_weight: Option<u64>,
     pub pids: Option<u64>,
 }
 
@@ -354,8 +357,7 @@ impl JsonRun {
                 kernel,
                 cgroup_layout: summary.host.cgroup_layout.clone(),
                 cgroups_in_use: summary.host.cgroups_in_use,
-                // Containers are set up as root; there is no rootless mode yet.
-                rootless: false,
+                rootless: summary.host.rootless,
             },
             started_at: rfc3339(summary.started_at),
             duration_secs: summary.duration.as_secs_f64(),
@@ -531,6 +533,7 @@ impl From<Limits> for JsonLimits {
         JsonLimits {
             memory_bytes: limits.memory_bytes,
             cpus: limits.cpus,
+            cpu_weight: limits.cpu_weight,
             pids: limits.pids,
         }
     }
@@ -746,7 +749,7 @@ mod tests {
                     "oom_kills": 0,
                     "pids_max_hits": null
                 },
-                "limits": { "memory_bytes": 268_435_456, "cpus": 0.5, "pids": 1024 },
+                "limits": { "memory_bytes": 268_435_456, "cpus": 0.5, "cpu_weight": 300, "pids": 1024 },
                 "rusage": { "user_usec": 1500, "system_usec": 700, "max_rss_bytes": 4_194_304 },
                 "leaked_processes": 0,
                 "cases": [],

@@ -267,6 +267,9 @@ fn measured(result: &TestResult) -> Vec<(&'static str, String)> {
     if let Some(cpus) = limits.cpus {
         figures.push(("isotest.limit.cpus", cpus.to_string()));
     }
+    if let Some(weight) = limits.cpu_weight {
+        figures.push(("isotest.limit.cpu_weight", weight.to_string()));
+    }
     if let Some(pids) = limits.pids {
         figures.push(("isotest.limit.pids", pids.to_string()));
     }
@@ -497,6 +500,7 @@ pub(crate) mod tests {
         passed.limits = Limits {
             memory_bytes: Some(268_435_456),
             cpus: Some(0.5),
+            cpu_weight: Some(300),
             pids: Some(1024),
         };
         passed.stdout = output(b"passing output is not kept\n");
@@ -551,6 +555,7 @@ pub(crate) mod tests {
             host: HostFacts {
                 cgroup_layout: "hybrid".into(),
                 cgroups_in_use: true,
+                rootless: false,
             },
             interrupted_by: Some(2),
             services: Vec::new(),
@@ -857,6 +862,7 @@ pub(crate) mod tests {
                 ("isotest.oom_kills", "0"),
                 ("isotest.limit.memory_bytes", "268435456"),
                 ("isotest.limit.cpus", "0.5"),
+                ("isotest.limit.cpu_weight", "300"),
                 ("isotest.limit.pids", "1024"),
                 ("isotest.rusage.user_usec", "1500"),
                 ("isotest.rusage.system_usec", "700"),

@@ -67,6 +67,7 @@ pub fn merge(paths: &[PathBuf], expect_shards: Option<u64>) -> Result<Merged, St
         host: HostFacts {
             cgroup_layout: first.host.cgroup_layout.clone(),
             cgroups_in_use: shards.iter().all(|(_, run)| run.host.cgroups_in_use),
+            rootless: shards.iter().any(|(_, run)| run.host.rootless),
         },
         interrupted_by,
         services: shards

@@ -79,6 +79,7 @@ fn rebuild(test: &JsonTest) -> Result<TestResult, String> {
         limits: Limits {
             memory_bytes: test.limits.memory_bytes,
             cpus: test.limits.cpus,
+            cpu_weight: test.limits.cpu_weight,
             pids: test.limits.pids,
         },
         stdout,

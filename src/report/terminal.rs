@@ -560,6 +560,7 @@ mod tests {
         HostFacts {
             cgroup_layout: "v2".into(),
             cgroups_in_use: true,
+            rootless: false,
         }
     }
 

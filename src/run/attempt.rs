@@ -153,6 +153,7 @@ fn setup_failed(test: &PlannedTest, step: &str, cause: String) -> TestResult {
         cause,
         hint: None,
         host_unsupported: false,
+        errno: None,
     };
     classify(
         test.case.clone(),

@@ -388,6 +388,7 @@ mod tests {
                 cause: "EPERM".into(),
                 hint: None,
                 host_unsupported: false,
+                errno: None,
             }),
             None,
             Expect::Oom,

@@ -94,6 +94,7 @@ pub fn limits(test: &PlannedTest) -> Limits {
     Limits {
         memory_bytes: test.settings.memory(),
         cpus: test.settings.cpus(),
+        cpu_weight: test.settings.cpu_weight(),
         pids: test.settings.pids(),
     }
 }

@@ -42,6 +42,8 @@ pub struct HostFacts {
     pub cgroup_layout: String,
     /// False when tests ran without cgroup limits and accounting.
     pub cgroups_in_use: bool,
+    /// Containers were set up in a user namespace, without root.
+    pub rootless: bool,
 }
 
 /// The whole run, once it is over.

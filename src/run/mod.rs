@@ -86,6 +86,7 @@ pub fn run(
     let host = HostFacts {
         cgroup_layout: sandbox.cgroup_layout().to_string(),
         cgroups_in_use: sandbox.cgroups_unavailable().is_none(),
+        rootless: sandbox.rootless(),
     };
     let runs = settings.runs_per_test.max(1) as usize;
     let units = plan.len() * runs;

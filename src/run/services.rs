@@ -137,6 +137,7 @@ pub fn run_with_services(
             cause: "services live on a private network, and the test has network = \"host\"".into(),
             hint: Some("drop `network = \"host\"`, or the test's `services`".into()),
             host_unsupported: false,
+            errno: None,
         };
         return (Outcome::setup_failed(failure), not_started(&test.services));
     }
@@ -468,6 +469,7 @@ impl<'scope> RunningService<'scope> {
             cause,
             hint,
             host_unsupported: false,
+            errno: None,
         }
     }
 
@@ -479,6 +481,7 @@ impl<'scope> RunningService<'scope> {
                     cause: "its thread panicked".into(),
                     hint: None,
                     host_unsupported: false,
+                    errno: None,
                 })
             });
             self.outcome = Some(outcome);
@@ -582,6 +585,7 @@ fn service_spec(
             cause,
             hint: None,
             host_unsupported: false,
+            errno: None,
         })?;
     let mut spec = spec(&planned, &root);
     spec.timeout = None;

@@ -179,6 +179,7 @@ impl<'scope, 'env> SharedServices<'scope, 'env> {
                 cause: "a run's shared network has no uplink".into(),
                 hint: Some("give it scope = \"test\" for network = \"outbound\"".into()),
                 host_unsupported: false,
+                errno: None,
             });
         }
         let network = self.network(config)?;
@@ -241,6 +242,7 @@ impl RunServices for SharedServices<'_, '_> {
                 cause: format!("it ended earlier in the run ({})", describe_ending(ending)),
                 hint: Some("its output is in the run's `services`".into()),
                 host_unsupported: false,
+                errno: None,
             }),
         }
     }

@@ -45,6 +45,7 @@ fn unknown(kind: &str, name: &str, file: &str) -> SetupFailure {
             "use a numeric id, or a {kind} that exists in the root filesystem"
         )),
         host_unsupported: false,
+        errno: None,
     }
 }
 

@@ -5,7 +5,7 @@
 //! exits reports how, counts what it left running, and exits itself, which
 //! kills the rest of the PID namespace.
 //!
-//! It runs in a forked child of the single-threaded helper, so allocating
+//! It runs in a forked child of the single-threaded supervisor, so allocating
 //! and everything else is allowed here.
 
 use std::ffi::{CString, OsStr};
@@ -30,11 +30,11 @@ use serde::{Deserialize, Serialize};
 
 use super::identity::{self, Identity};
 use super::security;
-use super::spec::{SandboxSpec, SetupFailure};
+use super::spec::{SandboxSpec, SetupFailure, SupervisorRequest};
 use super::step::{failure, Step};
 use super::{net, network, rootfs};
 
-/// Signals init handles through its signalfd; the helper blocks them before
+/// Signals init handles through its signalfd; the supervisor blocks them before
 /// forking so none is lost in between.
 pub(super) fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
@@ -49,13 +49,15 @@ pub(super) fn handled_signals() -> SigSet {
     set
 }
 
-/// What init tells the helper, one JSON line per message.
+/// What init tells the supervisor, one JSON line per message.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum InitMessage {
     /// The command has started (at `monotonic_ns`); the timeout runs
-    /// from here.
+    /// from here. Daemon processes (fuse-overlayfs) are not the
+    /// test's: they are not counted as left behind.
     Started {
         monotonic_ns: u64,
+        daemon_processes: u32,
     },
     Finished {
         exit: CommandExit,
@@ -73,13 +75,13 @@ pub(super) enum CommandExit {
 
 /// The body of PID 1; never returns.
 pub(super) fn run(
-    spec: &SandboxSpec,
+    request: &SupervisorRequest,
     report: OwnedFd,
     lifeline: OwnedFd,
     cgroup_procs: Vec<File>,
 ) -> ! {
     let mut report = File::from(report);
-    let code = match supervise_command(spec, &mut report, lifeline, &cgroup_procs) {
+    let code = match supervise_command(request, &mut report, lifeline, &cgroup_procs) {
         Ok(code) => code,
         Err(failure) => {
             send(&mut report, &InitMessage::SetupFailed(failure));
@@ -87,22 +89,23 @@ pub(super) fn run(
         }
     };
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong
-    // to the helper this process was forked from.
+    // to the supervisor this process was forked from.
     unsafe { libc::_exit(code) }
 }
 
 fn supervise_command(
-    spec: &SandboxSpec,
+    request: &SupervisorRequest,
     report: &mut File,
     lifeline: OwnedFd,
     cgroup_procs: &[File],
 ) -> Result<i32, SetupFailure> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set parent-death signal".into())?;
-    if !released_by_helper(&lifeline) {
-        // The helper died (before the death signal was armed, perhaps).
+    if !released_by_supervisor(&lifeline) {
+        // The supervisor died (before the death signal was armed, perhaps).
         unsafe { libc::_exit(1) }
     }
     drop(lifeline);
+    let spec = &request.spec;
     let mut namespaces =
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     let own_loopback = !spec.host_network && spec.network.is_none();
@@ -113,7 +116,7 @@ fn supervise_command(
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
     unshare(namespaces).step(|| format!("unshare({namespaces:?})"))?;
-    rootfs::enter_new_root(spec)?;
+    let daemons = rootfs::enter_new_root(request)?;
     sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
     if own_loopback {
         net::bring_up_loopback()?;
@@ -136,14 +139,20 @@ fn supervise_command(
     let started = Instant::now();
     let monotonic_ns = super::spec::monotonic_ns();
     let command = start_command(spec, identity, cgroup_procs)?;
-    send(report, &InitMessage::Started { monotonic_ns });
+    send(
+        report,
+        &InitMessage::Started {
+            monotonic_ns,
+            daemon_processes: daemons.len() as u32,
+        },
+    );
 
     let (exit, forwarded_signal) = wait_for_command(command, &signals)?;
     let wall_nanos = started.elapsed().as_nanos() as u64;
     // Killed by a signal (a test's own `kill -9 -1`, say): its group may
     // still be dying too.
     let killed = matches!(exit, CommandExit::Signal(_));
-    let leaked_processes = count_leftovers(forwarded_signal || killed);
+    let leaked_processes = count_leftovers(forwarded_signal || killed, &daemons);
     send(
         report,
         &InitMessage::Finished {
@@ -158,9 +167,9 @@ fn supervise_command(
     })
 }
 
-/// Waits for the helper's go-ahead (it first moves us into the test's
-/// cgroup); EOF instead means the helper is gone.
-fn released_by_helper(lifeline: &OwnedFd) -> bool {
+/// Waits for the supervisor's go-ahead (it first moves us into the test's
+/// cgroup); EOF instead means the supervisor is gone.
+fn released_by_supervisor(lifeline: &OwnedFd) -> bool {
     let mut byte = [0u8; 1];
     loop {
         match nix::unistd::read(lifeline, &mut byte) {
@@ -174,7 +183,7 @@ fn released_by_helper(lifeline: &OwnedFd) -> bool {
 fn send(report: &mut File, message: &InitMessage) {
     let mut line = serde_json::to_vec(message).expect("init messages serialize");
     line.push(b'\n');
-    // Nobody is left to tell if the helper is gone.
+    // Nobody is left to tell if the supervisor is gone.
     let _ = report.write_all(&line);
 }
 
@@ -212,6 +221,7 @@ fn start_command(
                 STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)),
                 STEP_IDENTITY => format!("switch to {}", describe(identity)),
                 STEP_CGROUP => "join the test's cgroup".to_string(),
+                STEP_CGROUP_NAMESPACE => "unshare(CLONE_NEWCGROUP)".to_string(),
                 STEP_FDS => "close inherited file descriptors".to_string(),
                 code if code >= STEP_SECURITY => security_step(code - STEP_SECURITY)
                     .map_or("prepare the command".to_string(), |s| {
@@ -229,6 +239,7 @@ const STEP_EXEC: u8 = 1;
 const STEP_IDENTITY: u8 = 2;
 const STEP_CGROUP: u8 = 3;
 const STEP_FDS: u8 = 4;
+const STEP_CGROUP_NAMESPACE: u8 = 5;
 /// Security steps follow, numbered by `security::Step`.
 const STEP_SECURITY: u8 = 16;
 
@@ -271,6 +282,11 @@ fn exec_command(
                 Errno::from_raw(error.raw_os_error().unwrap_or(0)),
             );
         }
+    }
+    // Its own cgroup namespace, rooted at the group it just joined:
+    // /proc/self/cgroup shows `/`, as the group shows at /sys/fs/cgroup.
+    if let Err(errno) = unshare(CloneFlags::CLONE_NEWCGROUP) {
+        return (STEP_CGROUP_NAMESPACE, errno);
     }
     if let Err((step, errno)) = security::before_user_switch(&spec.security) {
         return (STEP_SECURITY + step as u8, errno);
@@ -379,11 +395,11 @@ fn wait_for_command(command: Pid, signals: &SignalFd) -> Result<(CommandExit, bo
 /// Processes the command left running. When it was being stopped, the rest
 /// of its group got the same signal: give them a moment to finish dying so
 /// they are not counted as left behind.
-fn count_leftovers(forwarded_signal: bool) -> u32 {
+fn count_leftovers(forwarded_signal: bool, daemons: &[Pid]) -> u32 {
     let settle_until = Instant::now() + SETTLE_TIME;
     loop {
         reap_zombies(None);
-        let count = count_live_processes();
+        let count = count_live_processes(daemons);
         if count == 0 || !forwarded_signal || Instant::now() >= settle_until {
             return count;
         }
@@ -404,36 +420,43 @@ fn reap_zombies(command: Option<Pid>) -> Option<CommandExit> {
             Ok(WaitStatus::Signaled(pid, signal, _)) if Some(pid) == command => {
                 command_exit = Some(CommandExit::Signal(signal as i32));
             }
+            Ok(WaitStatus::Stopped(pid, signal)) => let_tracee_go(pid, signal),
             Ok(WaitStatus::StillAlive) | Err(_) => return command_exit,
             Ok(_) => {}
         }
     }
 }
 
-/// Processes in the container other than init that are neither zombies
-/// nor already dying from a SIGKILL.
-fn count_live_processes() -> u32 {
+/// A child that called ptrace(PTRACE_TRACEME) made init its tracer, and
+/// init sees it stop at every signal: detach it so it goes on, handing on
+/// the signal that stopped it, except the SIGTRAP of an exec, which only
+/// exists for a tracer and would kill the process.
+fn let_tracee_go(pid: Pid, signal: Signal) {
+    let deliver = (signal != Signal::SIGTRAP).then_some(signal);
+    // ESRCH: it died meanwhile; nothing is left to release.
+    let _ = nix::sys::ptrace::detach(pid, deliver);
+}
+
+/// Processes in the container other than init and its `daemons` that are
+/// neither zombies nor already dying from a SIGKILL.
+fn count_live_processes(daemons: &[Pid]) -> u32 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != 1 && !is_leaving(*pid))
+        .filter(|pid| *pid != 1 && !daemons.contains(&Pid::from_raw(*pid as i32)))
+        .filter(|pid| !is_leaving(*pid))
         .count() as u32
 }
 
-/// A zombie (the state field of /proc/PID/stat follows the `)` that ends
-/// the name), or one with SIGKILL pending: it is on its way out.
+/// A zombie, or one with SIGKILL pending: it is on its way out.
 fn is_leaving(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return true; // gone already
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    if matches!(state, Some('Z') | Some('X')) {
-        return true;
+    match super::procstat::read(pid) {
+        None => return true, // gone already
+        Some(stat) if stat.has_exited() => return true,
+        Some(_) => {}
     }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);

@@ -5,9 +5,14 @@
 //! - `spawn`: the runner's side (hand a test over, capture output);
 //! - `server`: the fork server, one per run, forking a supervisor per test;
 //! - `supervisor`: one container's supervisor (PID namespace, timeout);
-//! - `init`: PID 1 inside the container;
-//! - `rootfs`, `net`: what init sets up;
-//! - `mountinfo`, `capture`, `step`: parsing, bounded output, error naming;
+//! - `init`: PID 1 inside the container (and the tracer that lets go of a
+//!   PTRACE_TRACEME child);
+//! - `rootfs`, `net`: what init sets up (the root, rootless through
+//!   fuse-overlayfs where installed; the test's own cgroup at
+//!   /sys/fs/cgroup);
+//! - `cgroup`: per-test cgroups, limits (`cpu_weight` too) and accounting;
+//! - `mountinfo`, `procstat`, `capture`, `step`: parsing, bounded output,
+//!   error naming;
 //! - `sampler`: memory and CPU series of running tests.
 
 mod capture;
@@ -18,6 +23,7 @@ pub mod interrupt;
 pub mod mountinfo;
 mod net;
 mod network;
+mod procstat;
 mod rootfs;
 mod sampler;
 mod scratch;
@@ -37,13 +43,16 @@ pub use network::{
     hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
     TcpProbe,
 };
+pub use procstat::process_start;
 pub use sampler::Sample;
 pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
-pub use spawn::{Observed, OutputMode, Sandbox, SandboxNotes, StopRequest};
+pub use spawn::{
+    rootless_overlay, Observed, OutputMode, RootlessOverlay, Sandbox, SandboxNotes, StopRequest,
+};
 pub use spec::{
-    Ending, ExtraMount, HelperRequest, Outcome, Phases, Report, RootMode, RootSpec, Rusage,
-    SandboxSpec, SetupFailure,
+    Ending, ExtraMount, Outcome, Phases, Report, RootMode, RootSpec, Rusage, SandboxSpec,
+    SetupFailure, SupervisorRequest,
 };
 pub use supervisor::pidfd_open;
 pub use userns::{IdMapping, SubordinateRange};

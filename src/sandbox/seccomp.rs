@@ -331,6 +331,7 @@ pub fn install_default_filter() -> Result<(), SetupFailure> {
             cause: cause.clone(),
             hint: None,
             host_unsupported: false,
+            errno: None,
         })?;
     apply(program).map_err(|errno| {
         let mut failure = failure(step.into(), errno);

@@ -25,8 +25,8 @@ use super::sampler::Sampler;
 use super::scratch::ScratchDir;
 use super::server::{self, ForkServer, Server, TestFds};
 use super::spec::{
-    monotonic_ns, Ending, HelperRequest, Outcome, Phases, Report, RootMode, SandboxSpec,
-    SetupFailure,
+    monotonic_ns, Ending, Outcome, Phases, Report, RootMode, SandboxSpec, SetupFailure,
+    SupervisorRequest,
 };
 use super::step::Step;
 use super::supervisor::{pidfd_pid, pidfd_send_signal};
@@ -120,8 +120,36 @@ pub struct Sandbox {
     /// Roots are bound read-only, never overlaid (rootless on a kernel
     /// without overlayfs in user namespaces).
     bind_roots_only: bool,
+    /// Rootless: fuse-overlayfs overlays the host's root, when installed.
+    fuse_overlayfs: Option<PathBuf>,
     /// Reads running tests' cgroups for `Outcome::samples`, when asked to.
     sampler: Option<Sampler>,
+}
+
+/// How a rootless container overlays the host's root.
+pub enum RootlessOverlay {
+    /// fuse-overlayfs (this program), as rootless Podman does: writes
+    /// anywhere succeed.
+    Fuse(PathBuf),
+    /// The kernel's overlay, one per top-level directory: creating a file
+    /// in a directory of an unmapped owner below the top level (/var/tmp/x)
+    /// fails with EOVERFLOW. `hint` says what to install.
+    Kernel { hint: String },
+}
+
+/// Which overlay rootless containers get on this host.
+pub fn rootless_overlay() -> RootlessOverlay {
+    match super::rootfs::find_fuse_overlayfs() {
+        Some(program) => RootlessOverlay::Fuse(program),
+        None => RootlessOverlay::Kernel {
+            hint: "rootless without fuse-overlayfs: creating files below a host directory \
+                   the caller does not own (/var/tmp/x) fails with EOVERFLOW, as the \
+                   kernel's overlay cannot copy up a directory of an unmapped owner; \
+                   install fuse-overlayfs (apt-get install fuse-overlayfs) with /dev/fuse \
+                   open to every user (chmod 0666 /dev/fuse)"
+                .to_string(),
+        },
+    }
 }
 
 /// What a caller of `Sandbox::run_observed` hears while the container runs.
@@ -151,6 +179,7 @@ impl Sandbox {
                     scratch: None,
                     user_namespace: None,
                     bind_roots_only: false,
+                    fuse_overlayfs: None,
                     sampler: None,
                 },
                 SandboxNotes {
@@ -165,6 +194,7 @@ impl Sandbox {
                     scratch: None,
                     user_namespace: None,
                     bind_roots_only: false,
+                    fuse_overlayfs: None,
                     sampler: None,
                 },
                 SandboxNotes { notices: vec![] },
@@ -193,12 +223,21 @@ impl Sandbox {
     pub fn use_user_namespace(&mut self, mapping: IdMapping) -> Option<String> {
         self.user_namespace = Some(mapping);
         self.bind_roots_only = !super::userns::overlay_supported();
-        self.bind_roots_only.then(|| {
-            "rootless on a kernel before 5.11, which has no overlayfs in user namespaces: \
-             every root is bound read-only (rootfs_mode = \"bind\"); /tmp, `tmpfs` and \
-             `writable` paths take writes"
-                .to_string()
-        })
+        if self.bind_roots_only {
+            return Some(
+                "rootless on a kernel before 5.11, which has no overlayfs in user namespaces: \
+                 every root is bound read-only (rootfs_mode = \"bind\"); /tmp, `tmpfs` and \
+                 `writable` paths take writes"
+                    .to_string(),
+            );
+        }
+        match rootless_overlay() {
+            RootlessOverlay::Fuse(program) => {
+                self.fuse_overlayfs = Some(program);
+                None
+            }
+            RootlessOverlay::Kernel { hint } => Some(hint),
+        }
     }
 
     /// A network for a test and its services, or for a run's shared
@@ -270,6 +309,12 @@ impl Sandbox {
         }
     }
 
+    /// Whether containers start in a user namespace of their own (rootless
+    /// mode), as they do when isotest runs without root.
+    pub fn rootless(&self) -> bool {
+        self.user_namespace.is_some()
+    }
+
     /// Why limits and usage figures are unavailable, if they are.
     pub fn cgroups_unavailable(&self) -> Option<&Unavailable> {
         self.cgroups.as_ref().err()
@@ -306,6 +351,7 @@ impl Sandbox {
                     .into(),
                 hint: Some("drop --scratch, or the test's `disk` setting".into()),
                 host_unsupported: false,
+                errno: None,
             });
         }
         let scratch = match self.scratch.as_deref().map(ScratchDir::create).transpose() {
@@ -323,13 +369,25 @@ impl Sandbox {
         if cgroup.is_none() && spec.user_namespace.is_some() {
             spec.security.nproc = spec.limits.pids;
         }
-        let request = HelperRequest {
+        let request = SupervisorRequest {
             spec,
             cgroup_procs: cgroup
                 .iter()
                 .flat_map(|g| g.procs_files())
                 .map(|p| p.into_os_string().into_encoded_bytes())
                 .collect(),
+            cgroup_view: cgroup
+                .as_ref()
+                .map(|g| g.view().clone())
+                .unwrap_or_default(),
+            // fuse-overlayfs gives copied-up directories their owners' ids
+            // (subordinate ones), which the runner could not remove from a
+            // --scratch directory: there the kernel's overlay serves.
+            fuse_overlayfs: self
+                .fuse_overlayfs
+                .as_ref()
+                .filter(|_| self.scratch.is_none())
+                .map(|p| p.as_os_str().as_encoded_bytes().to_vec()),
         };
         let watch = self
             .sampler
@@ -359,7 +417,11 @@ impl Sandbox {
     /// output pipes (or the runner's own stdout and stderr), and a report
     /// socket, on which the supervisor sends a pidfd of itself, then its
     /// report.
-    fn start(&self, request: &HelperRequest, output: OutputMode) -> Result<Started, SetupFailure> {
+    fn start(
+        &self,
+        request: &SupervisorRequest,
+        output: OutputMode,
+    ) -> Result<Started, SetupFailure> {
         let (request_read, request_write) =
             pipe2(OFlag::O_CLOEXEC).step(|| "create the request pipe".into())?;
         let (report, report_theirs) = socketpair(
@@ -536,6 +598,7 @@ fn collect(
                     },
                     hint: None,
                     host_unsupported: false,
+                    errno: None,
                 })
             };
             let outcome = Outcome {

@@ -1,13 +1,13 @@
 //! What the sandbox is asked to run (`SandboxSpec`) and what it says happened
 //! (`Outcome`). Both cross a pipe between the runner and the single-threaded
-//! helper process as JSON, so paths and arguments are raw bytes: test names
+//! supervisor as JSON, so paths and arguments are raw bytes: test names
 //! and arguments need not be UTF-8.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::capture::CapturedOutput;
-use super::cgroup::{Limits, Usage};
+use super::cgroup::{CgroupView, Limits, Usage};
 use super::network::NetworkAttachment;
 use super::sampler::Sample;
 use super::security::Security;
@@ -96,12 +96,17 @@ pub enum ExtraMount {
     Fresh { target: Vec<u8> },
 }
 
-/// What the runner sends the helper: the spec, and the cgroup.procs files
-/// that put the container's init into its cgroup.
+/// What the runner sends the supervisor: the spec, the cgroup.procs files
+/// that put the test's command into its cgroup, and how the test sees that
+/// cgroup.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct HelperRequest {
+pub struct SupervisorRequest {
     pub spec: SandboxSpec,
     pub cgroup_procs: Vec<Vec<u8>>,
+    pub cgroup_view: CgroupView,
+    /// Rootless: the fuse-overlayfs program that overlays the host's root,
+    /// where it is installed and /dev/fuse is usable.
+    pub fuse_overlayfs: Option<Vec<u8>>,
 }
 
 /// How a sandboxed command ended.
@@ -131,6 +136,17 @@ pub struct SetupFailure {
     /// True when the host itself cannot create containers (not the test's
     /// fault): no permission for namespaces or mounts.
     pub host_unsupported: bool,
+    /// The errno, when a syscall failed: what decisions look at (`cause`
+    /// is its text, for people).
+    #[serde(default)]
+    pub errno: Option<i32>,
+}
+
+impl SetupFailure {
+    /// Whether a syscall failed with `errno`.
+    pub fn is(&self, errno: nix::errno::Errno) -> bool {
+        self.errno == Some(errno as i32)
+    }
 }
 
 impl std::fmt::Display for SetupFailure {
@@ -153,7 +169,7 @@ pub struct Rusage {
     pub max_rss_bytes: u64,
 }
 
-/// What the helper reports back for one container.
+/// What the supervisor reports back for one container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub ending: Ending,
@@ -169,7 +185,7 @@ pub struct Report {
     pub command_started_ns: Option<u64>,
 }
 
-/// A finished container run: the helper's report plus captured output.
+/// A finished container run: the supervisor's report plus captured output.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub ending: Ending,

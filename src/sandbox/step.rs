@@ -26,6 +26,7 @@ impl<T> Step<T> for std::io::Result<T> {
                 cause: error.to_string(),
                 hint: None,
                 host_unsupported: false,
+                errno: None,
             },
         })
     }
@@ -51,6 +52,7 @@ pub fn failure(step: String, errno: Errno) -> SetupFailure {
         cause: errno_text(errno),
         hint,
         host_unsupported,
+        errno: Some(errno as i32),
     }
 }
 
@@ -77,6 +79,7 @@ mod tests {
         assert_eq!(failure.step, "mount overlay at /newroot");
         assert_eq!(failure.cause, "EINVAL: Invalid argument");
         assert!(!failure.host_unsupported);
+        assert!(failure.is(Errno::EINVAL));
         assert_eq!(
             failure.to_string(),
             "mount overlay at /newroot: EINVAL: Invalid argument"

@@ -24,7 +24,7 @@ use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
 use super::init::{self, CommandExit, InitMessage};
 use super::server;
-use super::spec::{Ending, HelperRequest, Report, Rusage, SandboxSpec, SetupFailure};
+use super::spec::{Ending, Report, Rusage, SandboxSpec, SetupFailure, SupervisorRequest};
 use super::step::Step;
 
 /// The fd of the report socket.
@@ -64,7 +64,7 @@ fn announce(report: BorrowedFd<'_>) -> Result<(), SetupFailure> {
 
 /// Reads the request from stdin, then puts /dev/null there: the
 /// container's stdin.
-fn read_request() -> Result<HelperRequest, SetupFailure> {
+fn read_request() -> Result<SupervisorRequest, SetupFailure> {
     let mut json = Vec::new();
     std::io::stdin()
         .read_to_end(&mut json)
@@ -72,8 +72,9 @@ fn read_request() -> Result<HelperRequest, SetupFailure> {
     let request = serde_json::from_slice(&json).map_err(|e| SetupFailure {
         step: "parse sandbox request".into(),
         cause: e.to_string(),
-        hint: Some("the runner and helper binaries differ; reinstall isotest".into()),
+        hint: Some("the runner and supervisor binaries differ; reinstall isotest".into()),
         host_unsupported: false,
+        errno: None,
     })?;
     let null = File::open("/dev/null").step(|| "open /dev/null".into())?;
     nix::unistd::dup2_stdin(&null).step(|| "put /dev/null on stdin".into())?;
@@ -90,7 +91,7 @@ pub(super) fn setup_failed(failure: SetupFailure) -> Report {
     }
 }
 
-/// Why the helper is stopping the container, if it is.
+/// Why the supervisor is stopping the container, if it is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum StopReason {
     Timeout,
@@ -104,7 +105,7 @@ struct Stopping {
 }
 
 fn supervise(
-    request: &HelperRequest,
+    request: &SupervisorRequest,
     report: BorrowedFd<'_>,
     mount_namespace: &mut Option<File>,
 ) -> Report {
@@ -115,7 +116,7 @@ fn supervise(
 }
 
 fn start_and_watch(
-    request: &HelperRequest,
+    request: &SupervisorRequest,
     report: BorrowedFd<'_>,
     mount_namespace: &mut Option<File>,
 ) -> Result<Report, SetupFailure> {
@@ -141,11 +142,11 @@ fn start_and_watch(
         (None, _) => {}
     }
     unshare(CloneFlags::CLONE_NEWPID).step(|| "unshare(CLONE_NEWPID)".into())?;
-    // SAFETY: the helper is single-threaded; the child may do anything.
+    // SAFETY: the supervisor is single-threaded; the child may do anything.
     let init_pid = match unsafe { fork() }.step(|| "fork the container init".into())? {
         ForkResult::Child => {
             drop((messages_read, lifeline_write, stop_signals));
-            init::run(spec, messages_write, lifeline_read, cgroup_procs)
+            init::run(request, messages_write, lifeline_read, cgroup_procs)
         }
         ForkResult::Parent { child } => child,
     };
@@ -155,7 +156,7 @@ fn start_and_watch(
     let null = File::open("/dev/null").step(|| "open /dev/null".into())?;
     nix::unistd::dup2_stdout(&null).step(|| "put /dev/null on stdout".into())?;
     nix::unistd::dup2_stderr(&null).step(|| "put /dev/null on stderr".into())?;
-    // Init waits for this byte, which shows the helper is alive after it
+    // Init waits for this byte, which shows the supervisor is alive after it
     // armed its parent-death signal.
     nix::unistd::write(&lifeline_write, b"g").step(|| "start the container init".into())?;
     let watched = watch(
@@ -233,7 +234,9 @@ fn watch(
             match &mut stopping {
                 None => stopping = Some(begin_stop(init_pid, StopReason::Timeout, spec.grace)),
                 Some(s) => {
-                    killed_processes = count_descendants(init_pid);
+                    // Init's daemons (fuse-overlayfs) are not the test's.
+                    killed_processes =
+                        count_descendants(init_pid).saturating_sub(inbox.daemon_processes);
                     let _ = kill(init_pid, Signal::SIGKILL);
                     s.killed = true;
                 }
@@ -308,6 +311,7 @@ fn watch(
                 cause: "exited before reporting how the command ended".into(),
                 hint: None,
                 host_unsupported: false,
+                errno: None,
             }),
             wall,
             0,
@@ -342,6 +346,7 @@ struct Inbox {
     buffer: Vec<u8>,
     /// When the command started (`monotonic_ns`), once init said so.
     started_ns: Option<u64>,
+    daemon_processes: u32,
     finished: Option<(CommandExit, u64, u32)>,
     failure: Option<SetupFailure>,
 }
@@ -358,7 +363,13 @@ impl Inbox {
         while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.buffer.drain(..=end).collect();
             match serde_json::from_slice(&line) {
-                Ok(InitMessage::Started { monotonic_ns }) => self.started_ns = Some(monotonic_ns),
+                Ok(InitMessage::Started {
+                    monotonic_ns,
+                    daemon_processes,
+                }) => {
+                    self.started_ns = Some(monotonic_ns);
+                    self.daemon_processes = daemon_processes;
+                }
                 Ok(InitMessage::Finished {
                     exit,
                     wall_nanos,

@@ -1,6 +1,6 @@
-//! Rootless mode: a user namespace created first by the sandbox helper,
+//! Rootless mode: a user namespace created first by the sandbox supervisor,
 //! mapping the caller's uid and gid to root inside, so that every other
-//! namespace is owned by it and the helper may mount and pivot there. A
+//! namespace is owned by it and the supervisor and init may mount and pivot there. A
 //! full range is mapped with newuidmap/newgidmap when /etc/subuid and
 //! /etc/subgid grant the caller one, else the single id (with setgroups
 //! denied first, as the kernel requires for an unprivileged gid_map).
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::spec::SetupFailure;
 use super::step::Step;
 
-/// How the helper maps ids into the user namespace.
+/// How the supervisor maps ids into the user namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMapping {
     /// The caller's ids, root inside.
@@ -141,7 +141,7 @@ fn write_map(path: &str, text: &str) -> Result<(), SetupFailure> {
 fn enter_with_range(mapping: &IdMapping, range: &SubordinateRange) -> Result<(), SetupFailure> {
     let (ready_read, ready_write) = nix::unistd::pipe().step(|| "create id-map pipe".into())?;
     let parent = Pid::this();
-    // SAFETY: the helper is single-threaded; the child only reads a pipe,
+    // SAFETY: the supervisor is single-threaded; the child only reads a pipe,
     // runs two programs and exits.
     match unsafe { fork() }.step(|| "fork the id mapper".into())? {
         ForkResult::Child => {
@@ -172,6 +172,7 @@ fn enter_with_range(mapping: &IdMapping, range: &SubordinateRange) -> Result<(),
                     cause: "it failed (see its message above)".into(),
                     hint: Some("check /etc/subuid and /etc/subgid for this user".into()),
                     host_unsupported: true,
+                    errno: None,
                 }),
             }
         }

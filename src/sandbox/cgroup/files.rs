@@ -28,9 +28,31 @@ pub fn controllers(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_string).collect()
 }
 
+/// The v1 `cpu.shares` (2..=262144) for a v2 `cpu.weight` (1..=10000):
+/// the inverse of runc's and crun's linear shares-to-weight mapping, so
+/// that a weight set here and a share set for runc mean the same.
+pub fn weight_to_shares(weight: u64) -> u64 {
+    let weight = weight.clamp(1, 10_000);
+    2 + (weight - 1) * 262_142 / 9_999
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_map_to_v1_shares_as_runc_maps_back() {
+        assert_eq!(weight_to_shares(1), 2);
+        assert_eq!(weight_to_shares(10_000), 262_144);
+        for weight in [1, 50, 100, 300, 9_999, 10_000] {
+            let shares = weight_to_shares(weight);
+            // runc: weight = 1 + (shares - 2) * 9999 / 262142.
+            let back = 1 + (shares - 2) * 9_999 / 262_142;
+            assert!(back.abs_diff(weight) <= 1, "{weight} -> {shares} -> {back}");
+        }
+        let ratio = weight_to_shares(300) as f64 / weight_to_shares(100) as f64;
+        assert!((ratio - 3.0).abs() < 0.05, "{ratio}");
+    }
 
     // Samples read off a 6.x kernel.
     const MEMORY_EVENTS_V2: &str = "low 0\nhigh 0\nmax 1532\noom 1\noom_kill 1\noom_group_kill 0\n";

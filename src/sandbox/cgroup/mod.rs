@@ -37,6 +37,10 @@ pub struct Limits {
     pub memory_bytes: Option<u64>,
     /// CPU bandwidth in CPUs (0.5 = half of one CPU).
     pub cpus: Option<f64>,
+    /// Relative CPU share against concurrent tests: v2 `cpu.weight`
+    /// (1..=10000), v1 `cpu.shares` converted.
+    #[serde(default)]
+    pub cpu_weight: Option<u64>,
     pub pids: Option<u64>,
 }
 
@@ -57,6 +61,24 @@ pub struct Usage {
     pub oom_kills: Option<u64>,
     /// Forks refused because pids.max was reached (pids.events max).
     pub pids_max_hits: Option<u64>,
+}
+
+/// What a test sees of its own cgroup at /sys/fs/cgroup (read-only), as
+/// Docker and Podman show it: its group of the v2 tree, or on v1 a tmpfs
+/// holding its group of each hierarchy it has one in. Paths are the host's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CgroupView {
+    /// No cgroup of its own (cgroups unavailable): an empty directory.
+    #[default]
+    Empty,
+    V2 {
+        group: Vec<u8>,
+    },
+    /// `(name, group)`: the hierarchy's controllers joined by `,`, as its
+    /// mount point is named (`cpu,cpuacct`), and the test's group in it.
+    V1 {
+        hierarchies: Vec<(String, Vec<u8>)>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +140,8 @@ pub struct Cgroups {
     /// Whether test groups have memory.peak (v2) or max_usage_in_bytes
     /// (v1), and pids.peak.
     peak_files: OnceLock<(bool, bool)>,
+    /// v1: each parent directory and the name of its hierarchy.
+    hierarchy_names: Vec<(PathBuf, String)>,
 }
 
 /// Cgroups are ready, with things the user should hear about once.
@@ -227,6 +251,7 @@ impl Cgroups {
                 "removed {removed} stale cgroup(s) left by an earlier isotest run"
             ));
         }
+        let hierarchy_names = hierarchy_names(&layout, &parents);
         Ok(Ready {
             cgroups: Cgroups {
                 version,
@@ -237,6 +262,7 @@ impl Cgroups {
                 runner_leaf,
                 janitor: Janitor::start(),
                 peak_files: OnceLock::new(),
+                hierarchy_names,
             },
             notices,
         })
@@ -263,10 +289,14 @@ impl Cgroups {
             sampled_pids_peak: None,
             memory_peak_file: false,
             pids_peak_file: false,
+            view: CgroupView::Empty,
         };
         // A v1 `cpu` hierarchy of its own is only needed for a CPU limit;
         // every directory costs a mkdir, a move and an rmdir per test.
-        if limits.cpus.is_none() && self.parents.cpu != self.parents.cpuacct {
+        if limits.cpus.is_none()
+            && limits.cpu_weight.is_none()
+            && self.parents.cpu != self.parents.cpuacct
+        {
             group.cpu = None;
         }
         let wanted = [
@@ -286,6 +316,7 @@ impl Cgroups {
             fs::create_dir(&dir).step(|| format!("create cgroup {}", dir.display()))?;
             group.dirs.push(dir);
         }
+        group.view = self.view_of(&group.dirs);
         // On error `group` is dropped, which removes what was created.
         group.apply(limits)?;
         // Every test group has the same files: look once per run.
@@ -296,6 +327,27 @@ impl Cgroups {
             )
         });
         Ok(group)
+    }
+
+    fn view_of(&self, dirs: &[PathBuf]) -> CgroupView {
+        let bytes = |dir: &Path| dir.as_os_str().as_encoded_bytes().to_vec();
+        match self.version {
+            Version::V2 => dirs
+                .first()
+                .map_or(CgroupView::Empty, |dir| CgroupView::V2 {
+                    group: bytes(dir),
+                }),
+            Version::V1 => CgroupView::V1 {
+                hierarchies: dirs
+                    .iter()
+                    .filter_map(|dir| {
+                        let parent = dir.parent()?;
+                        let (_, name) = self.hierarchy_names.iter().find(|(p, _)| p == parent)?;
+                        Some((name.clone(), bytes(dir)))
+                    })
+                    .collect(),
+            },
+        }
     }
 
     /// Removes a finished test's group (killing anything left in it) in
@@ -324,6 +376,18 @@ impl Drop for Cgroups {
         );
         let _ = fs::remove_dir(&leaf.leaf);
     }
+}
+
+/// The v1 hierarchy name of each parent directory (none on v2).
+fn hierarchy_names(layout: &Layout, parents: &Parents) -> Vec<(PathBuf, String)> {
+    parents
+        .distinct()
+        .into_iter()
+        .filter_map(|dir| {
+            let hierarchy = layout.v1.iter().find(|h| dir.starts_with(&h.mount))?;
+            Some((dir.to_path_buf(), hierarchy.controllers.join(",")))
+        })
+        .collect()
 }
 
 fn v1_parents(layout: &Layout, parent: Option<&Path>) -> Parents {
@@ -447,16 +511,10 @@ fn remove_stale(parents: &Parents) -> usize {
 /// Whether an isotest runner with this pid still exists: not gone, not a
 /// zombie, and not a reused pid running something else.
 pub fn runner_alive(pid: i32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(pid) = u32::try_from(pid) else {
         return false;
     };
-    // `PID (COMM) STATE ...`; COMM may itself contain parentheses.
-    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-        return false;
-    };
-    let comm = &stat[open + 1..close];
-    let state = stat[close + 1..].trim_start().chars().next();
-    comm == "isotest" && !matches!(state, Some('Z') | Some('X'))
+    super::procstat::read(pid).is_some_and(|stat| stat.comm == "isotest" && !stat.has_exited())
 }
 
 /// The runner pid in `isotest-<pid>x<rand>-<n>`.
@@ -503,9 +561,15 @@ pub struct TestCgroup {
     sampled_pids_peak: Option<u64>,
     memory_peak_file: bool,
     pids_peak_file: bool,
+    view: CgroupView,
 }
 
 impl TestCgroup {
+    /// How the test sees this group at /sys/fs/cgroup.
+    pub fn view(&self) -> &CgroupView {
+        &self.view
+    }
+
     /// The files a process's pid is written to, to put it in this group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
@@ -540,6 +604,16 @@ impl TestCgroup {
                     write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
                 }
                 Version::V2 => write(dir, "cpu.max", &format!("{quota} {period}"))?,
+            }
+        }
+        if let (Some(weight), Some(dir)) = (limits.cpu_weight, &self.cpu) {
+            match self.version {
+                Version::V1 => write(
+                    dir,
+                    "cpu.shares",
+                    &files::weight_to_shares(weight).to_string(),
+                )?,
+                Version::V2 => write(dir, "cpu.weight", &weight.to_string())?,
             }
         }
         if let (Some(pids), Some(dir)) = (limits.pids, &self.pids) {

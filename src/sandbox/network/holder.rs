@@ -84,8 +84,9 @@ fn read_request() -> Result<NetworkRequest, SetupFailure> {
     serde_json::from_slice(&json).map_err(|e| SetupFailure {
         step: "parse the network request".into(),
         cause: e.to_string(),
-        hint: Some("the runner and helper binaries differ; reinstall isotest".into()),
+        hint: Some("the runner and network holder binaries differ; reinstall isotest".into()),
         host_unsupported: false,
+        errno: None,
     })
 }
 
@@ -97,6 +98,7 @@ fn build(request: &NetworkRequest) -> Result<NetworkReady, SetupFailure> {
                 cause: "rootless: a user namespace cannot add links to the host's network".into(),
                 hint: Some("run as root, or use network = \"host\"".into()),
                 host_unsupported: false,
+                errno: None,
             });
         }
         match &request.join_user_namespace {
@@ -210,6 +212,7 @@ fn masquerade() -> Result<(), SetupFailure> {
             cause: "neither `nft` nor `iptables` could add the rule".into(),
             hint: Some("install nftables (apt-get install nftables); see `isotest doctor`".into()),
             host_unsupported: false,
+            errno: None,
         }),
     }
 }

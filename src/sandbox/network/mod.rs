@@ -259,6 +259,7 @@ pub(super) fn create(
             cause: "its holder process ended without an answer".into(),
             hint: None,
             host_unsupported: false,
+            errno: None,
         })?;
     let ready = ready?;
     Ok(Network {

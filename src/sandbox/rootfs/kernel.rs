@@ -23,7 +23,7 @@ pub fn mount_kernel_interfaces(rootless: bool) -> Result<(), SetupFailure> {
     mount_proc()?;
     mount_dev()?;
     match mount_fs("sysfs", "/sys", MsFlags::MS_RDONLY, None) {
-        Err(failure) if rootless && failure.cause.starts_with("EPERM") => {
+        Err(failure) if rootless && failure.is(nix::errno::Errno::EPERM) => {
             let target = in_new_root(Path::new("/sys"));
             mount(
                 Some(&in_old_root(Path::new("/sys"))),
@@ -134,6 +134,7 @@ pub fn mask_kernel_interfaces() -> Result<(), SetupFailure> {
             cause: "not the null device (1:3)".into(),
             hint: None,
             host_unsupported: false,
+            errno: None,
         });
     }
     for path in MASKED_PATHS {

@@ -6,11 +6,15 @@
 //!    host directory) becomes the root, the host root stays at /oldroot;
 //!    every writable layer of the test lives on it;
 //! 3. the container's root at /newroot (`root`): an overlay of the host
-//!    root or image layers, or a read-only bind;
-//! 4. fresh /proc, minimal /dev, read-only /sys (`kernel`), /tmp and the
-//!    requested mounts (`mounts`);
+//!    root or image layers, or a read-only bind; rootless, the host root
+//!    through fuse-overlayfs where it is installed (`fuse`);
+//! 4. fresh /proc, minimal /dev, read-only /sys (`kernel`) with the test's
+//!    own cgroup at /sys/fs/cgroup (`cgroupfs`), /tmp and the requested
+//!    mounts (`mounts`);
 //! 5. pivot into /newroot and detach everything else.
 
+mod cgroupfs;
+mod fuse;
 mod kernel;
 mod mounts;
 mod paths;
@@ -23,16 +27,21 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::unistd::{chdir, pivot_root};
+use nix::unistd::{chdir, pivot_root, Pid};
 
 use super::mountinfo;
-use super::spec::{SandboxSpec, SetupFailure};
+use super::spec::{RootMode, SandboxSpec, SetupFailure, SupervisorRequest};
 use super::step::Step;
 use paths::{NEW_ROOT, SCRATCH};
 
+pub use fuse::find_program as find_fuse_overlayfs;
+
 /// Builds the container's root and pivots into it. Must run in a fresh
 /// mount namespace (and, for /proc, inside the container's PID namespace).
-pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
+/// Returns the pids of the daemons it started (a fuse-overlayfs
+/// daemon), which live as long as the container.
+pub fn enter_new_root(request: &SupervisorRequest) -> Result<Vec<Pid>, SetupFailure> {
+    let spec = &request.spec;
     mount(
         None::<&str>,
         "/",
@@ -46,17 +55,35 @@ pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
         cause,
         hint: None,
         host_unsupported: false,
+        errno: None,
     })?;
 
     enter_scratch(spec)?;
     mounts::prepare_scratch(&spec.mounts)?;
     let mode = spec.root.mode;
     let rootless = spec.user_namespace.is_some();
-    let exposed = root::build(&spec.root, &host_mounts, rootless)?;
+    let mut daemons = Vec::new();
+    let fuse_root = match &request.fuse_overlayfs {
+        Some(program) if rootless && spec.root.layers.is_empty() && mode == RootMode::Overlay => {
+            Some(Path::new(OsStr::from_bytes(program)))
+        }
+        _ => None,
+    };
+    let exposed = match fuse_root {
+        Some(program) => {
+            daemons.push(fuse::mount_host_root(program)?);
+            // The host's /run (its sockets and runtime state) shows through
+            // the FUSE root: a fresh one hides it.
+            kernel::mount_fs("tmpfs", "/run", MsFlags::MS_NOEXEC, Some("mode=0755"))?;
+            Vec::new()
+        }
+        None => root::build(&spec.root, &host_mounts, rootless)?,
+    };
     for dir in ["/proc", "/dev", "/sys"] {
         mounts::mount_point(Path::new(dir), true, mode)?;
     }
     kernel::mount_kernel_interfaces(rootless)?;
+    cgroupfs::mount_own_cgroup(&request.cgroup_view)?;
     mounts::mount_tmp(mode)?;
     if !spec.security.privileged {
         kernel::mask_kernel_interfaces()?;
@@ -81,7 +108,7 @@ pub fn enter_new_root(spec: &SandboxSpec) -> Result<(), SetupFailure> {
         .mode(0o700)
         .create(home)
         .step(|| format!("create home directory {}", home.display()))?;
-    Ok(())
+    Ok(daemons)
 }
 
 /// The scratch space becomes `/` and the host root moves to /oldroot:

@@ -153,7 +153,7 @@ pub fn mount_point(target: &Path, dir: bool, mode: RootMode) -> Result<PathBuf, 
         .and_then(|()| create_file(&resolved))
     };
     created.map_err(|mut failure| {
-        if mode == RootMode::Bind && failure.cause.starts_with("EROFS") {
+        if mode == RootMode::Bind && failure.is(Errno::EROFS) {
             failure.hint = Some(format!(
                 "the root is read-only (rootfs_mode = \"bind\"): only top-level mount points \
                  can be made; create {} in the root, or use rootfs_mode = \"overlay\"",

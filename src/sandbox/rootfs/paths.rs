@@ -47,6 +47,7 @@ pub fn resolve_in_new_root(path: &Path) -> Result<PathBuf, SetupFailure> {
                         cause: "too many levels of symbolic links".into(),
                         hint: None,
                         host_unsupported: false,
+                        errno: None,
                     });
                 }
                 let target = fs::read_link(&full).map_err(|e| SetupFailure {
@@ -54,6 +55,7 @@ pub fn resolve_in_new_root(path: &Path) -> Result<PathBuf, SetupFailure> {
                     cause: e.to_string(),
                     hint: None,
                     host_unsupported: false,
+                    errno: None,
                 })?;
                 if target.is_absolute() {
                     resolved = PathBuf::new();

@@ -105,6 +105,7 @@ pub fn build(
                         "use rootfs_mode = \"overlay\", or a tarball or directory root".into(),
                     ),
                     host_unsupported: false,
+                    errno: None,
                 });
             };
             let noexec = on_host && host_root_is(host_mounts, "noexec");
@@ -330,7 +331,7 @@ pub fn overlay(
 /// must be recursive: they come along, with their own flags.
 pub fn bind_read_only(source: &Path, target: &Path, noexec: bool) -> Result<(), SetupFailure> {
     match bind(source, target) {
-        Err(failure) if failure.cause.starts_with("EINVAL") => mount(
+        Err(failure) if failure.is(Errno::EINVAL) => mount(
             Some(source),
             target,
             None::<&str>,

@@ -1,4 +1,4 @@
-//! The fork server: one single-threaded helper process per run (a re-exec
+//! The fork server: one single-threaded server process per run (a re-exec
 //! of /proc/self/exe, `process`) that forks a supervisor for each test, so
 //! that a test pays for a fork rather than an exec and a Rust start-up.
 //! This side is the runner's: it starts the server on first use, from a
@@ -27,7 +27,7 @@ pub use process::server_main;
 
 /// The hidden subcommand that runs the server. (Its name and the runner's
 /// pid after it mark the server and every supervisor as the run's own.)
-pub const SERVER_SUBCOMMAND: &str = "__sandbox-helper";
+pub const SERVER_SUBCOMMAND: &str = "__sandbox-server";
 
 /// One test's descriptors, in the order the server expects them.
 pub(super) struct TestFds<'a> {
@@ -148,6 +148,7 @@ impl Server {
                 cause: "its thread ended early".into(),
                 hint: None,
                 host_unsupported: false,
+                errno: None,
             }),
         }
     }

@@ -35,7 +35,7 @@ pub(super) const NETWORK_TAG: u8 = b'n';
 /// that started us, to detect that it died before we armed PDEATHSIG.
 pub fn server_main(runner: i32) -> i32 {
     if fcntl(borrow(SOCKET_FD), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).is_err() {
-        eprintln!("isotest: the sandbox helper is internal; run `isotest exec` instead");
+        eprintln!("isotest: the sandbox server is internal; run `isotest exec` instead");
         return 2;
     }
     // SAFETY: fd 3 was handed to us by the runner for this purpose.
