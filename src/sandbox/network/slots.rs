@@ -96,6 +96,7 @@ fn prepare_in_thread(
                     cause: "its thread panicked".into(),
                     hint: None,
                     host_unsupported: false,
+                    errno: None,
                 })
             })
     })
