@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -229,6 +229,10 @@ pub struct JsonService {
     pub message: Option<String>,
     /// From its start to readiness; null when it never was ready.
     pub ready_secs: Option<f64>,
+    /// When it was found ready, in seconds since the Unix epoch (to the
+    /// microsecond, to compare with clocks inside the containers).
+    #[serde(default)]
+    pub ready_at_unix_secs: Option<f64>,
     pub duration_secs: f64,
     pub usage: JsonUsage,
     pub rusage: Option<JsonRusage>,
@@ -463,6 +467,13 @@ impl From<&TestResult> for JsonTest {
     }
 }
 
+/// Seconds since the Unix epoch.
+fn unix_secs(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 impl From<&ServiceResult> for JsonService {
     fn from(service: &ServiceResult) -> Self {
         JsonService {
@@ -470,6 +481,7 @@ impl From<&ServiceResult> for JsonService {
             status: service.status.label().to_string(),
             message: service.message.clone(),
             ready_secs: service.ready_after.map(|d| d.as_secs_f64()),
+            ready_at_unix_secs: service.ready_at.map(unix_secs),
             duration_secs: service.duration.as_secs_f64(),
             usage: service.usage.unwrap_or_default().into(),
             rusage: service.rusage.map(JsonRusage::from),
@@ -658,6 +670,7 @@ mod tests {
             status: ServiceStatus::Exited,
             message: Some("exit 1 during the test".into()),
             ready_after: Some(std::time::Duration::from_millis(1500)),
+            ready_at: Some(UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_250_001)),
             duration: std::time::Duration::from_secs(2),
             usage: None,
             rusage: None,
@@ -671,6 +684,7 @@ mod tests {
         assert_eq!(service["status"], "exited");
         assert_eq!(service["message"], "exit 1 during the test");
         assert_eq!(service["ready_secs"], 1.5);
+        assert_eq!(service["ready_at_unix_secs"], 1_700_000_000.250_001);
         assert_eq!(service["duration_secs"], 2.0);
         assert_eq!(service["usage"]["memory_peak_bytes"], Value::Null);
         assert_eq!(service["stderr"], "FATAL: crashed\n");

@@ -209,6 +209,10 @@ pub fn service(json: &JsonService) -> Result<ServiceResult, String> {
         status,
         message: json.message.clone(),
         ready_after: json.ready_secs.map(seconds).transpose()?,
+        ready_at: json
+            .ready_at_unix_secs
+            .map(|s| seconds(s).map(|since| UNIX_EPOCH + since))
+            .transpose()?,
         duration: seconds(json.duration_secs)?,
         usage: (usage != Usage::default()).then_some(usage),
         rusage: json.rusage.as_ref().map(|r| Rusage {

@@ -789,6 +789,7 @@ mod tests {
             status,
             message: message.map(str::to_string),
             ready_after: None,
+            ready_at: None,
             duration: Duration::from_millis(300),
             usage: None,
             rusage: None,

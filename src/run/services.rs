@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, OnceLock};
 use std::thread::{Scope, ScopedJoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::container::spec;
 use super::readiness::{self, LogWatch, COMMAND_INTERVAL, POLL};
@@ -26,7 +26,7 @@ use crate::discover::{Program, TestCase};
 use crate::plan::PlannedTest;
 use crate::sandbox::{
     hosts_file, CapturedOutput, Ending, Network, NetworkAttachment, Observed, Outcome, OutputMode,
-    Rusage, Sandbox, SandboxSpec, SetupFailure, StopRequest, Subnet, Usage,
+    Rusage, Sandbox, SandboxSpec, SetupFailure, StopRequest, Subnet, TcpProbe, Usage,
 };
 
 /// How a service ended, from the test's point of view.
@@ -78,6 +78,9 @@ pub struct ServiceResult {
     pub message: Option<String>,
     /// From its start to readiness.
     pub ready_after: Option<Duration>,
+    /// When isotest found it ready (by the realtime clock, to compare
+    /// with the moment the service opened its port).
+    pub ready_at: Option<SystemTime>,
     /// From its start to its end.
     pub duration: Duration,
     pub usage: Option<Usage>,
@@ -95,6 +98,7 @@ impl ServiceResult {
             status,
             message: None,
             ready_after: None,
+            ready_at: None,
             duration: Duration::ZERO,
             usage: None,
             rusage: None,
@@ -282,6 +286,7 @@ pub(super) struct RunningService<'scope> {
     init_pid: Option<u32>,
     started: Instant,
     ready_after: Option<Duration>,
+    ready_at: Option<SystemTime>,
     not_ready: Option<String>,
     /// How it ended, set by its thread.
     ended: Arc<OnceLock<Ending>>,
@@ -331,6 +336,7 @@ impl<'scope> RunningService<'scope> {
             init_pid: None,
             started: Instant::now(),
             ready_after: None,
+            ready_at: None,
             not_ready: None,
             ended,
         })
@@ -338,6 +344,10 @@ impl<'scope> RunningService<'scope> {
 
     pub(super) fn ready_after(&self) -> Option<Duration> {
         self.ready_after
+    }
+
+    pub(super) fn ready_at(&self) -> Option<SystemTime> {
+        self.ready_at
     }
 
     /// How it ended, once it has.
@@ -360,6 +370,7 @@ impl<'scope> RunningService<'scope> {
         };
         let mut next_command = Instant::now();
         let mut last_check = String::new();
+        let mut probe = None;
         loop {
             let mut ready = false;
             match self.heard.recv_timeout(POLL) {
@@ -372,7 +383,9 @@ impl<'scope> RunningService<'scope> {
                 || match (&self.config.ready, self.init_pid) {
                     (_, None) | (Some(Readiness::Log(_)), _) => false,
                     (None, Some(_)) => true,
-                    (Some(Readiness::Tcp(port)), Some(pid)) => readiness::tcp_listening(pid, *port),
+                    (Some(Readiness::Tcp(port)), Some(pid)) => probe
+                        .get_or_insert_with(|| TcpProbe::new(pid))
+                        .listening(*port),
                     (Some(Readiness::Command(argv)), Some(pid))
                         if Instant::now() >= next_command =>
                     {
@@ -383,6 +396,7 @@ impl<'scope> RunningService<'scope> {
                     (Some(Readiness::Command(_)), Some(_)) => false,
                 };
             if ready {
+                self.ready_at = Some(SystemTime::now());
                 self.ready_after = Some(self.started.elapsed());
                 self.watching.store(false, Ordering::Relaxed);
                 return Ok(());
@@ -490,7 +504,7 @@ pub(super) fn stop_all(mut running: Vec<RunningService>) -> Vec<ServiceResult> {
         .iter_mut()
         .zip(ended_early)
         .map(|(service, ended_early)| {
-            let ready_after = service.ready_after;
+            let (ready_after, ready_at) = (service.ready_after, service.ready_at);
             let not_ready = service.not_ready.clone();
             let name = service.config.name.clone();
             let outcome = service.join().clone();
@@ -510,6 +524,7 @@ pub(super) fn stop_all(mut running: Vec<RunningService>) -> Vec<ServiceResult> {
                 status,
                 message,
                 ready_after,
+                ready_at,
                 duration: outcome.wall,
                 usage: outcome.usage,
                 rusage: outcome.rusage,

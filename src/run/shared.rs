@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::Scope;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::roots::Roots;
 use super::services::{
@@ -65,6 +65,7 @@ pub struct SharedUse {
     pub address: [u8; 4],
     network: Arc<SharedNetwork>,
     ready_after: Option<Duration>,
+    ready_at: Option<SystemTime>,
     /// How it ended, once it has.
     ended: Arc<OnceLock<Ending>>,
 }
@@ -93,6 +94,7 @@ pub fn shared_results(uses: &[SharedUse]) -> Vec<ServiceResult> {
             ServiceResult {
                 message: ended.map(|e| format!("{} (a run service)", describe_ending(e))),
                 ready_after: used.ready_after,
+                ready_at: used.ready_at,
                 ..ServiceResult::without_run(&used.name, status)
             }
         })
@@ -202,6 +204,7 @@ impl<'scope, 'env> SharedServices<'scope, 'env> {
             address,
             network,
             ready_after: service.ready_after(),
+            ready_at: service.ready_at(),
             ended: service.ended(),
         };
         lock(&self.running).push(service);

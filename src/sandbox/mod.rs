@@ -41,6 +41,7 @@ pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V
 pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
 pub use network::{
     hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
+    TcpProbe,
 };
 pub use procstat::process_start;
 pub use sampler::Sample;

@@ -250,7 +250,9 @@ impl Sandbox {
     /// it) comes from a finished test when one was given back
     /// (`reuse_network`): a bridge costs the kernel ~10 ms to make and tear
     /// down. Nothing of the last test is left on it but the bridge's ends
-    /// of its veths, going with its containers' namespaces.
+    /// of its veths, going with its containers' namespaces; its holder
+    /// has meanwhile prepared fresh namespaces for the new test's
+    /// containers (`network::slots`).
     pub fn create_network(
         &self,
         subnet: Subnet,
@@ -281,6 +283,7 @@ impl Sandbox {
     /// for the next test; one that cannot serve again is let go.
     pub fn reuse_network(&self, network: Network) {
         if network.reusable && network.is_alive() {
+            network.renew_slots();
             let mut spare = self
                 .spare_networks
                 .lock()

@@ -509,12 +509,16 @@ fn remove_stale(parents: &Parents) -> usize {
 }
 
 /// Whether an isotest runner with this pid still exists: not gone, not a
-/// zombie, and not a reused pid running something else.
+/// zombie, and not a reused pid running something else. A runner's name
+/// only starts with `isotest`: a copy named `isotest-1.2` (a second version
+/// beside the first, as benchmarks keep) is a live runner whose cgroups
+/// and scratch space another run must leave alone.
 pub fn runner_alive(pid: i32) -> bool {
     let Ok(pid) = u32::try_from(pid) else {
         return false;
     };
-    super::procstat::read(pid).is_some_and(|stat| stat.comm == "isotest" && !stat.has_exited())
+    super::procstat::read(pid)
+        .is_some_and(|stat| stat.comm.starts_with("isotest") && !stat.has_exited())
 }
 
 /// The runner pid in `isotest-<pid>x<rand>-<n>`.
@@ -801,6 +805,29 @@ fn read_keyed(dir: &Option<PathBuf>, name: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A live process of `sleep` under the file name `name`.
+    fn sleeping_as(name: &str, dir: &Path) -> std::process::Child {
+        let program = dir.join(name);
+        fs::copy("/bin/sleep", &program).unwrap();
+        std::process::Command::new(program)
+            .arg("30")
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_renamed_runner_is_alive_other_programs_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, alive) in [("isotest", true), ("isotest-0.9", true), ("sleep", false)] {
+            let mut child = sleeping_as(name, dir.path());
+            let pid = child.id() as i32;
+            assert_eq!(runner_alive(pid), alive, "a process named {name}");
+            child.kill().unwrap();
+            child.wait().unwrap();
+            assert!(!runner_alive(pid), "{name} after it ended");
+        }
+    }
 
     #[test]
     fn runner_pid_from_group_names() {

@@ -57,15 +57,22 @@ const UPLINK: &str = "uplink";
 pub fn run_holder() -> i32 {
     // SAFETY: fd 3 is the socket the server put there for us.
     let socket = unsafe { OwnedFd::from_raw_fd(crate::sandbox::supervisor::REPORT_FD) };
-    let answer: Result<NetworkReady, SetupFailure> = read_request().and_then(|r| build(&r));
+    let built = read_request().and_then(|r| Ok((build(&r)?, r.subnet)));
+    let answer = built.as_ref().map(|(ready, _)| ready);
     let json = serde_json::to_vec(&answer).expect("answers serialize");
     let mut socket = File::from(socket);
-    if socket.write_all(&json).is_err() || answer.is_err() {
+    if socket.write_all(&json).is_err() {
         return 1;
     }
-    // Wait for the runner to let go (EOF), then exit, taking the network.
-    let mut byte = [0u8; 1];
-    while matches!(socket.read(&mut byte), Ok(n) if n > 0) {}
+    let Ok((_, subnet)) = &built else {
+        return 1;
+    };
+    let Ok(bridge) = File::open("/proc/self/ns/net") else {
+        return 1;
+    };
+    // Prepare namespaces when asked until the runner lets go (EOF), then
+    // exit, taking the network.
+    super::slots::serve(socket.as_fd(), &bridge, *subnet);
     0
 }
 

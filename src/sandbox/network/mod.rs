@@ -6,7 +6,9 @@
 //!   by the fork server; the namespace, bridge and every veth end in it go
 //!   when it exits (the runner lets go, or dies: PDEATHSIG);
 //! - `join`: what a container's init does to take its place on the bridge;
-//! - `netlink`: the rtnetlink requests both need.
+//! - `netlink`: the rtnetlink requests both need;
+//! - `slots`: container namespaces its holder prepares ahead of need;
+//! - `listening`: whether a port listens in a container's namespace.
 //!
 //! Every test's network has the same private range, 10.89.0.0/24: they
 //! never meet, so two tests each have their own `db` on port 5432. A run's
@@ -14,12 +16,15 @@
 //! 10.90.0.0/16 up; a test using such a service gets a second link.
 
 mod holder;
+mod listening;
 mod netlink;
+mod slots;
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use nix::fcntl::OFlag;
 use nix::net::if_::if_nametoindex;
@@ -35,6 +40,8 @@ use super::step::Step;
 use super::userns::IdMapping;
 
 pub(super) use holder::{run_holder, NetworkReady, NetworkRequest};
+pub use listening::TcpProbe;
+use slots::{Shape, Slots};
 
 /// The bridge in the network's namespace.
 const BRIDGE: &str = "br0";
@@ -111,6 +118,10 @@ pub struct Link {
     /// that bridge (a reused network may still hold the ends of the last
     /// test's containers while their namespaces are torn down).
     pub veth: String,
+    /// A namespace the holder prepared with this link in it
+    /// (`/proc/HOLDER/fd/N`, see `slots`): the container enters it
+    /// instead of making its own.
+    pub prepared: Option<Vec<u8>>,
 }
 
 /// A test's network, as long as this lives: dropping it lets its holder
@@ -128,19 +139,51 @@ pub struct Network {
     /// A test's plain network (no uplink, a user namespace of its own),
     /// which the next test may have once this one is done with it.
     pub(in crate::sandbox) reusable: bool,
+    /// Namespaces its holder prepared ahead of need (reusable networks).
+    slots: Slots,
+    /// The links handed out for the running test, which the next one will
+    /// likely want again.
+    used: Mutex<Vec<Shape>>,
 }
 
 impl Network {
     /// A link to this network at its `n`th address; `outbound`: with a
     /// route out by the uplink (when the network has one).
     pub fn link(&self, n: u32, outbound: bool) -> Link {
+        let shape = Shape {
+            address: self.subnet.address(n),
+            default_route: outbound && self.host_address.is_some(),
+        };
+        let slot = self.reusable.then(|| {
+            lock(&self.used).push(shape);
+            self.slots.take(self._holder.as_fd(), shape)
+        });
+        let (veth, prepared) = match slot.flatten() {
+            Some(slot) => (
+                slot.veth,
+                Some(format!("/proc/{}/fd/{}", self.pid, slot.fd).into_bytes()),
+            ),
+            None => (
+                format!("v{}", self.links.fetch_add(1, Ordering::Relaxed)),
+                None,
+            ),
+        };
         Link {
             namespace: format!("/proc/{}/ns/net", self.pid).into_bytes(),
             subnet: self.subnet,
-            address: self.subnet.address(n),
-            default_route: outbound && self.host_address.is_some(),
-            veth: format!("v{}", self.links.fetch_add(1, Ordering::Relaxed)),
+            address: shape.address,
+            default_route: shape.default_route,
+            veth,
+            prepared,
         }
+    }
+
+    /// Once every container on it has ended: lets the holder close the
+    /// namespaces they used, and prepare, in the background, those the
+    /// next test will likely want (the same links).
+    pub(in crate::sandbox) fn renew_slots(&self) {
+        let used = std::mem::take(&mut *lock(&self.used));
+        self.slots.renew(self._holder.as_fd(), &used);
     }
 
     /// Whether its holder still runs: its end of the socket closes when it
@@ -229,7 +272,13 @@ pub(super) fn create(
         reusable: request.subnet == Subnet::PRIVATE
             && !request.outbound
             && request.join_user_namespace.is_none(),
+        slots: Slots::default(),
+        used: Mutex::default(),
     })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Builds a throwaway network (for `isotest doctor`) through a fork server
@@ -271,9 +320,19 @@ pub(super) fn join(attachment: &NetworkAttachment) -> Result<(), SetupFailure> {
             Ok((path, file))
         })
         .collect::<Result<_, SetupFailure>>()?;
-    unshare(CloneFlags::CLONE_NEWNET).step(|| "unshare(CLONE_NEWNET)".into())?;
+    let prepared = attachment.links.first().and_then(|l| l.prepared.as_ref());
+    match prepared {
+        Some(slot) => {
+            let path = String::from_utf8_lossy(slot).into_owned();
+            let namespace = File::open(&path).step(|| format!("open the prepared {path}"))?;
+            setns(namespace.as_fd(), CloneFlags::CLONE_NEWNET)
+                .step(|| format!("enter the prepared network namespace {path}"))?;
+        }
+        None => unshare(CloneFlags::CLONE_NEWNET).step(|| "unshare(CLONE_NEWNET)".into())?,
+    }
     let own = File::open("/proc/self/ns/net").step(|| "open /proc/self/ns/net".into())?;
-    for (index, (link, (path, network))) in attachment.links.iter().zip(&networks).enumerate() {
+    let links = attachment.links.iter().zip(&networks).enumerate();
+    for (index, (link, (path, network))) in links.skip(usize::from(prepared.is_some())) {
         let interface = format!("eth{index}");
         let veth = &link.veth;
         setns(network.as_fd(), CloneFlags::CLONE_NEWNET)
@@ -284,12 +343,19 @@ pub(super) fn join(attachment: &NetworkAttachment) -> Result<(), SetupFailure> {
         plugged?;
         configure_interface(&interface, link)?;
     }
-    super::net::bring_up_loopback()
+    match prepared {
+        Some(_) => Ok(()),
+        None => super::net::bring_up_loopback(),
+    }
 }
 
 /// In the network's namespace: a veth pair, `interface` in the container's
 /// namespace, `veth` on the bridge.
-fn plug_into_bridge(veth: &str, interface: &str, container: &File) -> Result<(), SetupFailure> {
+pub(super) fn plug_into_bridge(
+    veth: &str,
+    interface: &str,
+    container: &File,
+) -> Result<(), SetupFailure> {
     let mut link = netlink::Netlink::open().step(|| "open a netlink socket".into())?;
     link.create_veth(veth, interface, container.as_fd())
         .step(|| format!("create veth pair {veth} / {interface}"))?;
@@ -298,7 +364,7 @@ fn plug_into_bridge(veth: &str, interface: &str, container: &File) -> Result<(),
         .step(|| format!("put {veth} on bridge {BRIDGE}"))
 }
 
-fn configure_interface(interface: &str, link: &Link) -> Result<(), SetupFailure> {
+pub(super) fn configure_interface(interface: &str, link: &Link) -> Result<(), SetupFailure> {
     let (shown, prefix) = (show_address(link.address), link.subnet.prefix);
     let mut netlink = netlink::Netlink::open().step(|| "open a netlink socket".into())?;
     let index = if_nametoindex(interface).step(|| format!("find {interface}"))?;

@@ -1,0 +1,230 @@
+//! Container namespaces prepared ahead of need: once a test is done with a
+//! reusable network, the runner asks its holder to prepare, in the
+//! background, what the next test's containers will need — for each, a
+//! fresh network namespace with `lo` up and `eth0` on the bridge, addressed
+//! and up. A container then only enters it (`/proc/HOLDER/fd/N`) instead of
+//! making its veth pair while it starts: creating links waits on the
+//! kernel's rtnl lock, which the teardown of the last test's namespaces
+//! holds for milliseconds at a time.
+//!
+//! A slot is used by one container only, and never again: the holder
+//! closes it when the runner releases it (the test ended), and every slot
+//! goes with the holder, so nothing outlives the network.
+//!
+//! - holder side: `serve` answers `Prepare` and `Release` on its socket;
+//! - runner side: `Slots` sends requests, collects answers without waiting,
+//!   and hands out a matching slot if one is ready.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Mutex;
+
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::socket::{recv, send, MsgFlags};
+use serde::{Deserialize, Serialize};
+
+use super::{configure_interface, plug_into_bridge, Link, Subnet};
+use crate::sandbox::spec::SetupFailure;
+use crate::sandbox::step::Step;
+
+/// What a container's link looks like, as far as a slot is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub address: [u8; 4],
+    pub default_route: bool,
+}
+
+/// The runner's requests to a holder.
+#[derive(Debug, Serialize, Deserialize)]
+enum Command {
+    Prepare(Shape),
+    /// Close a slot: the container that used it has ended.
+    Release(i32),
+}
+
+/// A prepared namespace: the holder's fd for it, and the bridge's end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    pub shape: Shape,
+    pub fd: i32,
+    pub veth: String,
+}
+
+/// Holder side: answers the runner until it lets go (EOF or error).
+/// `bridge` is the network's namespace.
+pub fn serve(socket: BorrowedFd<'_>, bridge: &File, subnet: Subnet) {
+    let mut slots: HashMap<i32, File> = HashMap::new();
+    let mut made = 0u32;
+    let mut buffer = [0u8; 4096];
+    while let Ok(len @ 1..) = recv(socket.as_raw_fd(), &mut buffer, MsgFlags::empty()) {
+        match serde_json::from_slice(&buffer[..len]) {
+            Ok(Command::Prepare(shape)) => {
+                made += 1;
+                let veth = format!("p{made}");
+                let answer = prepare_in_thread(bridge, subnet, shape, &veth).map(|namespace| {
+                    let fd = namespace.as_raw_fd();
+                    slots.insert(fd, namespace);
+                    Slot { shape, fd, veth }
+                });
+                let json = serde_json::to_vec(&answer).expect("answers serialize");
+                if send(socket.as_raw_fd(), &json, MsgFlags::empty()).is_err() {
+                    return;
+                }
+            }
+            Ok(Command::Release(fd)) => drop(slots.remove(&fd)),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Prepares a slot in a thread of its own: namespaces are per thread, and
+/// the holder's main one must stay in the bridge's (`/proc/PID/ns/net`).
+fn prepare_in_thread(
+    bridge: &File,
+    subnet: Subnet,
+    shape: Shape,
+    veth: &str,
+) -> Result<File, SetupFailure> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| prepare(bridge, subnet, shape, veth))
+            .join()
+            .unwrap_or_else(|_| {
+                Err(SetupFailure {
+                    step: "prepare a container's network namespace".into(),
+                    cause: "its thread panicked".into(),
+                    hint: None,
+                    host_unsupported: false,
+                    errno: None,
+                })
+            })
+    })
+}
+
+/// In a thread that may leave its namespace: a new one with `lo` up and
+/// `eth0` plugged into the bridge, configured as `shape` says.
+fn prepare(bridge: &File, subnet: Subnet, shape: Shape, veth: &str) -> Result<File, SetupFailure> {
+    unshare(CloneFlags::CLONE_NEWNET).step(|| "unshare(CLONE_NEWNET) for a slot".into())?;
+    crate::sandbox::net::bring_up_loopback()?;
+    let own =
+        File::open("/proc/thread-self/ns/net").step(|| "open /proc/thread-self/ns/net".into())?;
+    setns(bridge.as_fd(), CloneFlags::CLONE_NEWNET).step(|| "enter the test's network".into())?;
+    plug_into_bridge(veth, "eth0", &own)?;
+    setns(own.as_fd(), CloneFlags::CLONE_NEWNET)
+        .step(|| "enter the slot's network namespace".into())?;
+    let link = Link {
+        namespace: Vec::new(),
+        subnet,
+        address: shape.address,
+        default_route: shape.default_route,
+        veth: veth.to_string(),
+        prepared: None,
+    };
+    configure_interface("eth0", &link)?;
+    Ok(own)
+}
+
+/// Runner side: the slots of one network.
+#[derive(Default)]
+pub struct Slots {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Prepared and not handed out.
+    ready: Vec<Slot>,
+    /// Asked for, not answered yet.
+    asked: Vec<Shape>,
+    /// Handed out to a container of the running test.
+    taken: Vec<Slot>,
+}
+
+impl Slots {
+    /// A ready slot of `shape`, if the holder has answered with one.
+    pub fn take(&self, socket: BorrowedFd<'_>, shape: Shape) -> Option<Slot> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        collect_answers(socket, &mut state);
+        let index = state.ready.iter().position(|slot| slot.shape == shape)?;
+        let slot = state.ready.swap_remove(index);
+        state.taken.push(slot.clone());
+        Some(slot)
+    }
+
+    /// Once every container on the network has ended: releases the slots
+    /// they used, and asks for slots shaped as `used` (the links the test
+    /// had), but for those already ready or asked for.
+    pub fn renew(&self, socket: BorrowedFd<'_>, used: &[Shape]) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for slot in std::mem::take(&mut state.taken) {
+            ask(socket, &Command::Release(slot.fd));
+        }
+        collect_answers(socket, &mut state);
+        let mut have: Vec<Shape> = state.ready.iter().map(|s| s.shape).collect();
+        have.extend(&state.asked);
+        for shape in missing(used, have) {
+            if ask(socket, &Command::Prepare(shape)) {
+                state.asked.push(shape);
+            }
+        }
+    }
+}
+
+/// The shapes of `wanted` that `have` does not cover, one for one.
+fn missing(wanted: &[Shape], mut have: Vec<Shape>) -> Vec<Shape> {
+    let mut missing = Vec::new();
+    for shape in wanted {
+        match have.iter().position(|h| h == shape) {
+            Some(index) => drop(have.swap_remove(index)),
+            None => missing.push(*shape),
+        }
+    }
+    missing
+}
+
+fn ask(socket: BorrowedFd<'_>, command: &Command) -> bool {
+    let json = serde_json::to_vec(command).expect("commands serialize");
+    send(socket.as_raw_fd(), &json, MsgFlags::MSG_DONTWAIT).is_ok()
+}
+
+/// Takes in the holder's answers that have arrived, without waiting. A
+/// slot that could not be made is forgotten: its container makes its own
+/// link as it starts, as without slots.
+fn collect_answers(socket: BorrowedFd<'_>, state: &mut State) {
+    let mut buffer = [0u8; 4096];
+    while let Ok(len @ 1..) = recv(socket.as_raw_fd(), &mut buffer, MsgFlags::MSG_DONTWAIT) {
+        let Ok(answer) = serde_json::from_slice::<Result<Slot, SetupFailure>>(&buffer[..len])
+        else {
+            return;
+        };
+        // Answers come in the order asked.
+        if !state.asked.is_empty() {
+            state.asked.remove(0);
+        }
+        if let Ok(slot) = answer {
+            state.ready.push(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_missing_shapes_are_asked_for() {
+        let test = Shape {
+            address: [10, 89, 0, 2],
+            default_route: false,
+        };
+        let service = Shape {
+            address: [10, 89, 0, 3],
+            ..test
+        };
+        assert_eq!(missing(&[test, service], vec![]), vec![test, service]);
+        assert_eq!(missing(&[test, service], vec![service]), vec![test]);
+        assert_eq!(missing(&[test, test], vec![test]), vec![test]);
+        assert!(missing(&[test], vec![test, service]).is_empty());
+    }
+}
