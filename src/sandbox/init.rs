@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use super::identity::{self, Identity};
 use super::security;
 use super::spec::{SandboxSpec, SetupFailure, SupervisorRequest};
-use super::step::{failure, Step};
+use super::step::{failure, SetupStep, Step};
 use super::{net, network, rootfs};
 
 /// Signals init handles through its signalfd; the supervisor blocks them before
@@ -115,7 +115,7 @@ fn supervise_command(
     } else if own_loopback {
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
-    unshare(namespaces).step(|| format!("unshare({namespaces:?})"))?;
+    unshare(namespaces).unshare_step(namespaces)?;
     let daemons = rootfs::enter_new_root(request)?;
     sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
     if own_loopback {
@@ -218,16 +218,14 @@ fn start_command(
             let _ = waitpid(child, None);
             let errno = Errno::from_raw(i32::from_ne_bytes(status[1..5].try_into().unwrap()));
             let what = match status[0] {
-                STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)),
-                STEP_IDENTITY => format!("switch to {}", describe(identity)),
-                STEP_CGROUP => "join the test's cgroup".to_string(),
-                STEP_CGROUP_NAMESPACE => "unshare(CLONE_NEWCGROUP)".to_string(),
-                STEP_FDS => "close inherited file descriptors".to_string(),
+                STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)).into(),
+                STEP_IDENTITY => format!("switch to {}", describe(identity)).into(),
+                STEP_CGROUP => "join the test's cgroup".into(),
+                STEP_CGROUP_NAMESPACE => SetupStep::unshare(CloneFlags::CLONE_NEWCGROUP),
+                STEP_FDS => "close inherited file descriptors".into(),
                 code if code >= STEP_SECURITY => security_step(code - STEP_SECURITY)
-                    .map_or("prepare the command".to_string(), |s| {
-                        s.describe().to_string()
-                    }),
-                _ => format!("exec {}", lossy(&spec.argv[0])),
+                    .map_or("prepare the command".into(), |s| s.describe().into()),
+                _ => SetupStep::Exec(lossy(&spec.argv[0]).to_string()),
             };
             Err(failure(what, errno))
         }

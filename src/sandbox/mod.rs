@@ -53,5 +53,6 @@ pub use spec::{
     Ending, ExtraMount, Outcome, Phases, Report, RootMode, RootSpec, Rusage, SandboxSpec,
     SetupFailure, SupervisorRequest,
 };
+pub use step::SetupStep;
 pub use supervisor::pidfd_open;
 pub use userns::{IdMapping, SubordinateRange};

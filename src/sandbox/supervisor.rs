@@ -141,7 +141,7 @@ fn start_and_watch(
         }
         (None, _) => {}
     }
-    unshare(CloneFlags::CLONE_NEWPID).step(|| "unshare(CLONE_NEWPID)".into())?;
+    unshare(CloneFlags::CLONE_NEWPID).unshare_step(CloneFlags::CLONE_NEWPID)?;
     // SAFETY: the supervisor is single-threaded; the child may do anything.
     let init_pid = match unsafe { fork() }.step(|| "fork the container init".into())? {
         ForkResult::Child => {

@@ -48,7 +48,7 @@ pub fn mount_host_root(program: &Path) -> Result<Pid, SetupFailure> {
     )
     .map_err(|errno| {
         let mut failure =
-            super::super::step::failure(format!("open {}", fuse_device.display()), errno);
+            super::super::step::failure(format!("open {}", fuse_device.display()).into(), errno);
         failure.hint = Some(
             "fuse-overlayfs needs /dev/fuse open to every user \
                  (chmod 0666 /dev/fuse, as the fuse3 package's udev rule does)"
@@ -88,7 +88,7 @@ pub fn mount_host_root(program: &Path) -> Result<Pid, SetupFailure> {
         MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
         Some(options.as_str()),
     )
-    .step(|| format!("mount fuse-overlayfs at {NEW_ROOT}"))?;
+    .mount_step(|| format!("fuse-overlayfs at {NEW_ROOT}"))?;
     write(&mounted_write, b"m").step(|| "start fuse-overlayfs".into())?;
     // Only the daemon holds the device now: if it fails to start, the
     // mount answers ENOTCONN instead of waiting for it for ever.
