@@ -13,6 +13,8 @@
 //! - `cgroup`: per-test cgroups, limits (`cpu_weight` too) and accounting;
 //! - `mountinfo`, `procstat`, `capture`, `step`: parsing, bounded output,
 //!   error naming;
+//! - `messages`: the typed, fixed-size messages between the runner, the
+//!   server, the supervisor and init;
 //! - `sampler`: memory and CPU series of running tests.
 
 mod capture;
@@ -20,6 +22,7 @@ pub mod cgroup;
 mod identity;
 mod init;
 pub mod interrupt;
+mod messages;
 pub mod mountinfo;
 mod net;
 mod network;

@@ -20,6 +20,7 @@ use nix::unistd::pipe2;
 
 use super::capture::BoundedBuffer;
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
+use super::messages::Announcement;
 use super::network::{Network, NetworkRequest, Subnet};
 use super::sampler::Sampler;
 use super::scratch::ScratchDir;
@@ -626,9 +627,6 @@ struct Stream {
     pidfd: Option<OwnedFd>,
 }
 
-/// The tag of the report socket's message with init's pidfd.
-const INIT_PIDFD_TAG: u8 = b'i';
-
 impl Stream {
     fn output(fd: Option<OwnedFd>, limit: usize) -> Self {
         Stream {
@@ -657,13 +655,16 @@ impl Stream {
         if self.is_report {
             match server::receive(fd.as_fd(), &mut chunk) {
                 Ok((0, _)) | Err(_) => self.fd = None,
-                Ok((_, fds)) if chunk[0] == INIT_PIDFD_TAG && !fds.is_empty() => {
-                    if let Some(init_pid) = fds.first().and_then(|fd| pidfd_pid(fd.as_fd())) {
-                        observer(Observed::Started { init_pid });
+                Ok((n, fds)) if fds.is_empty() => self.raw.extend_from_slice(&chunk[..n]),
+                Ok((n, fds)) => match Announcement::decode(&chunk[..n]) {
+                    Some(Announcement::Init) => {
+                        if let Some(init_pid) = fds.first().and_then(|fd| pidfd_pid(fd.as_fd())) {
+                            observer(Observed::Started { init_pid });
+                        }
                     }
-                }
-                Ok((_, fds)) if !fds.is_empty() => self.pidfd = fds.into_iter().next(),
-                Ok((n, _)) => self.raw.extend_from_slice(&chunk[..n]),
+                    Some(Announcement::Supervisor) => self.pidfd = fds.into_iter().next(),
+                    None => {}
+                },
             }
             return;
         }

@@ -23,6 +23,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
 use super::init::{self, CommandExit, InitMessage};
+use super::messages::{Announcement, GoAhead};
 use super::server;
 use super::spec::{Ending, Report, Rusage, SandboxSpec, SetupFailure, SupervisorRequest};
 use super::step::Step;
@@ -59,7 +60,8 @@ pub(super) fn run_one() -> i32 {
 /// Sends the runner a pidfd of this process.
 fn announce(report: BorrowedFd<'_>) -> Result<(), SetupFailure> {
     let own = pidfd_open(Pid::this()).step(|| "pidfd_open(sandbox supervisor)".into())?;
-    server::send(report, b"p", &[own.as_fd()]).step(|| "send the supervisor's pidfd".into())
+    server::send(report, &Announcement::Supervisor.encode(), &[own.as_fd()])
+        .step(|| "send the supervisor's pidfd".into())
 }
 
 /// Reads the request from stdin, then puts /dev/null there: the
@@ -158,7 +160,7 @@ fn start_and_watch(
     nix::unistd::dup2_stderr(&null).step(|| "put /dev/null on stderr".into())?;
     // Init waits for this byte, which shows the supervisor is alive after it
     // armed its parent-death signal.
-    nix::unistd::write(&lifeline_write, b"g").step(|| "start the container init".into())?;
+    GoAhead::send(&lifeline_write).step(|| "start the container init".into())?;
     let watched = watch(
         spec,
         init_pid,
@@ -205,7 +207,7 @@ fn open_cgroup_procs(paths: &[Vec<u8>]) -> Result<Vec<File>, SetupFailure> {
 /// init's exit, before the report; holding it moves that wait after the
 /// report, off the runner's path.
 ///
-/// Then it sends the runner a pidfd of init (tagged `i`): its namespaces
+/// Then it sends the runner a pidfd of init (`Announcement::Init`): its namespaces
 /// are the container's from then on (a service's readiness is read there).
 fn watch(
     spec: &SandboxSpec,
@@ -272,7 +274,7 @@ fn watch(
                 *mount_namespace = File::open(format!("/proc/{init_pid}/ns/mnt")).ok();
                 // Best effort: a runner that needs it waits in vain, and
                 // says so.
-                let _ = server::send(report, b"i", &[init_exited.as_fd()]);
+                let _ = server::send(report, &Announcement::Init.encode(), &[init_exited.as_fd()]);
             }
         }
         if stop_requested {

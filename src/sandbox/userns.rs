@@ -13,6 +13,7 @@ use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 use serde::{Deserialize, Serialize};
 
+use super::messages::GoAhead;
 use super::spec::SetupFailure;
 use super::step::Step;
 
@@ -146,9 +147,8 @@ fn enter_with_range(mapping: &IdMapping, range: &SubordinateRange) -> Result<(),
     match unsafe { fork() }.step(|| "fork the id mapper".into())? {
         ForkResult::Child => {
             drop(ready_write);
-            let mut byte = [0u8; 1];
-            let code = match nix::unistd::read(&ready_read, &mut byte) {
-                Ok(1) => i32::from(!run_mappers(parent, mapping, range)),
+            let code = match GoAhead::wait(&ready_read) {
+                Ok(true) => i32::from(!run_mappers(parent, mapping, range)),
                 _ => 1,
             };
             // SAFETY: leave without running the parent's exit handlers.
@@ -157,7 +157,9 @@ fn enter_with_range(mapping: &IdMapping, range: &SubordinateRange) -> Result<(),
         ForkResult::Parent { child } => {
             drop(ready_read);
             let unshared = unshare(CloneFlags::CLONE_NEWUSER);
-            let _ = nix::unistd::write(&ready_write, if unshared.is_ok() { b"g" } else { b"" });
+            if unshared.is_ok() {
+                let _ = GoAhead::send(&ready_write);
+            }
             drop(ready_write);
             let status = nix::sys::wait::waitpid(child, None);
             unshared.unshare_step(CloneFlags::CLONE_NEWUSER)?;
