@@ -147,19 +147,21 @@ impl ExecStep {
     }
 
     fn from_code(code: u8) -> Option<ExecStep> {
+        ExecStep::all().find(|step| step.code() == code)
+    }
+
+    /// Every step.
+    fn all() -> impl Iterator<Item = ExecStep> {
         let simple = [
+            ExecStep::CloseFds,
+            ExecStep::JoinCgroup,
+            ExecStep::CgroupNamespace,
+            ExecStep::Identity,
             ExecStep::Chdir,
             ExecStep::Exec,
-            ExecStep::Identity,
-            ExecStep::JoinCgroup,
-            ExecStep::CloseFds,
-            ExecStep::CgroupNamespace,
         ];
         let security = security::Step::ALL.map(ExecStep::Security);
-        simple
-            .into_iter()
-            .chain(security)
-            .find(|step| step.code() == code)
+        simple.into_iter().chain(security)
     }
 }
 
@@ -217,18 +219,8 @@ mod tests {
 
     #[test]
     fn exec_failures_round_trip() {
-        let simple = [
-            ExecStep::CloseFds,
-            ExecStep::JoinCgroup,
-            ExecStep::CgroupNamespace,
-            ExecStep::Identity,
-            ExecStep::Chdir,
-            ExecStep::Exec,
-        ];
-        let steps = simple
-            .into_iter()
-            .chain(security::Step::ALL.map(ExecStep::Security));
-        for step in steps {
+        assert_eq!(ExecStep::all().count(), 6 + security::Step::ALL.len());
+        for step in ExecStep::all() {
             let failure = ExecFailure {
                 step,
                 errno: Errno::EACCES,
