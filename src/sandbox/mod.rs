@@ -18,12 +18,12 @@
 //! - `sampler`: memory and CPU series of running tests.
 
 mod capture;
-pub mod cgroup;
+mod cgroup;
 mod identity;
 mod init;
 pub mod interrupt;
 mod messages;
-pub mod mountinfo;
+mod mountinfo;
 mod net;
 mod network;
 mod procstat;
@@ -31,20 +31,18 @@ mod rootfs;
 mod sampler;
 mod scratch;
 mod seccomp;
-pub mod security;
+mod security;
 mod server;
 mod spawn;
 mod spec;
 mod step;
 mod supervisor;
-pub mod userns;
+mod userns;
 
-pub use capture::{BoundedBuffer, CapturedOutput};
+pub use capture::CapturedOutput;
 pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
-pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
-pub use network::{
-    hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
-};
+pub use cgroup::{available_memory, runner_alive, CgroupLayout, Limits, Unavailable, Usage};
+pub use network::{hosts_file, probe as probe_network, Link, Network, NetworkAttachment, Subnet};
 pub use procstat::process_start;
 pub use sampler::Sample;
 pub use security::{resolve_capabilities, Security};
@@ -54,7 +52,7 @@ pub use spawn::{
 };
 pub use spec::{
     Ending, ExtraMount, Outcome, Phases, Report, RootMode, RootSpec, Rusage, SandboxSpec,
-    SetupFailure, SupervisorRequest,
+    SetupFailure,
 };
 pub use step::SetupStep;
 pub use supervisor::pidfd_open;
