@@ -532,87 +532,84 @@ fn collect(
                 killed_by_backstop = true;
             }
         }
-        let mut fds: Vec<PollFd> = streams
-            .iter()
-            .filter_map(|s| {
-                s.fd.as_ref()
-                    .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
-            })
-            .collect();
-        // Last, so that the streams' readiness lines up with them below.
-        if let Some(wake) = stop.first_request() {
-            fds.push(PollFd::new(wake, PollFlags::POLLIN));
-        }
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Err(_) => break,
-            Ok(_) => {}
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let mut ready = ready.into_iter();
-        for stream in streams.iter_mut().filter(|s| s.is_open()) {
-            if ready.next() == Some(true) {
-                stream.read_available(observer);
-            }
+        if !read_ready(&mut streams, stop, observer) {
+            break;
         }
     }
     let usage = cgroup.map(|group| group.usage());
     let [stdout, stderr, report] = streams;
     let report: Option<Report> = serde_json::from_slice(&report.raw).ok();
-    let (stdout, stderr) = (stdout.buffer.finish(), stderr.buffer.finish());
-    match report {
-        Some(report) => (
-            Outcome {
-                ending: report.ending,
-                wall: report.wall,
-                leaked_processes: report.leaked_processes,
-                rusage: report.rusage,
-                usage,
-                stdout,
-                stderr,
-                phases: Phases::default(),
-                samples: Vec::new(),
-            },
-            report.command_started_ns,
-        ),
-        None => {
-            let ending = if killed_by_backstop {
-                Ending::TimedOut
-            } else if stop.is_requested() {
-                Ending::Stopped
-            } else {
-                Ending::SetupFailed(SetupFailure {
-                    step: "sandbox supervisor".into(),
-                    cause: match server.fate() {
-                        Some(exit) => format!("the sandbox server {exit} while the test ran"),
-                        None => "ended without a report".into(),
-                    },
-                    hint: None,
-                    host_unsupported: false,
-                    errno: None,
-                })
-            };
-            let outcome = Outcome {
-                ending,
-                wall: Duration::ZERO,
-                leaked_processes: 0,
-                rusage: None,
-                usage,
-                stdout,
-                stderr,
-                phases: Phases::default(),
-                samples: Vec::new(),
-            };
-            (outcome, None)
+    let report = report.unwrap_or_else(|| {
+        let ending = if killed_by_backstop {
+            Ending::TimedOut
+        } else if stop.is_requested() {
+            Ending::Stopped
+        } else {
+            Ending::SetupFailed(SetupFailure {
+                step: "sandbox supervisor".into(),
+                cause: match server.fate() {
+                    Some(exit) => format!("the sandbox server {exit} while the test ran"),
+                    None => "ended without a report".into(),
+                },
+                hint: None,
+                host_unsupported: false,
+                errno: None,
+            })
+        };
+        Report::without_command(ending)
+    });
+    let outcome = Outcome {
+        ending: report.ending,
+        wall: report.wall,
+        leaked_processes: report.leaked_processes,
+        rusage: report.rusage,
+        usage,
+        stdout: stdout.buffer.finish(),
+        stderr: stderr.buffer.finish(),
+        phases: Phases::default(),
+        samples: Vec::new(),
+    };
+    (outcome, report.command_started_ns)
+}
+
+/// Waits until a stream has something (or a stop request arrives, or
+/// `STOP_POLL` passes) and reads what is there. False when poll failed.
+fn read_ready(
+    streams: &mut [Stream; 3],
+    stop: &StopRequest,
+    observer: &mut dyn FnMut(Observed<'_>),
+) -> bool {
+    let mut fds: Vec<PollFd> = streams
+        .iter()
+        .filter_map(|s| {
+            s.fd.as_ref()
+                .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+        })
+        .collect();
+    // Last, so that the streams' readiness lines up with them below.
+    if let Some(wake) = stop.first_request() {
+        fds.push(PollFd::new(wake, PollFlags::POLLIN));
+    }
+    match poll(
+        &mut fds,
+        PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX),
+    ) {
+        Ok(0) | Err(Errno::EINTR) => return true,
+        Err(_) => return false,
+        Ok(_) => {}
+    }
+    let ready: Vec<bool> = fds
+        .iter()
+        .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+        .collect();
+    drop(fds);
+    let mut ready = ready.into_iter();
+    for stream in streams.iter_mut().filter(|s| s.is_open()) {
+        if ready.next() == Some(true) {
+            stream.read_available(observer);
         }
     }
+    true
 }
 
 /// One stream from the supervisor, read until EOF: an output pipe, or the

@@ -186,6 +186,19 @@ pub struct Report {
     pub command_started_ns: Option<u64>,
 }
 
+impl Report {
+    /// The report of a run whose command never started (or of none at all).
+    pub fn without_command(ending: Ending) -> Report {
+        Report {
+            ending,
+            wall: Duration::ZERO,
+            leaked_processes: 0,
+            rusage: None,
+            command_started_ns: None,
+        }
+    }
+}
+
 /// A finished container run: the supervisor's report plus captured output.
 #[derive(Clone, Debug)]
 pub struct Outcome {

@@ -84,13 +84,7 @@ fn read_request() -> Result<SupervisorRequest, SetupFailure> {
 }
 
 pub(super) fn setup_failed(failure: SetupFailure) -> Report {
-    Report {
-        ending: Ending::SetupFailed(failure),
-        wall: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        command_started_ns: None,
-    }
+    Report::without_command(Ending::SetupFailed(failure))
 }
 
 /// Why the supervisor is stopping the container, if it is.

@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use self::janitor::Janitor;
-use self::layout::{Layout, LayoutKind};
+use self::layout::{Layout, LayoutKind, V2Tree};
 use self::version::{parent_dir, Version, V1, V2};
 use super::spec::SetupFailure;
 use super::step::Step;
@@ -178,48 +178,12 @@ impl Cgroups {
         let (version, parents, runner_leaf) = if layout.v1_hierarchy("memory").is_some()
             || layout.v1_hierarchy("pids").is_some()
         {
-            let parents = v1_parents(&layout, parent);
-            let missing: Vec<&str> = [
-                ("memory", &parents.memory),
-                ("cpu", &parents.cpu),
-                ("cpuacct", &parents.cpuacct),
-                ("pids", &parents.pids),
-            ]
-            .into_iter()
-            .filter(|(_, dir)| dir.is_none())
-            .map(|(name, _)| name)
-            .collect();
-            if !missing.is_empty() {
-                notices.push(format!(
-                    "cgroup v1 controllers not mounted: {}; their limits and figures are unavailable",
-                    missing.join(", ")
-                ));
-            }
+            let (parents, notice) = v1_setup(&layout, parent);
+            notices.extend(notice);
             (&V1 as &'static dyn Version, parents, None)
         } else if let Some(tree) = &layout.v2 {
-            let dir = parent_dir(&tree.mount, &tree.own_path, parent);
-            let (enabled, leaf) =
-                v2_enable_controllers(&dir, parent.is_none(), &run_id).map_err(unavailable)?;
-            let has = |c: &str| enabled.iter().any(|e| e == c);
-            let missing: Vec<&str> = ["memory", "cpu", "pids"]
-                .into_iter()
-                .filter(|c| !has(c))
-                .collect();
-            if !missing.is_empty() {
-                notices.push(format!(
-                    "cgroup v2 controllers not available in {}: {}; their limits are not applied",
-                    dir.display(),
-                    missing.join(", ")
-                ));
-            }
-            let parents = Parents {
-                memory: has("memory").then(|| dir.clone()),
-                cpu: has("cpu").then(|| dir.clone()),
-                // cpu.stat's usage figures exist without the cpu controller.
-                cpuacct: Some(dir.clone()),
-                pids: has("pids").then(|| dir.clone()),
-                freezer: None,
-            };
+            let (parents, leaf, notice) = v2_setup(tree, parent, &run_id).map_err(unavailable)?;
+            notices.extend(notice);
             (&V2 as &'static dyn Version, parents, leaf)
         } else {
             return Err(unavailable(match kind {
@@ -356,6 +320,62 @@ impl Drop for Cgroups {
         );
         let _ = fs::remove_dir(&leaf.leaf);
     }
+}
+
+/// The parents of test groups on a v1 (or hybrid) host, and a notice of
+/// the controllers missing there.
+fn v1_setup(layout: &Layout, parent: Option<&Path>) -> (Parents, Option<String>) {
+    let parents = v1_parents(layout, parent);
+    let missing: Vec<&str> = [
+        ("memory", &parents.memory),
+        ("cpu", &parents.cpu),
+        ("cpuacct", &parents.cpuacct),
+        ("pids", &parents.pids),
+    ]
+    .into_iter()
+    .filter(|(_, dir)| dir.is_none())
+    .map(|(name, _)| name)
+    .collect();
+    let notice = (!missing.is_empty()).then(|| {
+        format!(
+            "cgroup v1 controllers not mounted: {}; their limits and figures are unavailable",
+            missing.join(", ")
+        )
+    });
+    (parents, notice)
+}
+
+/// The parent of test groups on a v2 host with its controllers enabled,
+/// the runner's leaf if it had to move, and a notice of the controllers
+/// missing there.
+fn v2_setup(
+    tree: &V2Tree,
+    parent: Option<&Path>,
+    run_id: &str,
+) -> Result<(Parents, Option<RunnerLeaf>, Option<String>), String> {
+    let dir = parent_dir(&tree.mount, &tree.own_path, parent);
+    let (enabled, leaf) = v2_enable_controllers(&dir, parent.is_none(), run_id)?;
+    let has = |c: &str| enabled.iter().any(|e| e == c);
+    let missing: Vec<&str> = ["memory", "cpu", "pids"]
+        .into_iter()
+        .filter(|c| !has(c))
+        .collect();
+    let notice = (!missing.is_empty()).then(|| {
+        format!(
+            "cgroup v2 controllers not available in {}: {}; their limits are not applied",
+            dir.display(),
+            missing.join(", ")
+        )
+    });
+    let parents = Parents {
+        memory: has("memory").then(|| dir.clone()),
+        cpu: has("cpu").then(|| dir.clone()),
+        // cpu.stat's usage figures exist without the cpu controller.
+        cpuacct: Some(dir.clone()),
+        pids: has("pids").then(|| dir.clone()),
+        freezer: None,
+    };
+    Ok((parents, leaf, notice))
 }
 
 /// The v1 hierarchy name of each parent directory (none on v2).
