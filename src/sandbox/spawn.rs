@@ -325,6 +325,9 @@ impl Sandbox {
 
     /// `run`, telling `observer` when the command starts and what it
     /// prints (when captured) as it goes.
+    ///
+    /// (Some 85 lines: the runner's whole per-test path, cgroup, scratch,
+    /// network, hand-over, collect, teardown, in the order it happens.)
     pub fn run_observed(
         &self,
         spec: &SandboxSpec,

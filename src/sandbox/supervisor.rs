@@ -201,8 +201,13 @@ fn open_cgroup_procs(paths: &[Vec<u8>]) -> Result<Vec<File>, SetupFailure> {
 /// init's exit, before the report; holding it moves that wait after the
 /// report, off the runner's path.
 ///
-/// Then it sends the runner a pidfd of init (`Announcement::Init`): its namespaces
-/// are the container's from then on (a service's readiness is read there).
+/// Then it sends the runner a pidfd of init (`Announcement::Init`): its
+/// namespaces are the container's from then on (a service's readiness is
+/// read there).
+///
+/// (Some 85 lines: one poll loop whose branches share its state, the
+/// deadline, the stop in progress and init's messages; split, each part
+/// would take all of it by `&mut`.)
 fn watch(
     spec: &SandboxSpec,
     init_pid: Pid,
@@ -286,7 +291,21 @@ fn watch(
     }
 
     let wall = started.map(|s| s.elapsed()).unwrap_or_default();
-    let outcome = match (stopping.map(|s| s.reason), inbox.finished, inbox.failure) {
+    let started_ns = inbox.started_ns;
+    let (ending, wall, leaked) = verdict(stopping.map(|s| s.reason), inbox, wall, killed_processes);
+    Ok((ending, wall, leaked, started_ns))
+}
+
+/// How the container ended, for how long the command ran and how many
+/// processes it left behind: from why the supervisor stopped it (if it
+/// did) and what init said.
+fn verdict(
+    stopped: Option<StopReason>,
+    inbox: Inbox,
+    wall: Duration,
+    killed_processes: u32,
+) -> (Ending, Duration, u32) {
+    match (stopped, inbox.finished, inbox.failure) {
         (_, _, Some(failure)) => (Ending::SetupFailed(failure), Duration::ZERO, 0),
         (Some(StopReason::Timeout), finished, None) => {
             (Ending::TimedOut, wall, leaked(finished, killed_processes))
@@ -312,9 +331,7 @@ fn watch(
             wall,
             0,
         ),
-    };
-    let (ending, wall, leaked) = outcome;
-    Ok((ending, wall, leaked, inbox.started_ns))
+    }
 }
 
 /// Leftover processes: as init counted them when the command ended, else
