@@ -171,36 +171,21 @@ impl Sandbox {
     /// Prepares cgroups under `cgroup_parent` (default: isotest's own
     /// cgroup); when they cannot be used, tests run without limits.
     pub fn new(cgroup_parent: Option<&Path>) -> (Sandbox, SandboxNotes) {
-        match Cgroups::setup(cgroup_parent) {
-            Ok(ready) => (
-                Sandbox {
-                    cgroups: Ok(ready.cgroups),
-                    spare_networks: Mutex::default(),
-                    server: ForkServer::default(),
-                    scratch: None,
-                    user_namespace: None,
-                    bind_roots_only: false,
-                    fuse_overlayfs: None,
-                    sampler: None,
-                },
-                SandboxNotes {
-                    notices: ready.notices,
-                },
-            ),
-            Err(unavailable) => (
-                Sandbox {
-                    cgroups: Err(unavailable),
-                    spare_networks: Mutex::default(),
-                    server: ForkServer::default(),
-                    scratch: None,
-                    user_namespace: None,
-                    bind_roots_only: false,
-                    fuse_overlayfs: None,
-                    sampler: None,
-                },
-                SandboxNotes { notices: vec![] },
-            ),
-        }
+        let (cgroups, notices) = match Cgroups::setup(cgroup_parent) {
+            Ok(ready) => (Ok(ready.cgroups), ready.notices),
+            Err(unavailable) => (Err(unavailable), Vec::new()),
+        };
+        let sandbox = Sandbox {
+            cgroups,
+            spare_networks: Mutex::default(),
+            server: ForkServer::default(),
+            scratch: None,
+            user_namespace: None,
+            bind_roots_only: false,
+            fuse_overlayfs: None,
+            sampler: None,
+        };
+        (sandbox, SandboxNotes { notices })
     }
 
     /// Puts each test's writable space in a directory under `dir` instead
