@@ -84,9 +84,9 @@ pub fn exec(args: ExecArgs) -> i32 {
         Ending::SetupFailed(failure) => {
             let code = if failure.host_unsupported {
                 exit::HOST_UNSUPPORTED
-            } else if failure.step.starts_with("exec") && failure.is(nix::errno::Errno::ENOENT) {
+            } else if failure.step.is_exec() && failure.is(nix::errno::Errno::ENOENT) {
                 exit::EXEC_NOT_FOUND
-            } else if failure.step.starts_with("exec") {
+            } else if failure.step.is_exec() {
                 exit::EXEC_NOT_EXECUTABLE
             } else {
                 exit::EXEC_SETUP_FAILED

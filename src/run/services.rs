@@ -465,7 +465,8 @@ impl<'scope> RunningService<'scope> {
             step: format!(
                 "wait for service `{}` to be ready ({how})",
                 self.config.name
-            ),
+            )
+            .into(),
             cause,
             hint,
             host_unsupported: false,
@@ -477,7 +478,7 @@ impl<'scope> RunningService<'scope> {
         if let Some(thread) = self.thread.take() {
             let outcome = thread.join().unwrap_or_else(|_| {
                 Outcome::setup_failed(SetupFailure {
-                    step: format!("run service `{}`", self.config.name),
+                    step: format!("run service `{}`", self.config.name).into(),
                     cause: "its thread panicked".into(),
                     hint: None,
                     host_unsupported: false,
@@ -581,7 +582,7 @@ fn service_spec(
     let root = roots
         .get(planned.settings.rootfs())
         .map_err(|cause| SetupFailure {
-            step: format!("prepare the root filesystem of service `{}`", config.name),
+            step: format!("prepare the root filesystem of service `{}`", config.name).into(),
             cause,
             hint: None,
             host_unsupported: false,

@@ -175,7 +175,7 @@ impl<'scope, 'env> SharedServices<'scope, 'env> {
     fn start(&self, config: &Arc<ServiceConfig>, stop: &StopRequest) -> Started {
         if config.settings.network() == NetworkSetting::Outbound {
             return Err(SetupFailure {
-                step: format!("start service `{}` (scope = \"run\")", config.name),
+                step: format!("start service `{}` (scope = \"run\")", config.name).into(),
                 cause: "a run's shared network has no uplink".into(),
                 hint: Some("give it scope = \"test\" for network = \"outbound\"".into()),
                 host_unsupported: false,
@@ -238,7 +238,7 @@ impl RunServices for SharedServices<'_, '_> {
         match used.ended.get() {
             None => Ok(used),
             Some(ending) => Err(SetupFailure {
-                step: format!("use service `{}` (scope = \"run\")", config.name),
+                step: format!("use service `{}` (scope = \"run\")", config.name).into(),
                 cause: format!("it ended earlier in the run ({})", describe_ending(ending)),
                 hint: Some("its output is in the run's `services`".into()),
                 host_unsupported: false,

@@ -220,7 +220,7 @@ fn sweep(parent: &Path) {
             .to_str()
             .and_then(|n| n.strip_prefix(PREFIX))
             .and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|pid| !crate::sandbox::cgroup::runner_alive(pid)) {
+        if pid.is_some_and(|pid| !crate::sandbox::runner_alive(pid)) {
             remove_tree(&entry.path());
         }
     }

@@ -39,7 +39,7 @@ pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Option<Identit
 
 fn unknown(kind: &str, name: &str, file: &str) -> SetupFailure {
     SetupFailure {
-        step: format!("look up {kind} `{name}`"),
+        step: format!("look up {kind} `{name}`").into(),
         cause: format!("no such {kind} in the container's {file}"),
         hint: Some(format!(
             "use a numeric id, or a {kind} that exists in the root filesystem"

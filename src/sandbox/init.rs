@@ -29,9 +29,10 @@ use nix::unistd::{
 use serde::{Deserialize, Serialize};
 
 use super::identity::{self, Identity};
+use super::messages::{ExecFailure, ExecStep, GoAhead};
 use super::security;
 use super::spec::{SandboxSpec, SetupFailure, SupervisorRequest};
-use super::step::{failure, Step};
+use super::step::{failure, SetupStep, Step};
 use super::{net, network, rootfs};
 
 /// Signals init handles through its signalfd; the supervisor blocks them before
@@ -100,7 +101,8 @@ fn supervise_command(
     cgroup_procs: &[File],
 ) -> Result<i32, SetupFailure> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set parent-death signal".into())?;
-    if !released_by_supervisor(&lifeline) {
+    // EOF instead of the go-ahead: the supervisor is gone.
+    if GoAhead::wait(&lifeline) != Ok(true) {
         // The supervisor died (before the death signal was armed, perhaps).
         unsafe { libc::_exit(1) }
     }
@@ -115,7 +117,7 @@ fn supervise_command(
     } else if own_loopback {
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
-    unshare(namespaces).step(|| format!("unshare({namespaces:?})"))?;
+    unshare(namespaces).unshare_step(namespaces)?;
     let daemons = rootfs::enter_new_root(request)?;
     sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
     if own_loopback {
@@ -167,19 +169,6 @@ fn supervise_command(
     })
 }
 
-/// Waits for the supervisor's go-ahead (it first moves us into the test's
-/// cgroup); EOF instead means the supervisor is gone.
-fn released_by_supervisor(lifeline: &OwnedFd) -> bool {
-    let mut byte = [0u8; 1];
-    loop {
-        match nix::unistd::read(lifeline, &mut byte) {
-            Err(Errno::EINTR) => continue,
-            Ok(1) => return true,
-            _ => return false,
-        }
-    }
-}
-
 fn send(report: &mut File, message: &InitMessage) {
     let mut line = serde_json::to_vec(message).expect("init messages serialize");
     line.push(b'\n');
@@ -200,10 +189,8 @@ fn start_command(
     match unsafe { fork() }.step(|| "fork the test command".into())? {
         ForkResult::Child => {
             drop(status_read);
-            let (step, errno) = exec_command(spec, identity, cgroup_procs);
-            let mut status = File::from(status_write);
-            let _ = status.write_all(&[step]);
-            let _ = status.write_all(&(errno as i32).to_ne_bytes());
+            let failed = exec_command(spec, identity, cgroup_procs);
+            let _ = nix::unistd::write(&status_write, &failed.encode());
             unsafe { libc::_exit(127) }
         }
         ForkResult::Parent { child } => {
@@ -212,42 +199,29 @@ fn start_command(
             File::from(status_read)
                 .read_to_end(&mut status)
                 .step(|| "read exec status".into())?;
-            if status.len() < 5 {
+            let Some(failed) = ExecFailure::decode(&status) else {
                 return Ok(child);
-            }
-            let _ = waitpid(child, None);
-            let errno = Errno::from_raw(i32::from_ne_bytes(status[1..5].try_into().unwrap()));
-            let what = match status[0] {
-                STEP_CHDIR => format!("chdir {}", lossy(&spec.cwd)),
-                STEP_IDENTITY => format!("switch to {}", describe(identity)),
-                STEP_CGROUP => "join the test's cgroup".to_string(),
-                STEP_CGROUP_NAMESPACE => "unshare(CLONE_NEWCGROUP)".to_string(),
-                STEP_FDS => "close inherited file descriptors".to_string(),
-                code if code >= STEP_SECURITY => security_step(code - STEP_SECURITY)
-                    .map_or("prepare the command".to_string(), |s| {
-                        s.describe().to_string()
-                    }),
-                _ => format!("exec {}", lossy(&spec.argv[0])),
             };
-            Err(failure(what, errno))
+            let _ = waitpid(child, None);
+            Err(failure(
+                failed_step(failed.step, spec, identity),
+                failed.errno,
+            ))
         }
     }
 }
 
-const STEP_CHDIR: u8 = 0;
-const STEP_EXEC: u8 = 1;
-const STEP_IDENTITY: u8 = 2;
-const STEP_CGROUP: u8 = 3;
-const STEP_FDS: u8 = 4;
-const STEP_CGROUP_NAMESPACE: u8 = 5;
-/// Security steps follow, numbered by `security::Step`.
-const STEP_SECURITY: u8 = 16;
-
-fn security_step(index: u8) -> Option<security::Step> {
-    use security::Step::*;
-    [Rlimits, Bounding, Capabilities, NoNewPrivs, Seccomp]
-        .into_iter()
-        .find(|step| *step as u8 == index)
+/// How a failed step of starting the command shows in messages.
+fn failed_step(step: ExecStep, spec: &SandboxSpec, identity: Option<Identity>) -> SetupStep {
+    match step {
+        ExecStep::CloseFds => "close inherited file descriptors".into(),
+        ExecStep::JoinCgroup => "join the test's cgroup".into(),
+        ExecStep::CgroupNamespace => SetupStep::unshare(CloneFlags::CLONE_NEWCGROUP),
+        ExecStep::Security(step) => step.describe().into(),
+        ExecStep::Identity => format!("switch to {}", describe(identity)).into(),
+        ExecStep::Chdir => format!("chdir {}", lossy(&spec.cwd)).into(),
+        ExecStep::Exec => SetupStep::Exec(lossy(&spec.argv[0]).to_string()),
+    }
 }
 
 fn describe(identity: Option<Identity>) -> String {
@@ -261,7 +235,8 @@ fn exec_command(
     spec: &SandboxSpec,
     identity: Option<Identity>,
     cgroup_procs: &[File],
-) -> (u8, Errno) {
+) -> ExecFailure {
+    let fail = |step, errno| ExecFailure { step, errno };
     let _ = setsid();
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator() {
@@ -272,24 +247,22 @@ fn exec_command(
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     if let Err(errno) = close_inherited_fds() {
-        return (STEP_FDS, errno);
+        return fail(ExecStep::CloseFds, errno);
     }
     for mut procs in cgroup_procs {
         // `0` is the writing process itself.
         if let Err(error) = procs.write_all(b"0") {
-            return (
-                STEP_CGROUP,
-                Errno::from_raw(error.raw_os_error().unwrap_or(0)),
-            );
+            let errno = Errno::from_raw(error.raw_os_error().unwrap_or(0));
+            return fail(ExecStep::JoinCgroup, errno);
         }
     }
     // Its own cgroup namespace, rooted at the group it just joined:
     // /proc/self/cgroup shows `/`, as the group shows at /sys/fs/cgroup.
     if let Err(errno) = unshare(CloneFlags::CLONE_NEWCGROUP) {
-        return (STEP_CGROUP_NAMESPACE, errno);
+        return fail(ExecStep::CgroupNamespace, errno);
     }
     if let Err((step, errno)) = security::before_user_switch(&spec.security) {
-        return (STEP_SECURITY + step as u8, errno);
+        return fail(ExecStep::Security(step), errno);
     }
     if let Some(id) = identity {
         let gid = Gid::from_raw(id.gid);
@@ -297,14 +270,14 @@ fn exec_command(
             .and_then(|()| setgid(gid))
             .and_then(|()| setuid(Uid::from_raw(id.uid)));
         if let Err(errno) = switched {
-            return (STEP_IDENTITY, errno);
+            return fail(ExecStep::Identity, errno);
         }
     }
     if let Err((step, errno)) = security::after_user_switch(&spec.security) {
-        return (STEP_SECURITY + step as u8, errno);
+        return fail(ExecStep::Security(step), errno);
     }
     if let Err(errno) = chdir(OsStr::from_bytes(&spec.cwd)) {
-        return (STEP_CHDIR, errno);
+        return fail(ExecStep::Chdir, errno);
     }
     let argv: Vec<CString> = spec.argv.iter().map(|a| cstring(a)).collect();
     let env: Vec<CString> = spec
@@ -312,7 +285,7 @@ fn exec_command(
         .iter()
         .map(|(key, value)| cstring(&[key.as_slice(), b"=", value.as_slice()].concat()))
         .collect();
-    (STEP_EXEC, exec_searching_path(&argv, &env, spec))
+    fail(ExecStep::Exec, exec_searching_path(&argv, &env, spec))
 }
 
 /// Marks every descriptor from 3 up close-on-exec: whatever isotest itself

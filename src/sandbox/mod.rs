@@ -13,14 +13,17 @@
 //! - `cgroup`: per-test cgroups, limits (`cpu_weight` too) and accounting;
 //! - `mountinfo`, `procstat`, `capture`, `step`: parsing, bounded output,
 //!   error naming;
+//! - `messages`: the typed, fixed-size messages between the runner, the
+//!   server, the supervisor and init;
 //! - `sampler`: memory and CPU series of running tests.
 
 mod capture;
-pub mod cgroup;
+mod cgroup;
 mod identity;
 mod init;
 pub mod interrupt;
-pub mod mountinfo;
+mod messages;
+mod mountinfo;
 mod net;
 mod network;
 mod procstat;
@@ -28,17 +31,17 @@ mod rootfs;
 mod sampler;
 mod scratch;
 mod seccomp;
-pub mod security;
+mod security;
 mod server;
 mod spawn;
 mod spec;
 mod step;
 mod supervisor;
-pub mod userns;
+mod userns;
 
-pub use capture::{BoundedBuffer, CapturedOutput};
+pub use capture::CapturedOutput;
 pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
-pub use cgroup::{available_memory, CgroupLayout, Limits, Unavailable, Usage};
+pub use cgroup::{available_memory, runner_alive, CgroupLayout, Limits, Unavailable, Usage};
 pub use network::{
     hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
     TcpProbe,
@@ -52,7 +55,8 @@ pub use spawn::{
 };
 pub use spec::{
     Ending, ExtraMount, Outcome, Phases, Report, RootMode, RootSpec, Rusage, SandboxSpec,
-    SetupFailure, SupervisorRequest,
+    SetupFailure,
 };
+pub use step::SetupStep;
 pub use supervisor::pidfd_open;
 pub use userns::{IdMapping, SubordinateRange};

@@ -102,6 +102,15 @@ pub enum Step {
 }
 
 impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 5] = [
+        Step::Rlimits,
+        Step::Bounding,
+        Step::Capabilities,
+        Step::NoNewPrivs,
+        Step::Seccomp,
+    ];
+
     pub fn describe(self) -> &'static str {
         match self {
             Step::Rlimits => "set resource limits (RLIMIT_NOFILE, RLIMIT_CORE, RLIMIT_NPROC)",

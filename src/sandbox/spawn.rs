@@ -20,6 +20,7 @@ use nix::unistd::pipe2;
 
 use super::capture::BoundedBuffer;
 use super::cgroup::{CgroupLayout, Cgroups, TestCgroup, Unavailable};
+use super::messages::Announcement;
 use super::network::{Network, NetworkRequest, Subnet};
 use super::sampler::Sampler;
 use super::scratch::ScratchDir;
@@ -170,36 +171,21 @@ impl Sandbox {
     /// Prepares cgroups under `cgroup_parent` (default: isotest's own
     /// cgroup); when they cannot be used, tests run without limits.
     pub fn new(cgroup_parent: Option<&Path>) -> (Sandbox, SandboxNotes) {
-        match Cgroups::setup(cgroup_parent) {
-            Ok(ready) => (
-                Sandbox {
-                    cgroups: Ok(ready.cgroups),
-                    spare_networks: Mutex::default(),
-                    server: ForkServer::default(),
-                    scratch: None,
-                    user_namespace: None,
-                    bind_roots_only: false,
-                    fuse_overlayfs: None,
-                    sampler: None,
-                },
-                SandboxNotes {
-                    notices: ready.notices,
-                },
-            ),
-            Err(unavailable) => (
-                Sandbox {
-                    cgroups: Err(unavailable),
-                    spare_networks: Mutex::default(),
-                    server: ForkServer::default(),
-                    scratch: None,
-                    user_namespace: None,
-                    bind_roots_only: false,
-                    fuse_overlayfs: None,
-                    sampler: None,
-                },
-                SandboxNotes { notices: vec![] },
-            ),
-        }
+        let (cgroups, notices) = match Cgroups::setup(cgroup_parent) {
+            Ok(ready) => (Ok(ready.cgroups), ready.notices),
+            Err(unavailable) => (Err(unavailable), Vec::new()),
+        };
+        let sandbox = Sandbox {
+            cgroups,
+            spare_networks: Mutex::default(),
+            server: ForkServer::default(),
+            scratch: None,
+            user_namespace: None,
+            bind_roots_only: false,
+            fuse_overlayfs: None,
+            sampler: None,
+        };
+        (sandbox, SandboxNotes { notices })
     }
 
     /// Puts each test's writable space in a directory under `dir` instead
@@ -327,6 +313,9 @@ impl Sandbox {
 
     /// `run`, telling `observer` when the command starts and what it
     /// prints (when captured) as it goes.
+    ///
+    /// (Some 85 lines: the runner's whole per-test path, cgroup, scratch,
+    /// network, hand-over, collect, teardown, in the order it happens.)
     pub fn run_observed(
         &self,
         spec: &SandboxSpec,
@@ -534,87 +523,84 @@ fn collect(
                 killed_by_backstop = true;
             }
         }
-        let mut fds: Vec<PollFd> = streams
-            .iter()
-            .filter_map(|s| {
-                s.fd.as_ref()
-                    .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
-            })
-            .collect();
-        // Last, so that the streams' readiness lines up with them below.
-        if let Some(wake) = stop.first_request() {
-            fds.push(PollFd::new(wake, PollFlags::POLLIN));
-        }
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Err(_) => break,
-            Ok(_) => {}
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let mut ready = ready.into_iter();
-        for stream in streams.iter_mut().filter(|s| s.is_open()) {
-            if ready.next() == Some(true) {
-                stream.read_available(observer);
-            }
+        if !read_ready(&mut streams, stop, observer) {
+            break;
         }
     }
     let usage = cgroup.map(|group| group.usage());
     let [stdout, stderr, report] = streams;
     let report: Option<Report> = serde_json::from_slice(&report.raw).ok();
-    let (stdout, stderr) = (stdout.buffer.finish(), stderr.buffer.finish());
-    match report {
-        Some(report) => (
-            Outcome {
-                ending: report.ending,
-                wall: report.wall,
-                leaked_processes: report.leaked_processes,
-                rusage: report.rusage,
-                usage,
-                stdout,
-                stderr,
-                phases: Phases::default(),
-                samples: Vec::new(),
-            },
-            report.command_started_ns,
-        ),
-        None => {
-            let ending = if killed_by_backstop {
-                Ending::TimedOut
-            } else if stop.is_requested() {
-                Ending::Stopped
-            } else {
-                Ending::SetupFailed(SetupFailure {
-                    step: "sandbox supervisor".into(),
-                    cause: match server.fate() {
-                        Some(exit) => format!("the sandbox server {exit} while the test ran"),
-                        None => "ended without a report".into(),
-                    },
-                    hint: None,
-                    host_unsupported: false,
-                    errno: None,
-                })
-            };
-            let outcome = Outcome {
-                ending,
-                wall: Duration::ZERO,
-                leaked_processes: 0,
-                rusage: None,
-                usage,
-                stdout,
-                stderr,
-                phases: Phases::default(),
-                samples: Vec::new(),
-            };
-            (outcome, None)
+    let report = report.unwrap_or_else(|| {
+        let ending = if killed_by_backstop {
+            Ending::TimedOut
+        } else if stop.is_requested() {
+            Ending::Stopped
+        } else {
+            Ending::SetupFailed(SetupFailure {
+                step: "sandbox supervisor".into(),
+                cause: match server.fate() {
+                    Some(exit) => format!("the sandbox server {exit} while the test ran"),
+                    None => "ended without a report".into(),
+                },
+                hint: None,
+                host_unsupported: false,
+                errno: None,
+            })
+        };
+        Report::without_command(ending)
+    });
+    let outcome = Outcome {
+        ending: report.ending,
+        wall: report.wall,
+        leaked_processes: report.leaked_processes,
+        rusage: report.rusage,
+        usage,
+        stdout: stdout.buffer.finish(),
+        stderr: stderr.buffer.finish(),
+        phases: Phases::default(),
+        samples: Vec::new(),
+    };
+    (outcome, report.command_started_ns)
+}
+
+/// Waits until a stream has something (or a stop request arrives, or
+/// `STOP_POLL` passes) and reads what is there. False when poll failed.
+fn read_ready(
+    streams: &mut [Stream; 3],
+    stop: &StopRequest,
+    observer: &mut dyn FnMut(Observed<'_>),
+) -> bool {
+    let mut fds: Vec<PollFd> = streams
+        .iter()
+        .filter_map(|s| {
+            s.fd.as_ref()
+                .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+        })
+        .collect();
+    // Last, so that the streams' readiness lines up with them below.
+    if let Some(wake) = stop.first_request() {
+        fds.push(PollFd::new(wake, PollFlags::POLLIN));
+    }
+    match poll(
+        &mut fds,
+        PollTimeout::try_from(STOP_POLL).unwrap_or(PollTimeout::MAX),
+    ) {
+        Ok(0) | Err(Errno::EINTR) => return true,
+        Err(_) => return false,
+        Ok(_) => {}
+    }
+    let ready: Vec<bool> = fds
+        .iter()
+        .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+        .collect();
+    drop(fds);
+    let mut ready = ready.into_iter();
+    for stream in streams.iter_mut().filter(|s| s.is_open()) {
+        if ready.next() == Some(true) {
+            stream.read_available(observer);
         }
     }
+    true
 }
 
 /// One stream from the supervisor, read until EOF: an output pipe, or the
@@ -628,9 +614,6 @@ struct Stream {
     /// The supervisor's pidfd, the report socket's first message.
     pidfd: Option<OwnedFd>,
 }
-
-/// The tag of the report socket's message with init's pidfd.
-const INIT_PIDFD_TAG: u8 = b'i';
 
 impl Stream {
     fn output(fd: Option<OwnedFd>, limit: usize) -> Self {
@@ -660,13 +643,16 @@ impl Stream {
         if self.is_report {
             match server::receive(fd.as_fd(), &mut chunk) {
                 Ok((0, _)) | Err(_) => self.fd = None,
-                Ok((_, fds)) if chunk[0] == INIT_PIDFD_TAG && !fds.is_empty() => {
-                    if let Some(init_pid) = fds.first().and_then(|fd| pidfd_pid(fd.as_fd())) {
-                        observer(Observed::Started { init_pid });
+                Ok((n, fds)) if fds.is_empty() => self.raw.extend_from_slice(&chunk[..n]),
+                Ok((n, fds)) => match Announcement::decode(&chunk[..n]) {
+                    Some(Announcement::Init) => {
+                        if let Some(init_pid) = fds.first().and_then(|fd| pidfd_pid(fd.as_fd())) {
+                            observer(Observed::Started { init_pid });
+                        }
                     }
-                }
-                Ok((_, fds)) if !fds.is_empty() => self.pidfd = fds.into_iter().next(),
-                Ok((n, _)) => self.raw.extend_from_slice(&chunk[..n]),
+                    Some(Announcement::Supervisor) => self.pidfd = fds.into_iter().next(),
+                    None => {}
+                },
             }
             return;
         }

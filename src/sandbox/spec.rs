@@ -11,6 +11,7 @@ use super::cgroup::{CgroupView, Limits, Usage};
 use super::network::NetworkAttachment;
 use super::sampler::Sample;
 use super::security::Security;
+use super::step::SetupStep;
 use super::userns::IdMapping;
 
 /// Everything needed to run one command in one fresh container.
@@ -128,7 +129,7 @@ pub enum Ending {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetupFailure {
     /// The step, with the path it worked on: `mount overlay at /…/root`.
-    pub step: String,
+    pub step: SetupStep,
     /// errno name and text, e.g. `EPERM: Operation not permitted`.
     pub cause: String,
     /// A hint on what to do, when we know one.
@@ -183,6 +184,19 @@ pub struct Report {
     /// (`monotonic_ns`); None when it never did.
     #[serde(default)]
     pub command_started_ns: Option<u64>,
+}
+
+impl Report {
+    /// The report of a run whose command never started (or of none at all).
+    pub fn without_command(ending: Ending) -> Report {
+        Report {
+            ending,
+            wall: Duration::ZERO,
+            leaked_processes: 0,
+            rusage: None,
+            command_started_ns: None,
+        }
+    }
 }
 
 /// A finished container run: the supervisor's report plus captured output.

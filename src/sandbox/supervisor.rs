@@ -23,6 +23,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
 use super::init::{self, CommandExit, InitMessage};
+use super::messages::{Announcement, GoAhead};
 use super::server;
 use super::spec::{Ending, Report, Rusage, SandboxSpec, SetupFailure, SupervisorRequest};
 use super::step::Step;
@@ -59,7 +60,8 @@ pub(super) fn run_one() -> i32 {
 /// Sends the runner a pidfd of this process.
 fn announce(report: BorrowedFd<'_>) -> Result<(), SetupFailure> {
     let own = pidfd_open(Pid::this()).step(|| "pidfd_open(sandbox supervisor)".into())?;
-    server::send(report, b"p", &[own.as_fd()]).step(|| "send the supervisor's pidfd".into())
+    server::send(report, &Announcement::Supervisor.encode(), &[own.as_fd()])
+        .step(|| "send the supervisor's pidfd".into())
 }
 
 /// Reads the request from stdin, then puts /dev/null there: the
@@ -82,13 +84,7 @@ fn read_request() -> Result<SupervisorRequest, SetupFailure> {
 }
 
 pub(super) fn setup_failed(failure: SetupFailure) -> Report {
-    Report {
-        ending: Ending::SetupFailed(failure),
-        wall: Duration::ZERO,
-        leaked_processes: 0,
-        rusage: None,
-        command_started_ns: None,
-    }
+    Report::without_command(Ending::SetupFailed(failure))
 }
 
 /// Why the supervisor is stopping the container, if it is.
@@ -141,7 +137,7 @@ fn start_and_watch(
         }
         (None, _) => {}
     }
-    unshare(CloneFlags::CLONE_NEWPID).step(|| "unshare(CLONE_NEWPID)".into())?;
+    unshare(CloneFlags::CLONE_NEWPID).unshare_step(CloneFlags::CLONE_NEWPID)?;
     // SAFETY: the supervisor is single-threaded; the child may do anything.
     let init_pid = match unsafe { fork() }.step(|| "fork the container init".into())? {
         ForkResult::Child => {
@@ -158,7 +154,7 @@ fn start_and_watch(
     nix::unistd::dup2_stderr(&null).step(|| "put /dev/null on stderr".into())?;
     // Init waits for this byte, which shows the supervisor is alive after it
     // armed its parent-death signal.
-    nix::unistd::write(&lifeline_write, b"g").step(|| "start the container init".into())?;
+    GoAhead::send(&lifeline_write).step(|| "start the container init".into())?;
     let watched = watch(
         spec,
         init_pid,
@@ -205,8 +201,13 @@ fn open_cgroup_procs(paths: &[Vec<u8>]) -> Result<Vec<File>, SetupFailure> {
 /// init's exit, before the report; holding it moves that wait after the
 /// report, off the runner's path.
 ///
-/// Then it sends the runner a pidfd of init (tagged `i`): its namespaces
-/// are the container's from then on (a service's readiness is read there).
+/// Then it sends the runner a pidfd of init (`Announcement::Init`): its
+/// namespaces are the container's from then on (a service's readiness is
+/// read there).
+///
+/// (Some 85 lines: one poll loop whose branches share its state, the
+/// deadline, the stop in progress and init's messages; split, each part
+/// would take all of it by `&mut`.)
 fn watch(
     spec: &SandboxSpec,
     init_pid: Pid,
@@ -272,7 +273,7 @@ fn watch(
                 *mount_namespace = File::open(format!("/proc/{init_pid}/ns/mnt")).ok();
                 // Best effort: a runner that needs it waits in vain, and
                 // says so.
-                let _ = server::send(report, b"i", &[init_exited.as_fd()]);
+                let _ = server::send(report, &Announcement::Init.encode(), &[init_exited.as_fd()]);
             }
         }
         if stop_requested {
@@ -290,7 +291,21 @@ fn watch(
     }
 
     let wall = started.map(|s| s.elapsed()).unwrap_or_default();
-    let outcome = match (stopping.map(|s| s.reason), inbox.finished, inbox.failure) {
+    let started_ns = inbox.started_ns;
+    let (ending, wall, leaked) = verdict(stopping.map(|s| s.reason), inbox, wall, killed_processes);
+    Ok((ending, wall, leaked, started_ns))
+}
+
+/// How the container ended, for how long the command ran and how many
+/// processes it left behind: from why the supervisor stopped it (if it
+/// did) and what init said.
+fn verdict(
+    stopped: Option<StopReason>,
+    inbox: Inbox,
+    wall: Duration,
+    killed_processes: u32,
+) -> (Ending, Duration, u32) {
+    match (stopped, inbox.finished, inbox.failure) {
         (_, _, Some(failure)) => (Ending::SetupFailed(failure), Duration::ZERO, 0),
         (Some(StopReason::Timeout), finished, None) => {
             (Ending::TimedOut, wall, leaked(finished, killed_processes))
@@ -316,9 +331,7 @@ fn watch(
             wall,
             0,
         ),
-    };
-    let (ending, wall, leaked) = outcome;
-    Ok((ending, wall, leaked, inbox.started_ns))
+    }
 }
 
 /// Leftover processes: as init counted them when the command ended, else

@@ -13,6 +13,7 @@ use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 use serde::{Deserialize, Serialize};
 
+use super::messages::GoAhead;
 use super::spec::SetupFailure;
 use super::step::Step;
 
@@ -123,7 +124,7 @@ pub fn overlay_supported() -> bool {
 pub fn enter(mapping: &IdMapping) -> Result<(), SetupFailure> {
     match &mapping.range {
         None => {
-            unshare(CloneFlags::CLONE_NEWUSER).step(|| "unshare(CLONE_NEWUSER)".into())?;
+            unshare(CloneFlags::CLONE_NEWUSER).unshare_step(CloneFlags::CLONE_NEWUSER)?;
             write_map("/proc/self/uid_map", &format!("0 {} 1\n", mapping.uid))?;
             write_map("/proc/self/setgroups", "deny")?;
             write_map("/proc/self/gid_map", &format!("0 {} 1\n", mapping.gid))
@@ -146,9 +147,8 @@ fn enter_with_range(mapping: &IdMapping, range: &SubordinateRange) -> Result<(),
     match unsafe { fork() }.step(|| "fork the id mapper".into())? {
         ForkResult::Child => {
             drop(ready_write);
-            let mut byte = [0u8; 1];
-            let code = match nix::unistd::read(&ready_read, &mut byte) {
-                Ok(1) => i32::from(!run_mappers(parent, mapping, range)),
+            let code = match GoAhead::wait(&ready_read) {
+                Ok(true) => i32::from(!run_mappers(parent, mapping, range)),
                 _ => 1,
             };
             // SAFETY: leave without running the parent's exit handlers.
@@ -157,10 +157,12 @@ fn enter_with_range(mapping: &IdMapping, range: &SubordinateRange) -> Result<(),
         ForkResult::Parent { child } => {
             drop(ready_read);
             let unshared = unshare(CloneFlags::CLONE_NEWUSER);
-            let _ = nix::unistd::write(&ready_write, if unshared.is_ok() { b"g" } else { b"" });
+            if unshared.is_ok() {
+                let _ = GoAhead::send(&ready_write);
+            }
             drop(ready_write);
             let status = nix::sys::wait::waitpid(child, None);
-            unshared.step(|| "unshare(CLONE_NEWUSER)".into())?;
+            unshared.unshare_step(CloneFlags::CLONE_NEWUSER)?;
             match status {
                 Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
                 _ => Err(SetupFailure {
@@ -168,7 +170,8 @@ fn enter_with_range(mapping: &IdMapping, range: &SubordinateRange) -> Result<(),
                         "map ids with {} and {}",
                         range.newuidmap.display(),
                         range.newgidmap.display()
-                    ),
+                    )
+                    .into(),
                     cause: "it failed (see its message above)".into(),
                     hint: Some("check /etc/subuid and /etc/subgid for this user".into()),
                     host_unsupported: true,
@@ -195,7 +198,7 @@ fn run_mappers(pid: Pid, mapping: &IdMapping, range: &SubordinateRange) -> bool 
 
 /// A failed unshare(CLONE_NEWUSER), explained.
 pub fn explain(mut failure: SetupFailure) -> SetupFailure {
-    if failure.step.contains("CLONE_NEWUSER") {
+    if failure.step.creates_user_namespace() {
         failure.host_unsupported = true;
         failure.hint = Some(
             "this host does not let unprivileged users create user namespaces \

@@ -7,11 +7,16 @@
 //! isotest's own, per hierarchy on v1), and removes stale groups a crashed
 //! run left. Each test then gets a `TestCgroup` named
 //! `isotest-<run id>-<n>`, removed again after its test.
+//!
+//! What differs between v1 and v2 (file names, formats, cgroup.kill, the
+//! test's view) is behind `version::Version`, implemented by `V1` and `V2`,
+//! chosen once in `setup`.
 
 mod available;
 mod files;
 mod janitor;
 pub mod layout;
+mod version;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,7 +29,8 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use self::janitor::Janitor;
-use self::layout::{Layout, LayoutKind};
+use self::layout::{Layout, LayoutKind, V2Tree};
+use self::version::{parent_dir, Version, V1, V2};
 use super::spec::SetupFailure;
 use super::step::Step;
 
@@ -81,12 +87,6 @@ pub enum CgroupView {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Version {
-    V1,
-    V2,
-}
-
 /// The parent directory of test cgroups for each controller we use.
 #[derive(Clone, Debug, Default)]
 struct Parents {
@@ -130,7 +130,7 @@ struct RunnerLeaf {
 /// The run's cgroup manager.
 #[derive(Debug)]
 pub struct Cgroups {
-    version: Version,
+    version: &'static dyn Version,
     layout: LayoutKind,
     parents: Parents,
     run_id: String,
@@ -178,52 +178,13 @@ impl Cgroups {
         let (version, parents, runner_leaf) = if layout.v1_hierarchy("memory").is_some()
             || layout.v1_hierarchy("pids").is_some()
         {
-            let parents = v1_parents(&layout, parent);
-            let missing: Vec<&str> = [
-                ("memory", &parents.memory),
-                ("cpu", &parents.cpu),
-                ("cpuacct", &parents.cpuacct),
-                ("pids", &parents.pids),
-            ]
-            .into_iter()
-            .filter(|(_, dir)| dir.is_none())
-            .map(|(name, _)| name)
-            .collect();
-            if !missing.is_empty() {
-                notices.push(format!(
-                    "cgroup v1 controllers not mounted: {}; their limits and figures are unavailable",
-                    missing.join(", ")
-                ));
-            }
-            (Version::V1, parents, None)
+            let (parents, notice) = v1_setup(&layout, parent);
+            notices.extend(notice);
+            (&V1 as &'static dyn Version, parents, None)
         } else if let Some(tree) = &layout.v2 {
-            let dir = match parent {
-                Some(p) => tree.mount.join(p.strip_prefix("/").unwrap_or(p)),
-                None => tree.mount.join(&tree.own_path),
-            };
-            let (enabled, leaf) =
-                v2_enable_controllers(&dir, parent.is_none(), &run_id).map_err(unavailable)?;
-            let has = |c: &str| enabled.iter().any(|e| e == c);
-            let missing: Vec<&str> = ["memory", "cpu", "pids"]
-                .into_iter()
-                .filter(|c| !has(c))
-                .collect();
-            if !missing.is_empty() {
-                notices.push(format!(
-                    "cgroup v2 controllers not available in {}: {}; their limits are not applied",
-                    dir.display(),
-                    missing.join(", ")
-                ));
-            }
-            let parents = Parents {
-                memory: has("memory").then(|| dir.clone()),
-                cpu: has("cpu").then(|| dir.clone()),
-                // cpu.stat's usage figures exist without the cpu controller.
-                cpuacct: Some(dir.clone()),
-                pids: has("pids").then(|| dir.clone()),
-                freezer: None,
-            };
-            (Version::V2, parents, leaf)
+            let (parents, leaf, notice) = v2_setup(tree, parent, &run_id).map_err(unavailable)?;
+            notices.extend(notice);
+            (&V2 as &'static dyn Version, parents, leaf)
         } else {
             return Err(unavailable(match kind {
                 LayoutKind::None => "no cgroup filesystem is mounted".into(),
@@ -322,7 +283,7 @@ impl Cgroups {
         // Every test group has the same files: look once per run.
         (group.memory_peak_file, group.pids_peak_file) = *self.peak_files.get_or_init(|| {
             (
-                group.file_exists(&group.memory, group.memory_peak_name()),
+                group.file_exists(&group.memory, group.version.memory_peak()),
                 group.file_exists(&group.pids, "pids.peak"),
             )
         });
@@ -330,24 +291,7 @@ impl Cgroups {
     }
 
     fn view_of(&self, dirs: &[PathBuf]) -> CgroupView {
-        let bytes = |dir: &Path| dir.as_os_str().as_encoded_bytes().to_vec();
-        match self.version {
-            Version::V2 => dirs
-                .first()
-                .map_or(CgroupView::Empty, |dir| CgroupView::V2 {
-                    group: bytes(dir),
-                }),
-            Version::V1 => CgroupView::V1 {
-                hierarchies: dirs
-                    .iter()
-                    .filter_map(|dir| {
-                        let parent = dir.parent()?;
-                        let (_, name) = self.hierarchy_names.iter().find(|(p, _)| p == parent)?;
-                        Some((name.clone(), bytes(dir)))
-                    })
-                    .collect(),
-            },
-        }
+        self.version.view(dirs, &self.hierarchy_names)
     }
 
     /// Removes a finished test's group (killing anything left in it) in
@@ -378,6 +322,62 @@ impl Drop for Cgroups {
     }
 }
 
+/// The parents of test groups on a v1 (or hybrid) host, and a notice of
+/// the controllers missing there.
+fn v1_setup(layout: &Layout, parent: Option<&Path>) -> (Parents, Option<String>) {
+    let parents = v1_parents(layout, parent);
+    let missing: Vec<&str> = [
+        ("memory", &parents.memory),
+        ("cpu", &parents.cpu),
+        ("cpuacct", &parents.cpuacct),
+        ("pids", &parents.pids),
+    ]
+    .into_iter()
+    .filter(|(_, dir)| dir.is_none())
+    .map(|(name, _)| name)
+    .collect();
+    let notice = (!missing.is_empty()).then(|| {
+        format!(
+            "cgroup v1 controllers not mounted: {}; their limits and figures are unavailable",
+            missing.join(", ")
+        )
+    });
+    (parents, notice)
+}
+
+/// The parent of test groups on a v2 host with its controllers enabled,
+/// the runner's leaf if it had to move, and a notice of the controllers
+/// missing there.
+fn v2_setup(
+    tree: &V2Tree,
+    parent: Option<&Path>,
+    run_id: &str,
+) -> Result<(Parents, Option<RunnerLeaf>, Option<String>), String> {
+    let dir = parent_dir(&tree.mount, &tree.own_path, parent);
+    let (enabled, leaf) = v2_enable_controllers(&dir, parent.is_none(), run_id)?;
+    let has = |c: &str| enabled.iter().any(|e| e == c);
+    let missing: Vec<&str> = ["memory", "cpu", "pids"]
+        .into_iter()
+        .filter(|c| !has(c))
+        .collect();
+    let notice = (!missing.is_empty()).then(|| {
+        format!(
+            "cgroup v2 controllers not available in {}: {}; their limits are not applied",
+            dir.display(),
+            missing.join(", ")
+        )
+    });
+    let parents = Parents {
+        memory: has("memory").then(|| dir.clone()),
+        cpu: has("cpu").then(|| dir.clone()),
+        // cpu.stat's usage figures exist without the cpu controller.
+        cpuacct: Some(dir.clone()),
+        pids: has("pids").then(|| dir.clone()),
+        freezer: None,
+    };
+    Ok((parents, leaf, notice))
+}
+
 /// The v1 hierarchy name of each parent directory (none on v2).
 fn hierarchy_names(layout: &Layout, parents: &Parents) -> Vec<(PathBuf, String)> {
     parents
@@ -392,10 +392,9 @@ fn hierarchy_names(layout: &Layout, parents: &Parents) -> Vec<(PathBuf, String)>
 
 fn v1_parents(layout: &Layout, parent: Option<&Path>) -> Parents {
     let dir = |controller: &str| {
-        layout.v1_hierarchy(controller).map(|h| match parent {
-            Some(p) => h.mount.join(p.strip_prefix("/").unwrap_or(p)),
-            None => h.mount.join(&h.own_path),
-        })
+        layout
+            .v1_hierarchy(controller)
+            .map(|h| parent_dir(&h.mount, &h.own_path, parent))
     };
     Parents {
         memory: dir("memory"),
@@ -554,7 +553,7 @@ fn kill_procs(dir: &Path) -> usize {
 /// One test's cgroup (one directory per v1 hierarchy, or one on v2).
 #[derive(Debug)]
 pub struct TestCgroup {
-    version: Version,
+    version: &'static dyn Version,
     dirs: Vec<PathBuf>,
     memory: Option<PathBuf>,
     cpu: Option<PathBuf>,
@@ -581,56 +580,20 @@ impl TestCgroup {
 
     fn apply(&self, limits: &Limits) -> Result<(), SetupFailure> {
         if let (Some(bytes), Some(dir)) = (limits.memory_bytes, &self.memory) {
-            match self.version {
-                Version::V1 => {
-                    write(dir, "memory.limit_in_bytes", &bytes.to_string())?;
-                    // Swap counts against the same limit: no swapping.
-                    if dir.join("memory.memsw.limit_in_bytes").exists() {
-                        write(dir, "memory.memsw.limit_in_bytes", &bytes.to_string())?;
-                    } else {
-                        write(dir, "memory.swappiness", "0")?;
-                    }
-                }
-                Version::V2 => {
-                    write(dir, "memory.max", &bytes.to_string())?;
-                    if dir.join("memory.swap.max").exists() {
-                        write(dir, "memory.swap.max", "0")?;
-                    }
-                }
-            }
+            self.version.limit_memory(dir, bytes)?;
         }
         if let (Some(cpus), Some(dir)) = (limits.cpus, &self.cpu) {
             let period: u64 = 100_000;
             let quota = ((cpus * period as f64).round() as u64).max(1000);
-            match self.version {
-                Version::V1 => {
-                    write(dir, "cpu.cfs_period_us", &period.to_string())?;
-                    write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
-                }
-                Version::V2 => write(dir, "cpu.max", &format!("{quota} {period}"))?,
-            }
+            self.version.limit_cpu(dir, quota, period)?;
         }
         if let (Some(weight), Some(dir)) = (limits.cpu_weight, &self.cpu) {
-            match self.version {
-                Version::V1 => write(
-                    dir,
-                    "cpu.shares",
-                    &files::weight_to_shares(weight).to_string(),
-                )?,
-                Version::V2 => write(dir, "cpu.weight", &weight.to_string())?,
-            }
+            self.version.weigh_cpu(dir, weight)?;
         }
         if let (Some(pids), Some(dir)) = (limits.pids, &self.pids) {
             write(dir, "pids.max", &pids.to_string())?;
         }
         Ok(())
-    }
-
-    fn memory_peak_name(&self) -> &'static str {
-        match self.version {
-            Version::V1 => "memory.max_usage_in_bytes",
-            Version::V2 => "memory.peak",
-        }
     }
 
     fn file_exists(&self, dir: &Option<PathBuf>, name: &str) -> bool {
@@ -640,11 +603,7 @@ impl TestCgroup {
     /// Samples current usage, for peaks the kernel does not track itself.
     pub fn sample(&mut self) {
         if !self.memory_peak_file {
-            let name = match self.version {
-                Version::V1 => "memory.usage_in_bytes",
-                Version::V2 => "memory.current",
-            };
-            if let Some(now) = read_value(&self.memory, name) {
+            if let Some(now) = read_value(&self.memory, self.version.memory_current()) {
                 self.sampled_memory_peak = self.sampled_memory_peak.max(Some(now));
             }
         }
@@ -665,22 +624,10 @@ impl TestCgroup {
     }
 
     pub fn usage(&self) -> Usage {
-        let (user, system) = match self.version {
-            Version::V1 => (
-                read_value(&self.cpuacct, "cpuacct.usage_user").map(|ns| ns / 1000),
-                read_value(&self.cpuacct, "cpuacct.usage_sys").map(|ns| ns / 1000),
-            ),
-            Version::V2 => (
-                read_keyed(&self.cpuacct, "cpu.stat", "user_usec"),
-                read_keyed(&self.cpuacct, "cpu.stat", "system_usec"),
-            ),
-        };
-        let oom_kills = match self.version {
-            Version::V1 => read_keyed(&self.memory, "memory.oom_control", "oom_kill"),
-            Version::V2 => read_keyed(&self.memory, "memory.events", "oom_kill"),
-        };
+        let (user, system) = self.version.cpu_times(&self.cpuacct);
+        let oom_kills = self.version.oom_kills(&self.memory);
         let memory_peak_bytes = if self.memory_peak_file {
-            read_value(&self.memory, self.memory_peak_name())
+            read_value(&self.memory, self.version.memory_peak())
         } else {
             self.sampled_memory_peak
         };
@@ -725,12 +672,8 @@ impl TestCgroup {
     /// on v1 freeze, kill each listed process, thaw (frozen processes cannot
     /// fork away from the kill).
     fn kill_all(&self) {
-        if self.version == Version::V2 {
-            if let Some(dir) = self.dirs.first() {
-                if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
-                    return;
-                }
-            }
+        if self.version.kill_at_once(&self.dirs) {
+            return;
         }
         let frozen = self
             .freezer
@@ -761,7 +704,7 @@ fn write(dir: &Path, name: &str, value: &str) -> Result<(), SetupFailure> {
 /// thread (the sampler's).
 #[derive(Clone, Debug)]
 pub struct UsageProbe {
-    version: Version,
+    version: &'static dyn Version,
     memory: Option<PathBuf>,
     cpuacct: Option<PathBuf>,
 }
@@ -771,7 +714,7 @@ impl UsageProbe {
     #[cfg(test)]
     pub fn v2_files_in(dir: &Path) -> UsageProbe {
         UsageProbe {
-            version: Version::V2,
+            version: &V2,
             memory: Some(dir.to_path_buf()),
             cpuacct: Some(dir.to_path_buf()),
         }
@@ -779,16 +722,10 @@ impl UsageProbe {
 
     /// Memory charged now (bytes) and CPU time used so far (µs).
     pub fn read(&self) -> (Option<u64>, Option<u64>) {
-        match self.version {
-            Version::V1 => (
-                read_value(&self.memory, "memory.usage_in_bytes"),
-                read_value(&self.cpuacct, "cpuacct.usage").map(|ns| ns / 1000),
-            ),
-            Version::V2 => (
-                read_value(&self.memory, "memory.current"),
-                read_keyed(&self.cpuacct, "cpu.stat", "usage_usec"),
-            ),
-        }
+        (
+            read_value(&self.memory, self.version.memory_current()),
+            self.version.cpu_total(&self.cpuacct),
+        )
     }
 }
 

@@ -67,7 +67,7 @@ fn mount_tmpfs(target: &Path, extra: MsFlags) -> Result<(), SetupFailure> {
         tmpfs_flags() | extra,
         Some(TMPFS_OPTIONS),
     )
-    .step(|| format!("mount tmpfs at {}", target.display()))
+    .mount_step(|| format!("tmpfs at {}", target.display()))
 }
 
 /// A host path (the test's group), seen from the setup's scratch root.

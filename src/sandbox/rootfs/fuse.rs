@@ -25,10 +25,11 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{
-    chdir, dup2_raw, dup2_stderr, dup2_stdin, dup2_stdout, execv, fork, pipe2, pivot_root, read,
-    write, ForkResult, Pid,
+    chdir, dup2_raw, dup2_stderr, dup2_stdin, dup2_stdout, execv, fork, pipe2, pivot_root,
+    ForkResult, Pid,
 };
 
+use super::super::messages::GoAhead;
 use super::super::spec::SetupFailure;
 use super::super::step::Step;
 use super::paths::{in_old_root, NEW_ROOT, OLD_ROOT, SCRATCH};
@@ -48,7 +49,7 @@ pub fn mount_host_root(program: &Path) -> Result<Pid, SetupFailure> {
     )
     .map_err(|errno| {
         let mut failure =
-            super::super::step::failure(format!("open {}", fuse_device.display()), errno);
+            super::super::step::failure(format!("open {}", fuse_device.display()).into(), errno);
         failure.hint = Some(
             "fuse-overlayfs needs /dev/fuse open to every user \
                  (chmod 0666 /dev/fuse, as the fuse3 package's udev rule does)"
@@ -75,8 +76,8 @@ pub fn mount_host_root(program: &Path) -> Result<Pid, SetupFailure> {
         ForkResult::Parent { child } => child,
     };
     drop((unshared_write, mounted_read));
-    let mut byte = [0u8; 1];
-    read(&unshared_read, &mut byte).step(|| "wait for fuse-overlayfs to start".into())?;
+    // No go-ahead (it died first) shows as the mount's failure below.
+    GoAhead::wait(&unshared_read).step(|| "wait for fuse-overlayfs to start".into())?;
     let options = format!(
         "fd={},rootmode=40000,user_id=0,group_id=0,default_permissions,allow_other",
         fuse.as_raw_fd()
@@ -88,8 +89,8 @@ pub fn mount_host_root(program: &Path) -> Result<Pid, SetupFailure> {
         MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
         Some(options.as_str()),
     )
-    .step(|| format!("mount fuse-overlayfs at {NEW_ROOT}"))?;
-    write(&mounted_write, b"m").step(|| "start fuse-overlayfs".into())?;
+    .mount_step(|| format!("fuse-overlayfs at {NEW_ROOT}"))?;
+    GoAhead::send(&mounted_write).step(|| "start fuse-overlayfs".into())?;
     // Only the daemon holds the device now: if it fails to start, the
     // mount answers ENOTCONN instead of waiting for it for ever.
     drop(fuse);
@@ -112,9 +113,8 @@ pub fn mount_host_root(program: &Path) -> Result<Pid, SetupFailure> {
 fn exec_daemon(program: &Path, fuse: OwnedFd, unshared: OwnedFd, mounted: OwnedFd) -> Errno {
     let result = (|| -> nix::Result<std::convert::Infallible> {
         unshare(CloneFlags::CLONE_NEWNS)?;
-        write(&unshared, b"u")?;
-        let mut byte = [0u8; 1];
-        if read(&mounted, &mut byte)? == 0 {
+        GoAhead::send(&unshared)?;
+        if !GoAhead::wait(&mounted)? {
             return Err(Errno::ECANCELED); // init gave up
         }
         chdir(OLD_ROOT)?;

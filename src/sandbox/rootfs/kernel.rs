@@ -130,7 +130,7 @@ pub fn mask_kernel_interfaces() -> Result<(), SetupFailure> {
     };
     if !is_null {
         return Err(SetupFailure {
-            step: format!("check {}", null.display()),
+            step: format!("check {}", null.display()).into(),
             cause: "not the null device (1:3)".into(),
             hint: None,
             host_unsupported: false,
@@ -207,5 +207,5 @@ pub fn mount_fs(
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | extra,
         data,
     )
-    .step(|| format!("mount {fs_type} at {}", target.display()))
+    .mount_step(|| format!("{fs_type} at {}", target.display()))
 }

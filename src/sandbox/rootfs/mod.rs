@@ -129,7 +129,7 @@ fn enter_scratch(spec: &SandboxSpec) -> Result<(), SetupFailure> {
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
                 Some(options.as_str()),
             )
-            .step(|| format!("mount scratch tmpfs at {SCRATCH}"))?;
+            .mount_step(|| format!("scratch tmpfs at {SCRATCH}"))?;
         }
         Some(dir) => {
             let dir = Path::new(OsStr::from_bytes(dir));

@@ -80,7 +80,7 @@ pub fn mount_extra(mounts: &[ExtraMount], mode: RootMode) -> Result<(), SetupFai
                 let source = in_old_root(host_path);
                 let meta = fs::metadata(&source).map_err(|error| {
                     let mut failure = failure(
-                        format!("bind {} at {}", host_path.display(), lossy(target)),
+                        format!("bind {} at {}", host_path.display(), lossy(target)).into(),
                         Errno::from_raw(error.raw_os_error().unwrap_or(0)),
                     );
                     failure.cause = format!("the source: {error}");

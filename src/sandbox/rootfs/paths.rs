@@ -43,7 +43,7 @@ pub fn resolve_in_new_root(path: &Path) -> Result<PathBuf, SetupFailure> {
                 links += 1;
                 if links > MAX_LINKS {
                     return Err(SetupFailure {
-                        step: format!("resolve {} in the root", path.display()),
+                        step: format!("resolve {} in the root", path.display()).into(),
                         cause: "too many levels of symbolic links".into(),
                         hint: None,
                         host_unsupported: false,
@@ -51,7 +51,7 @@ pub fn resolve_in_new_root(path: &Path) -> Result<PathBuf, SetupFailure> {
                     });
                 }
                 let target = fs::read_link(&full).map_err(|e| SetupFailure {
-                    step: format!("read link {}", candidate.display()),
+                    step: format!("read link {}", candidate.display()).into(),
                     cause: e.to_string(),
                     hint: None,
                     host_unsupported: false,

@@ -20,7 +20,7 @@ use nix::mount::{mount, MsFlags};
 
 use super::super::mountinfo::Mount;
 use super::super::spec::{RootMode, RootSpec, SetupFailure};
-use super::super::step::{failure, Step};
+use super::super::step::{failure, SetupStep, Step};
 use super::paths::{escape_overlay_path, in_new_root, in_old_root, NEW_ROOT, OLD_ROOT};
 
 /// Top-level directories the container gets fresh; host mounts under them
@@ -161,7 +161,7 @@ fn mount_overlay_root(lowers: &[PathBuf], rootless: bool) -> Result<(), SetupFai
 }
 
 fn overlay_failure(errno: Errno, lowers: &[PathBuf]) -> SetupFailure {
-    let mut failure = failure(format!("mount overlay at {NEW_ROOT}"), errno);
+    let mut failure = failure(SetupStep::Mount(format!("overlay at {NEW_ROOT}")), errno);
     if failure.host_unsupported {
         return failure;
     }
@@ -317,13 +317,7 @@ pub fn overlay(
         MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
         Some(options.as_str()),
     )
-    .step(|| {
-        format!(
-            "mount overlay of {} at {}",
-            lower.display(),
-            target.display()
-        )
-    })
+    .mount_step(|| format!("overlay of {} at {}", lower.display(), target.display()))
 }
 
 /// A read-only, nosuid, nodev bind of `source` at `target` (which exists).

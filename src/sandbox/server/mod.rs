@@ -19,6 +19,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, SockType};
 
+use super::messages::ServerRequest;
 use super::spec::SetupFailure;
 use super::step::{failure, Step};
 
@@ -49,20 +50,24 @@ impl ForkServer {
     /// Hands one test to the server. Returns the server it went to, whose
     /// fate explains a test that ends without a report.
     pub fn submit(&self, fds: &TestFds<'_>) -> Result<Arc<Server>, SetupFailure> {
-        self.submit_tagged(b"t", fds)
+        self.submit_as(ServerRequest::Test, fds)
     }
 
     /// Hands the server the descriptors of a network holder: the request,
     /// output and the holder's socket in the places of a test's.
     pub fn submit_network(&self, fds: &TestFds<'_>) -> Result<Arc<Server>, SetupFailure> {
-        self.submit_tagged(&[process::NETWORK_TAG], fds)
+        self.submit_as(ServerRequest::Network, fds)
     }
 
-    fn submit_tagged(&self, tag: &[u8], fds: &TestFds<'_>) -> Result<Arc<Server>, SetupFailure> {
+    fn submit_as(
+        &self,
+        request: ServerRequest,
+        fds: &TestFds<'_>,
+    ) -> Result<Arc<Server>, SetupFailure> {
         let mut restarted = false;
         loop {
             let server = self.running()?;
-            match server.send(tag, fds) {
+            match server.send(request, fds) {
                 Ok(()) => return Ok(server),
                 // The server died since the last test: start another once.
                 Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) if !restarted => {
@@ -153,10 +158,10 @@ impl Server {
         }
     }
 
-    fn send(&self, tag: &[u8], fds: &TestFds<'_>) -> nix::Result<()> {
+    fn send(&self, request: ServerRequest, fds: &TestFds<'_>) -> nix::Result<()> {
         send(
             self.socket.as_fd(),
-            tag,
+            &request.encode(),
             &[fds.request, fds.stdout, fds.stderr, fds.report],
         )
     }

@@ -21,6 +21,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 
 use super::passing;
+use crate::sandbox::messages::ServerRequest;
 use crate::sandbox::network;
 use crate::sandbox::seccomp;
 use crate::sandbox::step::failure;
@@ -28,8 +29,6 @@ use crate::sandbox::supervisor::{self, REPORT_FD};
 
 /// The fd on which the server talks to the runner.
 pub(super) const SOCKET_FD: i32 = 3;
-/// The tag of a request for a network holder (a test's is `t`).
-pub(super) const NETWORK_TAG: u8 = b'n';
 
 /// Entry point of the hidden subcommand. `runner` is the pid of the process
 /// that started us, to detect that it died before we armed PDEATHSIG.
@@ -87,15 +86,16 @@ fn serve(socket: &OwnedFd) -> nix::Result<()> {
             reap_exited(&mut children);
         }
         if request {
-            let mut tag = [0u8; 1];
-            let (len, fds) = passing::receive(socket.as_fd(), &mut tag)?;
+            let mut message = [0u8; 1];
+            let (len, fds) = passing::receive(socket.as_fd(), &mut message)?;
             if len == 0 {
                 break;
             }
-            // Anything but four descriptors is not a request; dropping them
-            // ends whatever waits on them.
-            if let Ok(fds) = <[OwnedFd; 4]>::try_from(fds) {
-                if let Some(child) = start_supervisor(server, fds, tag[0]) {
+            // Anything but a request with four descriptors is not one;
+            // dropping them ends whatever waits on them.
+            let request = ServerRequest::decode(&message[..len]);
+            if let (Some(request), Ok(fds)) = (request, <[OwnedFd; 4]>::try_from(fds)) {
+                if let Some(child) = start_supervisor(server, fds, request) {
                     children.insert(child);
                 }
             }
@@ -123,17 +123,17 @@ fn reap_exited(children: &mut BTreeSet<Pid>) {
     }
 }
 
-/// Forks the supervisor of one test (tag `t`), or the holder of one
-/// test's network (tag `n`); the parent keeps none of its fds. When fork
-/// fails, the test's report says so.
-fn start_supervisor(server: Pid, fds: [OwnedFd; 4], tag: u8) -> Option<Pid> {
+/// Forks the supervisor of one test, or the holder of one test's network;
+/// the parent keeps none of its fds. When fork fails, the test's report
+/// says so.
+fn start_supervisor(server: Pid, fds: [OwnedFd; 4], request: ServerRequest) -> Option<Pid> {
     // SAFETY: the server is single-threaded, so the child may do anything.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let code = match take_test_fds(server, fds) {
-                Ok(()) if tag == NETWORK_TAG => network::run_holder(),
-                Ok(()) => supervisor::run_one(),
-                Err(_) => 1,
+            let code = match (take_test_fds(server, fds), request) {
+                (Ok(()), ServerRequest::Network) => network::run_holder(),
+                (Ok(()), ServerRequest::Test) => supervisor::run_one(),
+                (Err(_), _) => 1,
             };
             // SAFETY: _exit skips atexit handlers and stdio flushing, which
             // belong to the server.
