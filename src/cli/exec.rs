@@ -11,7 +11,7 @@ use crate::discover::{Program, TestCase};
 use crate::duration::format_seconds;
 use crate::plan::PlannedTest;
 use crate::run;
-use crate::sandbox::{interrupt, Ending, OutputMode, StopRequest};
+use crate::sandbox::{interrupt, Ending, OutputMode, SandboxSpec, StopRequest};
 
 pub fn exec(args: ExecArgs) -> i32 {
     let cwd = match std::env::current_dir() {
@@ -19,30 +19,7 @@ pub fn exec(args: ExecArgs) -> i32 {
         Err(e) => return fail(format!("current directory: {e}"), exit::BAD_USAGE),
     };
     let program = args.command[0].to_string_lossy().into_owned();
-    // No timeout unless asked for: exec is for debugging and ad-hoc use.
-    let no_timeout = Settings {
-        timeout: flag(None, "exec"),
-        ..Settings::default()
-    };
-    let test = PlannedTest {
-        case: TestCase {
-            name: program.clone(),
-            suite: String::new(),
-            program: Program::Command(
-                args.command
-                    .iter()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect(),
-            ),
-            dir: cwd,
-            tags: Vec::new(),
-            default_dir: false,
-            harness: None,
-            host_dirs: Vec::new(),
-        },
-        settings: Settings::resolve([&no_timeout, &args.container.settings()]),
-        services: Vec::new(),
-    };
+    let test = planned_test(&args, program.clone(), cwd);
     let roots = run::Roots::new(args.storage.cache_dir.clone());
     let root = match roots.get(test.settings.rootfs()) {
         Ok(root) => root,
@@ -70,7 +47,41 @@ pub fn exec(args: ExecArgs) -> i32 {
         done.store(true, Ordering::SeqCst);
         outcome
     });
-    match outcome.ending {
+    exit_code(outcome.ending, &program, &spec)
+}
+
+/// The test `exec` runs: the command as given, in the current directory,
+/// with no timeout unless asked for (exec is for debugging and ad-hoc use).
+fn planned_test(args: &ExecArgs, program: String, cwd: std::path::PathBuf) -> PlannedTest {
+    let no_timeout = Settings {
+        timeout: flag(None, "exec"),
+        ..Settings::default()
+    };
+    PlannedTest {
+        case: TestCase {
+            name: program,
+            suite: String::new(),
+            program: Program::Command(
+                args.command
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+            ),
+            dir: cwd,
+            tags: Vec::new(),
+            default_dir: false,
+            harness: None,
+            host_dirs: Vec::new(),
+        },
+        settings: Settings::resolve([&no_timeout, &args.container.settings()]),
+        services: Vec::new(),
+    }
+}
+
+/// exec's exit status: the command's own, 128 + a signal, or one of
+/// isotest's codes when the container could not run it.
+fn exit_code(ending: Ending, program: &str, spec: &SandboxSpec) -> i32 {
+    match ending {
         Ending::Exited(code) => code,
         Ending::Signaled(signal) => 128 + signal,
         Ending::TimedOut => fail(
