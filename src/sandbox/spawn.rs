@@ -235,10 +235,10 @@ impl Sandbox {
     /// A test's plain network (private, no uplink, no other network beside
     /// it) comes from a finished test when one was given back
     /// (`reuse_network`): a bridge costs the kernel ~10 ms to make and tear
-    /// down. Nothing of the last test is left on it but the bridge's ends
-    /// of its veths, going with its containers' namespaces; its holder
-    /// has meanwhile prepared fresh namespaces for the new test's
-    /// containers (`network::slots`).
+    /// down. Nothing of the last test is left on it: its holder has
+    /// deleted the bridge's ends of its veths (waited for here), and has
+    /// meanwhile prepared fresh namespaces for the new test's containers
+    /// (`network::slots`).
     pub fn create_network(
         &self,
         subnet: Subnet,
@@ -246,12 +246,15 @@ impl Sandbox {
         beside: Option<&Network>,
     ) -> Result<Network, SetupFailure> {
         if subnet == Subnet::PRIVATE && !outbound && beside.is_none() {
-            let mut spare = self
-                .spare_networks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            while let Some(network) = spare.pop() {
-                if network.is_alive() {
+            // The lock is not held while a network settles.
+            let spare = || {
+                self.spare_networks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop()
+            };
+            while let Some(network) = spare() {
+                if network.is_alive() && network.settle() {
                     return Ok(network);
                 }
             }

@@ -142,8 +142,8 @@ pub struct Network {
     /// Namespaces its holder prepared ahead of need (reusable networks).
     slots: Slots,
     /// The links handed out for the running test, which the next one will
-    /// likely want again.
-    used: Mutex<Vec<Shape>>,
+    /// likely want again, and the bridge's ends of them.
+    used: Mutex<Vec<(Shape, String)>>,
 }
 
 impl Network {
@@ -154,10 +154,9 @@ impl Network {
             address: self.subnet.address(n),
             default_route: outbound && self.host_address.is_some(),
         };
-        let slot = self.reusable.then(|| {
-            lock(&self.used).push(shape);
-            self.slots.take(self._holder.as_fd(), shape)
-        });
+        let slot = self
+            .reusable
+            .then(|| self.slots.take(self._holder.as_fd(), shape));
         let (veth, prepared) = match slot.flatten() {
             Some(slot) => (
                 slot.veth,
@@ -168,6 +167,9 @@ impl Network {
                 None,
             ),
         };
+        if self.reusable {
+            lock(&self.used).push((shape, veth.clone()));
+        }
         Link {
             namespace: format!("/proc/{}/ns/net", self.pid).into_bytes(),
             subnet: self.subnet,
@@ -178,12 +180,20 @@ impl Network {
         }
     }
 
-    /// Once every container on it has ended: lets the holder close the
-    /// namespaces they used, and prepare, in the background, those the
-    /// next test will likely want (the same links).
+    /// Once every container on it has ended: lets the holder take their
+    /// links off the bridge and close the namespaces they used, and
+    /// prepare, in the background, those the next test will likely want
+    /// (the same links).
     pub(in crate::sandbox) fn renew_slots(&self) {
-        let used = std::mem::take(&mut *lock(&self.used));
-        self.slots.renew(self._holder.as_fd(), &used);
+        let (shapes, veths): (Vec<Shape>, Vec<String>) =
+            std::mem::take(&mut *lock(&self.used)).into_iter().unzip();
+        self.slots.renew(self._holder.as_fd(), veths, &shapes);
+    }
+
+    /// Before it serves another test: waits until the last test's links
+    /// are off the bridge (`slots`); false if its holder is gone.
+    pub(in crate::sandbox) fn settle(&self) -> bool {
+        self.slots.settle(self._holder.as_fd())
     }
 
     /// Whether its holder still runs: its end of the socket closes when it

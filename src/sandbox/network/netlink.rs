@@ -15,6 +15,7 @@ use nix::sys::socket::{
 };
 
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const NLMSG_ERROR: u16 = 2;
@@ -100,6 +101,14 @@ impl Netlink {
         if let Some(master) = master {
             message.attr(IFLA_MASTER, &master.to_ne_bytes());
         }
+        self.request(message)
+    }
+
+    /// `ip link del NAME` (a veth's peer goes with it).
+    pub fn delete_link(&mut self, name: &str) -> nix::Result<()> {
+        let mut message = Message::new(RTM_DELLINK, 0);
+        message.ifinfo(0, 0);
+        message.attr(IFLA_IFNAME, &c_name(name));
         self.request(message)
     }
 

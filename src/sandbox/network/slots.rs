@@ -11,7 +11,19 @@
 //! closes it when the runner releases it (the test ended), and every slot
 //! goes with the holder, so nothing outlives the network.
 //!
-//! - holder side: `serve` answers `Prepare` and `Release` on its socket;
+//! No two links on the bridge may share an address, or the kernel's ARP
+//! answers for the wrong one (a connection to a ready service is then
+//! refused by a namespace where nothing listens). Two things would make
+//! such pairs, and both are ruled out here:
+//! - a finished test's namespaces are destroyed asynchronously by the
+//!   kernel, their veths still on the bridge meanwhile: at `retire` the
+//!   holder deletes the bridge's end of every link the test had (its peer
+//!   goes with it) before it answers, and the network serves the next test
+//!   only after that answer (`settle`);
+//! - a container that makes its own link while a slot with its address is
+//!   still being prepared: `take` waits for that slot instead.
+//!
+//! - holder side: `serve` answers `Prepare` and `Retire` on its socket;
 //! - runner side: `Slots` sends requests, collects answers without waiting,
 //!   and hands out a matching slot if one is ready.
 
@@ -39,8 +51,19 @@ pub struct Shape {
 #[derive(Debug, Serialize, Deserialize)]
 enum Command {
     Prepare(Shape),
-    /// Close a slot: the container that used it has ended.
-    Release(i32),
+    /// The test is over: delete these bridge ends of its links and close
+    /// these slots, then answer `Retired`.
+    Retire {
+        veths: Vec<String>,
+        slots: Vec<i32>,
+    },
+}
+
+/// The holder's answers, one per command, in the order asked.
+#[derive(Debug, Serialize, Deserialize)]
+enum Answer {
+    Prepared(Result<Slot, SetupFailure>),
+    Retired,
 }
 
 /// A prepared namespace: the holder's fd for it, and the bridge's end.
@@ -52,29 +75,49 @@ pub struct Slot {
 }
 
 /// Holder side: answers the runner until it lets go (EOF or error).
-/// `bridge` is the network's namespace.
+/// `bridge` is the network's namespace, which this thread is in.
 pub fn serve(socket: BorrowedFd<'_>, bridge: &File, subnet: Subnet) {
     let mut slots: HashMap<i32, File> = HashMap::new();
     let mut made = 0u32;
-    let mut buffer = [0u8; 4096];
+    let mut buffer = [0u8; 64 * 1024];
     while let Ok(len @ 1..) = recv(socket.as_raw_fd(), &mut buffer, MsgFlags::empty()) {
-        match serde_json::from_slice(&buffer[..len]) {
+        let answer = match serde_json::from_slice(&buffer[..len]) {
             Ok(Command::Prepare(shape)) => {
                 made += 1;
                 let veth = format!("p{made}");
-                let answer = prepare_in_thread(bridge, subnet, shape, &veth).map(|namespace| {
-                    let fd = namespace.as_raw_fd();
-                    slots.insert(fd, namespace);
-                    Slot { shape, fd, veth }
-                });
-                let json = serde_json::to_vec(&answer).expect("answers serialize");
-                if send(socket.as_raw_fd(), &json, MsgFlags::empty()).is_err() {
-                    return;
-                }
+                Answer::Prepared(
+                    prepare_in_thread(bridge, subnet, shape, &veth).map(|namespace| {
+                        let fd = namespace.as_raw_fd();
+                        slots.insert(fd, namespace);
+                        Slot { shape, fd, veth }
+                    }),
+                )
             }
-            Ok(Command::Release(fd)) => drop(slots.remove(&fd)),
+            Ok(Command::Retire { veths, slots: used }) => {
+                delete_links(&veths);
+                for fd in used {
+                    drop(slots.remove(&fd));
+                }
+                Answer::Retired
+            }
             Err(_) => return,
+        };
+        let json = serde_json::to_vec(&answer).expect("answers serialize");
+        if send(socket.as_raw_fd(), &json, MsgFlags::empty()).is_err() {
+            return;
         }
+    }
+}
+
+/// Deletes the bridge's ends of `veths`; one already gone (its namespace
+/// was destroyed first) is fine, and nothing else can be done about one
+/// that cannot be deleted.
+fn delete_links(veths: &[String]) {
+    let Ok(mut netlink) = super::netlink::Netlink::open() else {
+        return;
+    };
+    for veth in veths {
+        let _ = netlink.delete_link(veth);
     }
 }
 
@@ -139,28 +182,42 @@ struct State {
     asked: Vec<Shape>,
     /// Handed out to a container of the running test.
     taken: Vec<Slot>,
+    /// Retire commands not answered yet.
+    retiring: usize,
 }
 
 impl Slots {
-    /// A ready slot of `shape`, if the holder has answered with one.
+    /// A ready slot of `shape`; if one is being prepared, waits for it (a
+    /// container making its own link would share its address). None when
+    /// none was asked for, or it could not be made.
     pub fn take(&self, socket: BorrowedFd<'_>, shape: Shape) -> Option<Slot> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        collect_answers(socket, &mut state);
+        collect_answers(socket, &mut state, Wait::No);
+        while !state.ready.iter().any(|slot| slot.shape == shape) && state.asked.contains(&shape) {
+            if !collect_answers(socket, &mut state, Wait::ForOne) {
+                break;
+            }
+        }
         let index = state.ready.iter().position(|slot| slot.shape == shape)?;
         let slot = state.ready.swap_remove(index);
         state.taken.push(slot.clone());
         Some(slot)
     }
 
-    /// Once every container on the network has ended: releases the slots
-    /// they used, and asks for slots shaped as `used` (the links the test
-    /// had), but for those already ready or asked for.
-    pub fn renew(&self, socket: BorrowedFd<'_>, used: &[Shape]) {
+    /// Once every container on the network has ended: has the holder
+    /// delete the bridge's ends of `veths` (every link the test had) and
+    /// close the slots they used, and asks for slots shaped as `used` (the
+    /// links the test had), but for those already ready or asked for.
+    pub fn renew(&self, socket: BorrowedFd<'_>, veths: Vec<String>, used: &[Shape]) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        for slot in std::mem::take(&mut state.taken) {
-            ask(socket, &Command::Release(slot.fd));
+        let slots = std::mem::take(&mut state.taken)
+            .iter()
+            .map(|s| s.fd)
+            .collect();
+        if ask(socket, &Command::Retire { veths, slots }) {
+            state.retiring += 1;
         }
-        collect_answers(socket, &mut state);
+        collect_answers(socket, &mut state, Wait::No);
         let mut have: Vec<Shape> = state.ready.iter().map(|s| s.shape).collect();
         have.extend(&state.asked);
         for shape in missing(used, have) {
@@ -168,6 +225,18 @@ impl Slots {
                 state.asked.push(shape);
             }
         }
+    }
+
+    /// Waits until the last test's links are off the bridge; false if the
+    /// holder is gone.
+    pub fn settle(&self, socket: BorrowedFd<'_>) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while state.retiring > 0 {
+            if !collect_answers(socket, &mut state, Wait::ForOne) {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -188,22 +257,43 @@ fn ask(socket: BorrowedFd<'_>, command: &Command) -> bool {
     send(socket.as_raw_fd(), &json, MsgFlags::MSG_DONTWAIT).is_ok()
 }
 
-/// Takes in the holder's answers that have arrived, without waiting. A
-/// slot that could not be made is forgotten: its container makes its own
-/// link as it starts, as without slots.
-fn collect_answers(socket: BorrowedFd<'_>, state: &mut State) {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    No,
+    ForOne,
+}
+
+/// Takes in the holder's answers that have arrived (`Wait::ForOne`: waits
+/// for one first); false if the holder is gone. A slot that could not be
+/// made is forgotten: its container makes its own link as it starts, as
+/// without slots.
+fn collect_answers(socket: BorrowedFd<'_>, state: &mut State, wait: Wait) -> bool {
     let mut buffer = [0u8; 4096];
-    while let Ok(len @ 1..) = recv(socket.as_raw_fd(), &mut buffer, MsgFlags::MSG_DONTWAIT) {
-        let Ok(answer) = serde_json::from_slice::<Result<Slot, SetupFailure>>(&buffer[..len])
-        else {
-            return;
+    let mut flags = match wait {
+        Wait::No => MsgFlags::MSG_DONTWAIT,
+        Wait::ForOne => MsgFlags::empty(),
+    };
+    loop {
+        let len = match recv(socket.as_raw_fd(), &mut buffer, flags) {
+            Ok(0) => return false,
+            Ok(len) => len,
+            Err(nix::errno::Errno::EAGAIN) => return true,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
         };
-        // Answers come in the order asked.
-        if !state.asked.is_empty() {
-            state.asked.remove(0);
-        }
-        if let Ok(slot) = answer {
-            state.ready.push(slot);
+        flags = MsgFlags::MSG_DONTWAIT;
+        match serde_json::from_slice::<Answer>(&buffer[..len]) {
+            // Answers come in the order asked.
+            Ok(Answer::Prepared(answer)) => {
+                if !state.asked.is_empty() {
+                    state.asked.remove(0);
+                }
+                if let Ok(slot) = answer {
+                    state.ready.push(slot);
+                }
+            }
+            Ok(Answer::Retired) => state.retiring = state.retiring.saturating_sub(1),
+            Err(_) => return false,
         }
     }
 }
