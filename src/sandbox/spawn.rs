@@ -235,8 +235,8 @@ impl Sandbox {
     /// A test's plain network (private, no uplink, no other network beside
     /// it) comes from a finished test when one was given back
     /// (`reuse_network`): a bridge costs the kernel ~10 ms to make and tear
-    /// down. Nothing of the last test is left on it: its holder has
-    /// deleted the bridge's ends of its veths (waited for here), and has
+    /// down. Nothing of the last test answers on it: its holder has
+    /// taken the bridge's ends of its veths down (waited for here), and has
     /// meanwhile prepared fresh namespaces for the new test's containers
     /// (`network::slots`).
     pub fn create_network(

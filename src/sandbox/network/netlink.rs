@@ -15,7 +15,6 @@ use nix::sys::socket::{
 };
 
 const RTM_NEWLINK: u16 = 16;
-const RTM_DELLINK: u16 = 17;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const NLMSG_ERROR: u16 = 2;
@@ -104,10 +103,10 @@ impl Netlink {
         self.request(message)
     }
 
-    /// `ip link del NAME` (a veth's peer goes with it).
-    pub fn delete_link(&mut self, name: &str) -> nix::Result<()> {
-        let mut message = Message::new(RTM_DELLINK, 0);
-        message.ifinfo(0, 0);
+    /// `ip link set NAME down`.
+    pub fn set_down(&mut self, name: &str) -> nix::Result<()> {
+        let mut message = Message::new(RTM_NEWLINK, 0);
+        message.ifinfo(0, IFF_UP);
         message.attr(IFLA_IFNAME, &c_name(name));
         self.request(message)
     }

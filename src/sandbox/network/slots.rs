@@ -16,10 +16,10 @@
 //! refused by a namespace where nothing listens). Two things would make
 //! such pairs, and both are ruled out here:
 //! - a finished test's namespaces are destroyed asynchronously by the
-//!   kernel, their veths still on the bridge meanwhile: at `retire` the
-//!   holder deletes the bridge's end of every link the test had (its peer
-//!   goes with it) before it answers, and the network serves the next test
-//!   only after that answer (`settle`);
+//!   kernel, their veths still on the bridge meanwhile: at `renew` the
+//!   holder takes the bridge's end of every link the test had down before
+//!   it answers, and the network serves the next test only after that
+//!   answer (`settle`);
 //! - a container that makes its own link while a slot with its address is
 //!   still being prepared: `take` waits for that slot instead.
 //!
@@ -51,8 +51,8 @@ pub struct Shape {
 #[derive(Debug, Serialize, Deserialize)]
 enum Command {
     Prepare(Shape),
-    /// The test is over: delete these bridge ends of its links and close
-    /// these slots, then answer `Retired`.
+    /// The test is over: take these bridge ends of its links down and
+    /// close these slots, then answer `Retired`.
     Retire {
         veths: Vec<String>,
         slots: Vec<i32>,
@@ -94,7 +94,7 @@ pub fn serve(socket: BorrowedFd<'_>, bridge: &File, subnet: Subnet) {
                 )
             }
             Ok(Command::Retire { veths, slots: used }) => {
-                delete_links(&veths);
+                unplug(&veths);
                 for fd in used {
                     drop(slots.remove(&fd));
                 }
@@ -109,15 +109,18 @@ pub fn serve(socket: BorrowedFd<'_>, bridge: &File, subnet: Subnet) {
     }
 }
 
-/// Deletes the bridge's ends of `veths`; one already gone (its namespace
-/// was destroyed first) is fine, and nothing else can be done about one
-/// that cannot be deleted.
-fn delete_links(veths: &[String]) {
+/// Takes the bridge's ends of `veths` down: the bridge forwards nothing to
+/// a port that is down, so a namespace the kernel has yet to destroy no
+/// longer answers for its address. Deleting them instead would wait for
+/// the kernel's RCU barrier (~35 ms each); they go with their namespaces.
+/// One already gone is fine, and nothing else can be done about one that
+/// cannot be taken down.
+fn unplug(veths: &[String]) {
     let Ok(mut netlink) = super::netlink::Netlink::open() else {
         return;
     };
     for veth in veths {
-        let _ = netlink.delete_link(veth);
+        let _ = netlink.set_down(veth);
     }
 }
 
@@ -205,7 +208,7 @@ impl Slots {
     }
 
     /// Once every container on the network has ended: has the holder
-    /// delete the bridge's ends of `veths` (every link the test had) and
+    /// take the bridge's ends of `veths` (every link the test had) down and
     /// close the slots they used, and asks for slots shaped as `used` (the
     /// links the test had), but for those already ready or asked for.
     pub fn renew(&self, socket: BorrowedFd<'_>, veths: Vec<String>, used: &[Shape]) {
