@@ -316,6 +316,18 @@ fn list(binary: &Path, dir: &Path, env: &[(String, String)]) -> Result<Listing, 
     let Some(all) = run(false)? else {
         return Ok(Listing::Whole);
     };
+    // An empty terse listing is a harness with no cases, or a custom one
+    // that printed nothing; libtest's plain listing tells them apart.
+    if all.is_empty() {
+        let mut command = Command::new(binary);
+        command
+            .arg("--list")
+            .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        if !listing(command)?.is_some_and(|text| counts_no_tests(&text)) {
+            return Ok(Listing::Whole);
+        }
+    }
     let ignored = run(true)?.unwrap_or_default();
     Ok(Listing::Cases(
         all.into_iter()
@@ -340,6 +352,15 @@ fn parse_terse(text: &str) -> Option<Vec<String>> {
         }
     }
     Some(tests)
+}
+
+/// Whether a plain `--list` said `0 tests, 0 benchmarks`, as libtest and
+/// libtest-mimic do for a binary without cases.
+fn counts_no_tests(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim();
+        line.starts_with("0 tests, ") && line.ends_with(" benchmarks")
+    })
 }
 
 /// The binary's cases, or the binary as one case.
@@ -424,6 +445,9 @@ mod tests {
         );
         assert_eq!(parse_terse(""), Some(vec![]));
         assert_eq!(parse_terse("running custom harness\nall good\n"), None);
+        assert!(counts_no_tests("\n0 tests, 0 benchmarks\n"));
+        assert!(!counts_no_tests(""));
+        assert!(!counts_no_tests("2 tests, 0 benchmarks\n"));
     }
 
     #[test]

@@ -98,8 +98,10 @@ pub fn interpret(result: &mut TestResult, reading: &Reading) {
         read_harness(result, harness);
     }
     // Only a plain exit with the code: not one with notes (the process
-    // limit hit) or a missed expectation (`expect_exit = 3`).
-    let skipped = result.status == Status::Fail
+    // limit hit) or a missed expectation (`expect_exit = 3`); never a
+    // driver's case, which fails on it as under `cargo test` or `go test`.
+    let skipped = reading.harness.is_none()
+        && result.status == Status::Fail
         && result.exit_code == Some(reading.skip_exit)
         && result.message.as_deref() == Some(&format!("exit {}", reading.skip_exit));
     if skipped {
@@ -244,6 +246,18 @@ mod tests {
         oom.message = Some("peak 64.0 MiB".into());
         read(&mut oom, Protocol::ExitCode, DEFAULT_SKIP_EXIT);
         assert_eq!(oom.status, Status::Oom, "only a plain exit 77 skips");
+
+        let mut case = result(Status::Fail, 77, "");
+        let harness = Harness::Libtest("tests::exits".into());
+        let reading = Reading {
+            protocol: Protocol::ExitCode,
+            harness: Some(&harness),
+            skip_exit: DEFAULT_SKIP_EXIT,
+            stdout_captured: true,
+            xml_file: None,
+        };
+        interpret(&mut case, &reading);
+        assert_eq!(case.status, Status::Fail, "a driver's case fails, as under cargo test");
     }
 
     #[test]
