@@ -130,7 +130,7 @@ impl TerminalReporter {
             _ => result
                 .message
                 .as_ref()
-                .map(|m| m.replace('\n', &format!("\n{:21}", ""))),
+                .map(|m| self.styles.output(m).replace('\n', &format!("\n{:21}", ""))),
         };
         let leaked = match result.leaked_processes {
             0 => None,
@@ -247,7 +247,7 @@ impl TerminalReporter {
                     }
                 }
             }
-            out.push_str(&failed_cases(result));
+            out.push_str(&failed_cases(result, self.styles));
         }
         // A run service that did not run to the end: its output once.
         for service in summary
@@ -382,15 +382,17 @@ fn progress_line(run: &RunState) -> String {
 
 /// The cases of a test that failed it, each with its message indented:
 /// `--- FAILED CASES: t0001.sh ---` then `fail  3 parses input`.
-fn failed_cases(result: &TestResult) -> String {
+fn failed_cases(result: &TestResult, styles: Styles) -> String {
     let failed = case::failing(&result.cases);
     if failed.is_empty() {
         return String::new();
     }
     let mut out = format!("--- FAILED CASES: {} ---\n", result.test.name);
     for (path, case) in failed {
+        let path = styles.output(&path);
         out.push_str(&format!("{:<5} {path}\n", case.status.label()));
-        for line in case.message.iter().flat_map(|m| m.lines()) {
+        let message = case.message.as_deref().map(|m| styles.output(m));
+        for line in message.iter().flat_map(|m| m.lines()) {
             out.push_str(&format!("      {line}\n"));
         }
     }
@@ -696,6 +698,17 @@ mod tests {
              \x1b[31m\x1b[1m    FAIL\x1b[0m [   0.001s] bad.sh (exit 1)\n\
              \x1b[33m NOT-RUN\x1b[0m [   0.000s] later.sh\n"
         );
+    }
+
+    #[test]
+    fn a_tests_escape_codes_go_with_colour_off() {
+        let message = "1 of 1 cases failed: 1 \x1b[31mred\x1b[0m thing";
+        let events = [finished(result("t", Status::Fail, 1, Some(message)))];
+        assert_eq!(
+            render(&events, false),
+            "    FAIL [   0.001s] t (1 of 1 cases failed: 1 red thing)\n"
+        );
+        assert!(render(&events, true).contains("\x1b[31mred"));
     }
 
     #[test]
