@@ -180,7 +180,8 @@ fn run_single_file() -> Result<(), Failed> {
 
 /// `--json -` and `--junit -` write the report to stdout and the terminal
 /// view to stderr, and no file named `-` appears; both at once, or with
-/// --no-capture (whose output goes to stdout too), is a usage error.
+/// --no-capture (whose output goes to stdout too), is a usage error, as is
+/// `--html -` or `--trace -`; `report html RUN.json -o -` prints the page.
 fn run_reports_to_stdout() -> Result<(), Failed> {
     support::require_root()?;
     let cwd = tempfile::tempdir()?;
@@ -237,9 +238,28 @@ fn run_reports_to_stdout() -> Result<(), Failed> {
     for bad in [
         &["--json", "-", "--junit", "-"][..],
         &["--json", "-", "--no-capture"],
+        &["--html", "-"],
+        &["--trace", "-"],
     ] {
         let finished = run(bad)?;
         expect_code(&finished, 2, &bad.join(" "))?;
+    }
+    // A page from a saved report goes to stdout with `-o -`.
+    std::fs::write(cwd.path().join("run.json"), &json.stdout)?;
+    let mut page = isotest();
+    page.current_dir(cwd.path())
+        .args(["report", "html", "run.json", "-o", "-"]);
+    let page = support::run(page)?;
+    expect_code(&page, 0, "report html run.json -o -")?;
+    if !page.stdout.starts_with("<!DOCTYPE html>") || !page.stdout.contains("exit_3.sh") {
+        return Err(format!(
+            "report html -o - did not print the page\nisotest {}",
+            page.describe()
+        )
+        .into());
+    }
+    if stray.exists() {
+        return Err(format!("a file named `-` was written: {}", stray.display()).into());
     }
     Ok(())
 }

@@ -377,10 +377,12 @@ pub struct RunArgs {
     /// test at a time).
     #[arg(long)]
     pub no_capture: bool,
-    /// Write a JUnit XML report to PATH.
+    /// Write a JUnit XML report to PATH (`-`: stdout; the terminal view
+    /// then goes to stderr).
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
-    /// Write the whole run as JSON to PATH (schema: docs/json-report.md).
+    /// Write the whole run as JSON to PATH (schema: docs/json-report.md;
+    /// `-`: stdout, the terminal view then goes to stderr).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
     /// Write a self-contained HTML report to PATH.

@@ -14,7 +14,7 @@ pub struct HtmlArgs {
     /// A report written by `isotest run --json`.
     #[arg(value_name = "RUN.json")]
     pub report: PathBuf,
-    /// Where to write the page.
+    /// Where to write the page (`-`: stdout).
     #[arg(short, long, value_name = "PATH")]
     pub output: PathBuf,
     /// An earlier --json report: the memory chart shows the change from it.
@@ -33,7 +33,16 @@ pub fn html(args: HtmlArgs) -> i32 {
         Some(Err(error)) => return fail(error, exit::BAD_USAGE),
     };
     let page = html::render(&run, baseline.as_ref());
-    match crate::report::write_atomically(&args.output, page.as_bytes()) {
+    let written = if args.output.as_os_str() == "-" {
+        use std::io::Write;
+        std::io::stdout()
+            .lock()
+            .write_all(page.as_bytes())
+            .map_err(|e| format!("write the page to stdout: {e}"))
+    } else {
+        crate::report::write_atomically(&args.output, page.as_bytes()).map_err(|e| e.to_string())
+    };
+    match written {
         Ok(()) => exit::ALL_PASSED,
         Err(error) => fail(error, exit::BAD_USAGE),
     }

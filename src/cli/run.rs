@@ -231,6 +231,14 @@ fn reporters(
         );
         return Err(fail(message, exit::BAD_USAGE));
     }
+    for (flag, path) in [("--html", &args.html), ("--trace", &args.trace)] {
+        if path.as_deref() == Some(std::path::Path::new("-")) {
+            let message = format!(
+                "{flag} - : only --json and --junit write to stdout; give {flag} a file (or write --json and make the page with `isotest report html RUN.json -o -`)"
+            );
+            return Err(fail(message, exit::BAD_USAGE));
+        }
+    }
     let terminal = terminal_view(args, to_stdout.is_some());
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(terminal)];
     if let Some(junit) = junit {
