@@ -371,7 +371,7 @@ pub struct RunArgs {
     pub protocol: Option<Protocol>,
     /// Keep what each test leaves in TEST_UNDECLARED_OUTPUTS_DIR under
     /// DIR/<test name>/.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = parse_absolute)]
     pub artifacts: Option<PathBuf>,
     /// Stream each test's output live instead of capturing it (runs one
     /// test at a time).
@@ -494,6 +494,11 @@ pub enum NoTests {
 pub enum Format {
     Text,
     Json,
+}
+
+/// A path made absolute, so that reports name it wherever they are read.
+fn parse_absolute(text: &str) -> Result<PathBuf, String> {
+    std::path::absolute(text).map_err(|e| e.to_string())
 }
 
 fn parse_protocol(text: &str) -> Result<Protocol, String> {
