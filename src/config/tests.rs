@@ -150,7 +150,10 @@ fn bad_values_name_line_key_and_accepted_form() {
     assert_eq!(weighted.defaults.cpu_weight.unwrap().value, Some(300));
     assert!(error("include = [\"a[\"]\n").contains("bad glob"));
     let heavy = parse("[[override]]\nfilter = \"big/*\"\nthreads = 2\n").unwrap();
-    assert_eq!(heavy.overrides[0].settings.threads.as_ref().unwrap().value, 2);
+    assert_eq!(
+        heavy.overrides[0].settings.threads.as_ref().unwrap().value,
+        2
+    );
     assert!(error("threads = 0\n").contains("key `threads`"));
 }
 

@@ -45,6 +45,32 @@ struct HistoryFile {
 
 const VERSION: u64 = 1;
 
+/// The suites whose history is kept: the cache stays bounded as suites
+/// come and go (a CI runner's checkouts, deleted worktrees).
+const MAX_SUITES: usize = 64;
+
+/// Removes the histories (and lock files) of all but the `keep` suites
+/// recorded last. Best effort: the cache is only a cache.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .filter_map(|path| Some((fs::metadata(&path).ok()?.modified().ok()?, path)))
+        .collect();
+    if files.len() <= keep {
+        return;
+    }
+    files.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, path) in files.drain(keep..) {
+        let _ = fs::remove_file(path.with_extension("lock"));
+        let _ = fs::remove_file(path);
+    }
+}
+
 impl Store {
     /// The history of the suite under `roots` (made absolute), kept in
     /// `cache_dir/history/`.
@@ -118,7 +144,9 @@ impl Store {
             history,
         };
         let json = serde_json::to_vec(&file).expect("history serializes");
-        self.replace(&json)
+        self.replace(&json)?;
+        prune(dir, MAX_SUITES);
+        Ok(())
     }
 
     fn replace(&self, contents: &[u8]) -> Result<(), StoreError> {
@@ -194,6 +222,32 @@ mod tests {
             }
         });
         assert_eq!(store.load().unwrap().runs, 40, "no update was lost");
+    }
+
+    #[test]
+    fn only_the_suites_recorded_last_are_kept() {
+        let cache = tempfile::tempdir().unwrap();
+        for n in 0..5 {
+            let root = cache.path().join(format!("suite{n}"));
+            Store::new(cache.path(), &[root]).update(|_| {}).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let dir = cache.path().join("history");
+        prune(&dir, 3);
+        let kept = |n: usize| {
+            Store::new(cache.path(), &[cache.path().join(format!("suite{n}"))])
+                .path()
+                .exists()
+        };
+        assert_eq!(
+            (0..5).map(kept).collect::<Vec<_>>(),
+            [false, false, true, true, true]
+        );
+        let locks = fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "lock")
+            .count();
+        assert_eq!(locks, 3);
     }
 
     #[test]
