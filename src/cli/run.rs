@@ -112,8 +112,12 @@ fn run_tests(
         parts: p.parts(),
         selected: whole,
     });
-    let mut reporters = reporters(args, jobs, partition.clone(), baseline.as_ref())?;
     let schedule = Schedule::new(&plan, order, &history.history, args.memory_budget);
+    let shown = RunShown {
+        jobs,
+        memory_budget: (schedule.memory_budget != u64::MAX).then_some(schedule.memory_budget),
+    };
+    let mut reporters = reporters(args, shown, partition.clone(), baseline.as_ref())?;
     let check = |result: &mut TestResult| {
         if let Some(baseline) = &baseline {
             baseline.check(result);
@@ -216,7 +220,7 @@ fn job_count(args: &RunArgs, config_jobs: Option<usize>) -> usize {
 /// stdout (`--json -`, `--junit -`) moves the terminal view to stderr.
 fn reporters(
     args: &RunArgs,
-    jobs: usize,
+    shown: RunShown,
     partition: Option<JsonPartition>,
     baseline: Option<&Baseline>,
 ) -> Result<Vec<Box<dyn Reporter>>, i32> {
@@ -245,7 +249,7 @@ fn reporters(
         reporters.push(Box::new(JunitReporter::new(junit)));
     }
     if let Some(json) = json {
-        let settings = run_settings_json(args, jobs);
+        let settings = run_settings_json(args, shown);
         let id = history::run_id(args.run_id.as_deref());
         let reporter = JsonReporter::new(json)
             .with_settings(settings)
@@ -259,7 +263,7 @@ fn reporters(
     if let Some(path) = &args.html {
         reporters.push(Box::new(
             HtmlReporter::new(path.clone())
-                .with_settings(run_settings_json(args, jobs))
+                .with_settings(run_settings_json(args, shown))
                 .with_baseline(baseline.cloned()),
         ));
     }
@@ -349,7 +353,15 @@ impl Schedule {
 }
 
 /// The run-level settings, for the JSON report.
-fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
+/// What the run's settings in the reports say beyond the flags: the job
+/// count and memory budget in effect (defaults resolved).
+#[derive(Clone, Copy)]
+struct RunShown {
+    jobs: usize,
+    memory_budget: Option<u64>,
+}
+
+fn run_settings_json(args: &RunArgs, shown: RunShown) -> serde_json::Value {
     let flags: Vec<serde_json::Value> = args
         .container
         .plan_settings(args.retries, args.protocol)
@@ -358,7 +370,7 @@ fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
         .map(|row| serde_json::json!({ "key": row.key, "value": row.value }))
         .collect();
     serde_json::json!({
-        "jobs": jobs,
+        "jobs": shown.jobs,
         "profile": args.select.profile,
         "fail_fast": args.fail_fast,
         "max_fail": args.max_fail,
@@ -368,7 +380,7 @@ fn run_settings_json(args: &RunArgs, jobs: usize) -> serde_json::Value {
         "rerun_failed": args.select.rerun_failed,
         "order": args.order,
         "stress": args.stress,
-        "memory_budget": args.memory_budget,
+        "memory_budget": shown.memory_budget,
         "baseline": args.baseline.as_ref().map(|p| p.display().to_string()),
         "max_regression": args.baseline.as_ref().map(|_| &args.max_regression),
         "flags": flags,
