@@ -64,7 +64,7 @@ fn prune(dir: &Path, keep: usize) {
     if files.len() <= keep {
         return;
     }
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     for (_, path) in files.drain(keep..) {
         let _ = fs::remove_file(path.with_extension("lock"));
         let _ = fs::remove_file(path);
