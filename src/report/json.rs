@@ -224,7 +224,8 @@ pub struct JsonTest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JsonService {
     pub name: String,
-    /// `stopped`, `exited`, `not-ready`, `error` or `not-started`.
+    /// `stopped`, `exited`, `oom-killed`, `not-ready`, `error`,
+    /// `not-started` or `shared`.
     pub status: String,
     pub message: Option<String>,
     /// From its start to readiness; null when it never was ready.
@@ -235,6 +236,10 @@ pub struct JsonService {
     pub ready_at_unix_secs: Option<f64>,
     pub duration_secs: f64,
     pub usage: JsonUsage,
+    /// The limits its container ran under, as a test's (absent from
+    /// reports written before services had them).
+    #[serde(default)]
+    pub limits: JsonLimits,
     pub rusage: Option<JsonRusage>,
     #[serde(flatten)]
     pub output: JsonOutput,
@@ -327,7 +332,7 @@ pub struct JsonUsage {
 }
 
 /// The limits in force; null is no limit.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JsonLimits {
     pub memory_bytes: Option<u64>,
     pub cpus: Option<f64>,
@@ -484,6 +489,7 @@ impl From<&ServiceResult> for JsonService {
             ready_at_unix_secs: service.ready_at.map(unix_secs),
             duration_secs: service.duration.as_secs_f64(),
             usage: service.usage.unwrap_or_default().into(),
+            limits: service.limits.into(),
             rusage: service.rusage.map(JsonRusage::from),
             output: JsonOutput::new(&service.stdout, &service.stderr),
         }
@@ -673,6 +679,11 @@ mod tests {
             ready_at: Some(UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_250_001)),
             duration: std::time::Duration::from_secs(2),
             usage: None,
+            limits: crate::sandbox::Limits {
+                memory_bytes: Some(32 << 20),
+                pids: Some(16),
+                ..Default::default()
+            },
             rusage: None,
             stdout: CapturedOutput::default(),
             stderr: crate::report::junit::tests::output(b"FATAL: crashed\n"),
@@ -687,9 +698,13 @@ mod tests {
         assert_eq!(service["ready_at_unix_secs"], 1_700_000_000.250_001);
         assert_eq!(service["duration_secs"], 2.0);
         assert_eq!(service["usage"]["memory_peak_bytes"], Value::Null);
+        assert_eq!(service["limits"]["memory_bytes"], 33_554_432);
+        assert_eq!(service["limits"]["cpus"], Value::Null);
+        assert_eq!(service["limits"]["pids"], 16);
         assert_eq!(service["stderr"], "FATAL: crashed\n");
         let back = read(&path).unwrap();
         assert_eq!(back.tests[0].services[0].status, "exited");
+        assert_eq!(back.tests[0].services[0].limits.pids, Some(16));
     }
 
     /// The report of `timed_summary()`, with part of the first test's

@@ -22,7 +22,7 @@ use quick_junit::{
 use super::{attempts_run, rfc3339, Destination, ReportError, Reporter};
 use crate::protocol::{case, Case, CaseStatus};
 use crate::run::{signal_name, Attempt, Event, RunSummary, ServiceResult, Status, TestResult};
-use crate::sandbox::CapturedOutput;
+use crate::sandbox::{CapturedOutput, Limits};
 use crate::style::strip_escapes;
 
 /// quick-junit deletes every control character but `\n` from the text it is
@@ -240,9 +240,24 @@ fn rerun(attempt: &Attempt) -> TestRerun {
     rerun
 }
 
+/// The limits a container (a test's, a service's) ran under, by name
+/// (`memory_bytes`); no limit, no figure.
+fn limit_figures(limits: &Limits) -> Vec<(&'static str, String)> {
+    let figures = [
+        ("memory_bytes", limits.memory_bytes.map(|b| b.to_string())),
+        ("cpus", limits.cpus.map(|c| c.to_string())),
+        ("cpu_weight", limits.cpu_weight.map(|w| w.to_string())),
+        ("pids", limits.pids.map(|p| p.to_string())),
+    ];
+    figures
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .collect()
+}
+
 /// What the test used (cgroup figures the host measured, and wait4's),
 /// and the limits it ran under.
-fn measured(result: &TestResult) -> Vec<(&'static str, String)> {
+fn measured(result: &TestResult) -> Vec<(String, String)> {
     let mut figures = Vec::new();
     // cgroup accounting; a figure the host cannot measure is left out.
     if let Some(usage) = result.usage {
@@ -256,33 +271,23 @@ fn measured(result: &TestResult) -> Vec<(&'static str, String)> {
         ];
         for (name, value) in cgroup {
             if let Some(value) = value {
-                figures.push((name, value.to_string()));
+                figures.push((name.to_string(), value.to_string()));
             }
         }
     }
-    let limits = &result.limits;
-    if let Some(bytes) = limits.memory_bytes {
-        figures.push(("isotest.limit.memory_bytes", bytes.to_string()));
-    }
-    if let Some(cpus) = limits.cpus {
-        figures.push(("isotest.limit.cpus", cpus.to_string()));
-    }
-    if let Some(weight) = limits.cpu_weight {
-        figures.push(("isotest.limit.cpu_weight", weight.to_string()));
-    }
-    if let Some(pids) = limits.pids {
-        figures.push(("isotest.limit.pids", pids.to_string()));
-    }
+    figures.extend(
+        limit_figures(&result.limits)
+            .into_iter()
+            .map(|(name, value)| (format!("isotest.limit.{name}"), value)),
+    );
     // wait4 on the container's init, a cross-check of the cgroup figures.
     if let Some(rusage) = result.rusage {
-        figures.extend([
-            ("isotest.rusage.user_usec", rusage.user_usec.to_string()),
-            ("isotest.rusage.system_usec", rusage.system_usec.to_string()),
-            (
-                "isotest.rusage.max_rss_bytes",
-                rusage.max_rss_bytes.to_string(),
-            ),
-        ]);
+        let rusage = [
+            ("isotest.rusage.user_usec", rusage.user_usec),
+            ("isotest.rusage.system_usec", rusage.system_usec),
+            ("isotest.rusage.max_rss_bytes", rusage.max_rss_bytes),
+        ];
+        figures.extend(rusage.map(|(name, value)| (name.to_string(), value.to_string())));
     }
     figures
 }
@@ -319,10 +324,14 @@ fn properties(result: &TestResult) -> Vec<Property> {
     if attempts > 1 {
         properties.push(("isotest.attempts", attempts.to_string()));
     }
-    properties.extend(measured(result));
     let mut properties: Vec<Property> = properties
         .into_iter()
         .map(|(name, value)| Property::new(name, value))
+        .chain(
+            measured(result)
+                .into_iter()
+                .map(|(n, v)| Property::new(n, v)),
+        )
         .collect();
     for service in &result.services {
         let prefix = format!("isotest.service.{}", service.name);
@@ -341,6 +350,9 @@ fn properties(result: &TestResult) -> Vec<Property> {
                 format!("{prefix}.memory_peak_bytes"),
                 peak.to_string(),
             ));
+        }
+        for (name, value) in limit_figures(&service.limits) {
+            properties.push(Property::new(format!("{prefix}.limit.{name}"), value));
         }
     }
     for (n, attempt) in (1..).zip(&result.attempts) {
@@ -901,6 +913,41 @@ pub(crate) mod tests {
         };
         assert_eq!(attempts(&cases[2]).as_deref(), Some("3"));
         assert_eq!(attempts(&cases[0]), None, "one attempt is not noted");
+    }
+
+    #[test]
+    fn services_carry_their_status_usage_and_limits_as_properties() {
+        use crate::run::ServiceStatus;
+        let mut result = summary().results.remove(0);
+        result.services = vec![ServiceResult {
+            usage: Some(Usage {
+                memory_peak_bytes: Some(33_554_432),
+                oom_kills: Some(1),
+                ..Usage::default()
+            }),
+            limits: Limits {
+                memory_bytes: Some(33_554_432),
+                cpus: Some(0.5),
+                ..Limits::default()
+            },
+            ..ServiceResult::without_run("db", ServiceStatus::OomKilled)
+        }];
+        let service: Vec<(String, String)> = properties(&result)
+            .iter()
+            .map(|p| (p.name.to_string(), p.value.to_string()))
+            .filter(|(name, _)| name.starts_with("isotest.service."))
+            .collect();
+        let expected = [
+            ("isotest.service.db.status", "oom-killed"),
+            ("isotest.service.db.memory_peak_bytes", "33554432"),
+            ("isotest.service.db.limit.memory_bytes", "33554432"),
+            ("isotest.service.db.limit.cpus", "0.5"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(service, expected);
     }
 
     #[test]

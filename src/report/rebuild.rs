@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use super::json::{
-    JsonAttempt, JsonCase, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonService, JsonTest,
-    JsonUsage,
+    JsonAttempt, JsonCase, JsonLimits, JsonOutput, JsonPhases, JsonRun, JsonSample, JsonService,
+    JsonTest, JsonUsage,
 };
 use crate::discover::{Program, TestCase};
 use crate::protocol::{Case, CaseStatus};
@@ -76,12 +76,7 @@ fn rebuild(test: &JsonTest) -> Result<TestResult, String> {
             max_rss_bytes: r.max_rss_bytes,
         }),
         usage: (usage != Usage::default()).then_some(usage),
-        limits: Limits {
-            memory_bytes: test.limits.memory_bytes,
-            cpus: test.limits.cpus,
-            cpu_weight: test.limits.cpu_weight,
-            pids: test.limits.pids,
-        },
+        limits: limits(&test.limits),
         stdout,
         stderr,
         attempts: test
@@ -191,6 +186,15 @@ fn usage(json: &JsonUsage) -> Usage {
     }
 }
 
+fn limits(json: &JsonLimits) -> Limits {
+    Limits {
+        memory_bytes: json.memory_bytes,
+        cpus: json.cpus,
+        cpu_weight: json.cpu_weight,
+        pids: json.pids,
+    }
+}
+
 /// A service of a test, or of the run.
 pub fn service(json: &JsonService) -> Result<ServiceResult, String> {
     let status = ServiceStatus::ALL
@@ -215,6 +219,7 @@ pub fn service(json: &JsonService) -> Result<ServiceResult, String> {
             .transpose()?,
         duration: seconds(json.duration_secs)?,
         usage: (usage != Usage::default()).then_some(usage),
+        limits: limits(&json.limits),
         rusage: json.rusage.as_ref().map(|r| Rusage {
             user_usec: r.user_usec,
             system_usec: r.system_usec,

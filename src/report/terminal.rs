@@ -805,6 +805,7 @@ mod tests {
             ready_at: None,
             duration: Duration::from_millis(300),
             usage: None,
+            limits: Default::default(),
             rusage: None,
             stdout: CapturedOutput::default(),
             stderr: output(b"db log\n"),

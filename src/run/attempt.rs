@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::classify::classify;
+use super::classify::{classify, note_oom_killed_services};
 use super::container::{limits, spec};
 use super::environment::set_variable;
 use super::events::Event;
@@ -220,6 +220,7 @@ fn run_attempt(
         xml_file: Some(&xml_file),
     };
     protocol::interpret(&mut result, &reading);
+    note_oom_killed_services(&mut result);
     result
 }
 

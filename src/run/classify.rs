@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::result::{Status, TestResult, Timing};
+use super::services::ServiceStatus;
 use super::signal_name;
 use crate::config::{Expect, Settings};
 use crate::discover::TestCase;
@@ -100,6 +101,24 @@ fn classify_usage(result: &mut TestResult) {
             result,
             format!("hit the process limit{limit}: {hits} fork(s) refused"),
         );
+    }
+}
+
+/// A service OOM-killed while the test ran is named in the test's message,
+/// whatever its status (a test that failed because its database died
+/// should say why; one that passed anyway, that it did).
+pub fn note_oom_killed_services(result: &mut TestResult) {
+    let notes: Vec<String> = result
+        .services
+        .iter()
+        .filter(|s| s.status == ServiceStatus::OomKilled)
+        .map(|s| {
+            let how = s.message.as_deref().unwrap_or("OOM-killed");
+            format!("service `{}` {how}", s.name)
+        })
+        .collect();
+    for note in notes {
+        append(result, note);
     }
 }
 
@@ -293,6 +312,46 @@ mod tests {
         assert_eq!(timeout.status, Status::Timeout);
         assert_eq!(timeout.message.as_deref(), Some("timed out after 300.000s"));
         assert_eq!(plain(Ending::Stopped).status, Status::NotRun);
+    }
+
+    #[test]
+    fn an_oom_killed_service_is_named_with_its_limit_in_the_test_message() {
+        use crate::run::services::{Ended, ServiceResult};
+        let limits = Limits {
+            memory_bytes: Some(32 << 20),
+            ..Limits::default()
+        };
+        let usage = Usage {
+            memory_peak_bytes: Some(32 << 20),
+            oom_kills: Some(1),
+            ..Usage::default()
+        };
+        let killed = Ended::of(&outcome(Ending::Signaled(9), Some(usage)), &limits);
+        assert!(killed.oom_killed);
+        assert_eq!(
+            killed.how,
+            "OOM-killed (memory limit 32.0 MiB, peak 32.0 MiB)"
+        );
+        let crashed = Ended::of(&outcome(Ending::Signaled(9), None), &limits);
+        assert!(!crashed.oom_killed);
+        assert_eq!(crashed.how, "killed by SIGKILL");
+
+        let mut result = plain(Ending::Exited(1));
+        result.services = vec![
+            ServiceResult {
+                message: Some(format!("{} during the test", killed.how)),
+                ..ServiceResult::without_run("db", ServiceStatus::OomKilled)
+            },
+            ServiceResult::without_run("cache", ServiceStatus::Stopped),
+        ];
+        note_oom_killed_services(&mut result);
+        assert_eq!(
+            result.message.as_deref(),
+            Some(
+                "exit 1; service `db` OOM-killed (memory limit 32.0 MiB, peak 32.0 MiB) \
+                 during the test"
+            )
+        );
     }
 
     #[test]

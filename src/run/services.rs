@@ -25,9 +25,10 @@ use crate::config::{
 use crate::discover::{Program, TestCase};
 use crate::plan::PlannedTest;
 use crate::sandbox::{
-    hosts_file, CapturedOutput, Ending, Network, NetworkAttachment, Observed, Outcome, OutputMode,
-    Rusage, Sandbox, SandboxSpec, SetupFailure, StopRequest, Subnet, TcpProbe, Usage,
+    hosts_file, CapturedOutput, Ending, Limits, Network, NetworkAttachment, Observed, Outcome,
+    OutputMode, Rusage, Sandbox, SandboxSpec, SetupFailure, StopRequest, Subnet, TcpProbe, Usage,
 };
+use crate::size::format_size;
 
 /// How a service ended, from the test's point of view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub enum ServiceStatus {
     Stopped,
     /// Ended on its own while the test ran.
     Exited,
+    /// The OOM killer ended it, or a process of it, while the test ran
+    /// (its cgroup's `oom_kill` count): at its `memory` limit.
+    OomKilled,
     /// Did not become ready in time, or ended first.
     NotReady,
     /// Its container could not be set up.
@@ -48,9 +52,10 @@ pub enum ServiceStatus {
 }
 
 impl ServiceStatus {
-    pub const ALL: [ServiceStatus; 6] = [
+    pub const ALL: [ServiceStatus; 7] = [
         ServiceStatus::Stopped,
         ServiceStatus::Exited,
+        ServiceStatus::OomKilled,
         ServiceStatus::NotReady,
         ServiceStatus::Error,
         ServiceStatus::NotStarted,
@@ -61,6 +66,7 @@ impl ServiceStatus {
         match self {
             ServiceStatus::Stopped => "stopped",
             ServiceStatus::Exited => "exited",
+            ServiceStatus::OomKilled => "oom-killed",
             ServiceStatus::NotReady => "not-ready",
             ServiceStatus::Error => "error",
             ServiceStatus::NotStarted => "not-started",
@@ -84,6 +90,9 @@ pub struct ServiceResult {
     /// From its start to its end.
     pub duration: Duration,
     pub usage: Option<Usage>,
+    /// The limits its container ran under: none where cgroups were not
+    /// used, as for a test.
+    pub limits: Limits,
     pub rusage: Option<Rusage>,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
@@ -92,7 +101,7 @@ pub struct ServiceResult {
 impl ServiceResult {
     /// A service of a test whose output and usage are not the test's: not
     /// started, or the run's.
-    pub(super) fn without_run(name: &str, status: ServiceStatus) -> ServiceResult {
+    pub(crate) fn without_run(name: &str, status: ServiceStatus) -> ServiceResult {
         ServiceResult {
             name: name.to_string(),
             status,
@@ -101,6 +110,7 @@ impl ServiceResult {
             ready_at: None,
             duration: Duration::ZERO,
             usage: None,
+            limits: Limits::default(),
             rusage: None,
             stdout: CapturedOutput::default(),
             stderr: CapturedOutput::default(),
@@ -288,8 +298,47 @@ pub(super) struct RunningService<'scope> {
     ready_after: Option<Duration>,
     ready_at: Option<SystemTime>,
     not_ready: Option<String>,
+    /// Its container's limits.
+    limits: Limits,
     /// How it ended, set by its thread.
-    ended: Arc<OnceLock<Ending>>,
+    ended: Arc<OnceLock<Ended>>,
+}
+
+/// How a service's container ended, as its entries tell it.
+#[derive(Clone, Debug)]
+pub(super) struct Ended {
+    /// Its cgroup counted an OOM kill.
+    pub oom_killed: bool,
+    /// `exit 1`, `killed by SIGSEGV`, `OOM-killed (memory limit 32.0 MiB,
+    /// peak 32.0 MiB)`.
+    pub how: String,
+}
+
+impl Ended {
+    pub(super) fn of(outcome: &Outcome, limits: &Limits) -> Ended {
+        let oom_kills = outcome.usage.and_then(|u| u.oom_kills).unwrap_or(0);
+        if oom_kills == 0 || matches!(outcome.ending, Ending::SetupFailed(_)) {
+            return Ended {
+                oom_killed: false,
+                how: describe_ending(&outcome.ending),
+            };
+        }
+        let limit = limits
+            .memory_bytes
+            .map_or("no memory limit of its own".to_string(), |bytes| {
+                format!("memory limit {}", format_size(bytes))
+            });
+        let peak = outcome
+            .usage
+            .and_then(|u| u.memory_peak_bytes)
+            .map_or(String::new(), |peak| {
+                format!(", peak {}", format_size(peak))
+            });
+        Ended {
+            oom_killed: true,
+            how: format!("OOM-killed ({limit}{peak})"),
+        }
+    }
 }
 
 impl<'scope> RunningService<'scope> {
@@ -304,6 +353,7 @@ impl<'scope> RunningService<'scope> {
     ) -> Result<RunningService<'scope>, SetupFailure> {
         let mut spec = service_spec(config, &config.argv_with_setup(), context.roots)?;
         spec.network = Some(attachment);
+        let limits = spec.limits;
         let ended = Arc::new(OnceLock::new());
         let thread_ended = ended.clone();
         let stop = Arc::new(StopRequest::new());
@@ -323,7 +373,7 @@ impl<'scope> RunningService<'scope> {
                 let _ = tell.send(heard);
             };
             let outcome = sandbox.run_observed(&spec, output, &thread_stop, &mut observer);
-            let _ = thread_ended.set(outcome.ending.clone());
+            let _ = thread_ended.set(Ended::of(&outcome, &limits));
             outcome
         });
         Ok(RunningService {
@@ -338,6 +388,7 @@ impl<'scope> RunningService<'scope> {
             ready_after: None,
             ready_at: None,
             not_ready: None,
+            limits,
             ended,
         })
     }
@@ -351,7 +402,7 @@ impl<'scope> RunningService<'scope> {
     }
 
     /// How it ended, once it has.
-    pub(super) fn ended(&self) -> Arc<OnceLock<Ending>> {
+    pub(super) fn ended(&self) -> Arc<OnceLock<Ended>> {
         self.ended.clone()
     }
 
@@ -445,8 +496,9 @@ impl<'scope> RunningService<'scope> {
     }
 
     fn ended_before_ready(&mut self) -> SetupFailure {
+        let limits = self.limits;
         let outcome = self.join();
-        let how = describe_ending(&outcome.ending);
+        let how = Ended::of(outcome, &limits).how;
         let hint = match &outcome.ending {
             Ending::SetupFailed(_) => None,
             _ => Some("its output is in the report".to_string()),
@@ -508,17 +560,30 @@ pub(super) fn stop_all(mut running: Vec<RunningService>) -> Vec<ServiceResult> {
             let (ready_after, ready_at) = (service.ready_after, service.ready_at);
             let not_ready = service.not_ready.clone();
             let name = service.config.name.clone();
+            let limits = service.limits;
             let outcome = service.join().clone();
+            let ended = Ended::of(&outcome, &limits);
             let (status, message) = match (&outcome.ending, not_ready) {
                 (_, Some(reason)) => (ServiceStatus::NotReady, Some(reason)),
                 (Ending::SetupFailed(failure), None) => {
                     (ServiceStatus::Error, Some(failure.to_string()))
                 }
-                (Ending::Stopped, None) if !ended_early => (ServiceStatus::Stopped, None),
-                (ending, None) => (
-                    ServiceStatus::Exited,
-                    Some(format!("{} during the test", describe_ending(ending))),
+                // A process of it OOM-killed counts even if it went on.
+                _ if ended.oom_killed => (
+                    ServiceStatus::OomKilled,
+                    Some(format!("{} during the test", ended.how)),
                 ),
+                (Ending::Stopped, None) if !ended_early => (ServiceStatus::Stopped, None),
+                (_, None) => (
+                    ServiceStatus::Exited,
+                    Some(format!("{} during the test", ended.how)),
+                ),
+            };
+            // Limits are only in force where cgroups were used.
+            let limits = if outcome.usage.is_some() {
+                limits
+            } else {
+                Limits::default()
             };
             ServiceResult {
                 name,
@@ -528,6 +593,7 @@ pub(super) fn stop_all(mut running: Vec<RunningService>) -> Vec<ServiceResult> {
                 ready_at,
                 duration: outcome.wall,
                 usage: outcome.usage,
+                limits,
                 rusage: outcome.rusage,
                 stdout: outcome.stdout,
                 stderr: outcome.stderr,

@@ -18,12 +18,10 @@ use std::time::{Duration, SystemTime};
 
 use super::roots::Roots;
 use super::services::{
-    describe_ending, stop_all, RunningService, ServiceContext, ServiceResult, ServiceStatus,
+    stop_all, Ended, RunningService, ServiceContext, ServiceResult, ServiceStatus,
 };
 use crate::config::{Network as NetworkSetting, ServiceConfig};
-use crate::sandbox::{
-    hosts_file, Ending, Link, Network, Sandbox, SetupFailure, StopRequest, Subnet,
-};
+use crate::sandbox::{hosts_file, Link, Network, Sandbox, SetupFailure, StopRequest, Subnet};
 
 /// What the tests of a run can ask of its shared services.
 pub trait RunServices: Sync {
@@ -67,7 +65,7 @@ pub struct SharedUse {
     ready_after: Option<Duration>,
     ready_at: Option<SystemTime>,
     /// How it ended, once it has.
-    ended: Arc<OnceLock<Ending>>,
+    ended: Arc<OnceLock<Ended>>,
 }
 
 /// Links for one container to every shared network `uses` are on, each
@@ -88,11 +86,12 @@ pub fn shared_results(uses: &[SharedUse]) -> Vec<ServiceResult> {
         .map(|used| {
             let ended = used.ended.get();
             let status = match ended {
+                Some(ended) if ended.oom_killed => ServiceStatus::OomKilled,
                 Some(_) => ServiceStatus::Exited,
                 None => ServiceStatus::Shared,
             };
             ServiceResult {
-                message: ended.map(|e| format!("{} (a run service)", describe_ending(e))),
+                message: ended.map(|e| format!("{} (a run service)", e.how)),
                 ready_after: used.ready_after,
                 ready_at: used.ready_at,
                 ..ServiceResult::without_run(&used.name, status)
@@ -237,9 +236,9 @@ impl RunServices for SharedServices<'_, '_> {
         let used = slot.get_or_init(|| self.start(config, stop)).clone()?;
         match used.ended.get() {
             None => Ok(used),
-            Some(ending) => Err(SetupFailure {
+            Some(ended) => Err(SetupFailure {
                 step: format!("use service `{}` (scope = \"run\")", config.name).into(),
-                cause: format!("it ended earlier in the run ({})", describe_ending(ending)),
+                cause: format!("it ended earlier in the run ({})", ended.how),
                 hint: Some("its output is in the run's `services`".into()),
                 host_unsupported: false,
                 errno: None,
