@@ -158,10 +158,9 @@ pub fn memory(run: &JsonRun, baseline: Option<&Baseline>) -> String {
             )
         });
         let change = row.before.map_or(String::new(), |before| {
-            let change = (row.peak as f64 - before as f64) * 100.0 / before.max(1) as f64;
-            let class = if change > 0.0 { "up" } else { "down" };
             format!(
-                "<span class=\"{class}\">{change:+.0}% from {}</span>",
+                "{} from {}</span>",
+                change_span(row.peak, before),
                 format_size(before)
             )
         });
@@ -182,4 +181,32 @@ pub fn memory(run: &JsonRun, baseline: Option<&Baseline>) -> String {
     }
     html.push_str("</tbody></table>");
     html
+}
+
+/// The opening `<span>` and the change from `before` to `peak` in whole
+/// percent: `+50%` up, `-20%` down, and `±0%` (neutral) when it rounds to
+/// no change at all.
+fn change_span(peak: u64, before: u64) -> String {
+    let change = (peak as f64 - before as f64) * 100.0 / before.max(1) as f64;
+    if change.abs() < 0.5 {
+        "<span class=\"same\">±0%".into()
+    } else if change > 0.0 {
+        format!("<span class=\"up\">{change:+.0}%")
+    } else {
+        format!("<span class=\"down\">{change:+.0}%")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_change_is_neutral() {
+        assert_eq!(change_span(100, 100), "<span class=\"same\">±0%");
+        assert_eq!(change_span(1000, 1001), "<span class=\"same\">±0%");
+        assert_eq!(change_span(150, 100), "<span class=\"up\">+50%");
+        assert_eq!(change_span(80, 100), "<span class=\"down\">-20%");
+        assert_eq!(change_span(0, 0), "<span class=\"same\">±0%");
+    }
 }
