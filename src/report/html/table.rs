@@ -75,7 +75,7 @@ fn row(page: &mut String, index: usize, test: &JsonTest) {
          data-a=\"{}\" data-k=\"{}\"><td><span class=\"st s-{status}\">{status}</span></td>\
          <td class=\"name\">{name_cell}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
          <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num cases\">{}</td></tr>",
         test.duration_secs,
         key(usage.memory_peak_bytes),
         key(test.limits.memory_bytes),

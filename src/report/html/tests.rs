@@ -131,3 +131,16 @@ fn reads_reports_written_before_slots_and_phases() {
     assert!(page.contains("<p>No test ran in a job slot.</p>"));
     assert_eq!(page.matches("<tr id=\"r").count(), run.tests.len());
 }
+
+#[test]
+fn the_self_check_hears_console_errors_and_policy_violations() {
+    let page = page();
+    let head = &page[..page.find("</head>").unwrap()];
+    assert!(head.contains("window.isotestErrors=[]"), "{head}");
+    assert!(head.contains("window.addEventListener('error'"), "{head}");
+    assert!(head.contains("console.error=function()"), "{head}");
+    assert!(
+        head.contains("document.addEventListener('securitypolicyviolation'"),
+        "{head}"
+    );
+}
