@@ -144,3 +144,58 @@ fn the_self_check_hears_console_errors_and_policy_violations() {
         "{head}"
     );
 }
+
+/// 10,000 failing tests, each with 2 KiB of coloured output on stdout
+/// and a line on stderr.
+fn many_failures() -> JsonRun {
+    let mut run = JsonRun::from_summary(&summary());
+    let failing = run
+        .tests
+        .iter()
+        .find(|t| t.status == "FAIL")
+        .expect("a failing test")
+        .clone();
+    let line = "\u{1b}[1;31merror\u{1b}[0m: \u{1b}[33mexpected\u{1b}[0m <a> & \"b\" got 'c'\n";
+    let stdout: String = line.repeat(2048 / line.len() + 1);
+    run.tests = (0..10_000)
+        .map(|i| {
+            let mut test = failing.clone();
+            test.name = format!("suite/group-{}/test_number_{i}.sh", i / 100);
+            test.earlier_attempts.clear();
+            test.attempts = 1;
+            test.output.stdout = stdout.clone();
+            test.output.stdout_bytes = stdout.len() as u64;
+            test.output.stderr = "assertion failed\n".into();
+            test.output.stderr_bytes = 17;
+            test
+        })
+        .collect();
+    run.counts = [("FAIL".to_string(), 10_000)].into_iter().collect();
+    run
+}
+
+#[test]
+fn a_page_of_many_failures_stays_small() {
+    let run = many_failures();
+    let page = render(&run, None);
+    assert!(page.len() < 12 << 20, "{} bytes", page.len());
+    let failures = &page[page.find("<section id=\"failures\"").unwrap()..];
+    let output: usize = failures
+        .split("<pre class=\"output\">")
+        .skip(1)
+        .map(|pre| pre.find("</pre>").unwrap())
+        .sum();
+    assert!(output < (3 << 20) + (64 << 10), "{output} bytes of output");
+    // Every test keeps its row and its entry below the table.
+    assert_eq!(page.matches("<tr id=\"r").count(), 10_000);
+    assert_eq!(page.matches("<details id=\"t").count(), 10_000);
+    // The first failures' output is there in full, the last ones' not.
+    assert!(page.contains("<span class=\"ab f1\">error</span>"));
+    let last = &page[page.find("id=\"t9999\"").unwrap()..];
+    assert!(!last.contains("f1\">error"), "{}", &last[..2000]);
+    assert!(
+        last.contains("stdout 2052 bytes, stderr 17 bytes: not shown, the page is full"),
+        "{}",
+        &last[..1000]
+    );
+}
