@@ -65,8 +65,13 @@ pub fn trials() -> Vec<Trial> {
         );
     }
     type Check = fn() -> Result<(), Failed>;
-    let trials: [(&str, Check, bool); 4] = [
+    let trials: [(&str, Check, bool); 5] = [
         ("page_in_chromium", page_in_chromium, no_chromium),
+        (
+            "selftest_reports_console_and_policy_errors",
+            selftest_reports_console_and_policy_errors,
+            no_chromium,
+        ),
         (
             "page_without_javascript",
             page_without_javascript,
@@ -280,6 +285,51 @@ fn page_in_chromium() -> Result<(), Failed> {
             "the screenshot is not a page ({} bytes)",
             png.len()
         ));
+    }
+    verdict(problems, &format!("page {}", page.display()))
+}
+
+/// A copy of the page that calls `console.error` and asks for a
+/// stylesheet its content security policy forbids fails its self-check,
+/// naming both.
+fn selftest_reports_console_and_policy_errors() -> Result<(), Failed> {
+    let run = run()?;
+    let html = std::fs::read_to_string(run.path("page.html"))?;
+    let planted = "<body>\n<script>console.error('planted', 'console error')</script>\
+                   <link rel=\"stylesheet\" href=\"http://127.0.0.1:9/planted.css\">";
+    if !html.contains("<body>\n") {
+        return Err("the page has no <body>".into());
+    }
+    let page = run.path("page-with-errors.html");
+    std::fs::write(&page, html.replacen("<body>\n", planted, 1))?;
+    let dom = headless(&["--dump-dom"], &format!("{}#selftest", file_url(&page)))?;
+    let selftest = regex::Regex::new(r#"<pre id="selftest">(.*?)</pre>"#).unwrap();
+    let found = selftest
+        .captures(&dom)
+        .ok_or("no self-check result in the DOM (did the script run?)")?;
+    let result: Value = serde_json::from_str(&unescape(&found[1]))
+        .map_err(|e| format!("self-check result: {e}: {}", &found[1]))?;
+    let errors: Vec<&str> = result["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut problems = Vec::new();
+    if result["ok"] != false {
+        problems.push("the self-check passed".to_string());
+    }
+    if !errors.contains(&"console.error: planted console error") {
+        problems.push("the console.error call is not among the errors".into());
+    }
+    if !errors
+        .iter()
+        .any(|e| e.starts_with("content security policy: style-src") && e.contains("planted.css"))
+    {
+        problems.push("the blocked stylesheet is not among the errors".into());
+    }
+    if !problems.is_empty() {
+        problems.push(format!("self-check result: {result:#}"));
     }
     verdict(problems, &format!("page {}", page.display()))
 }

@@ -1,7 +1,9 @@
 //! `isotest report merge`: one run from the `--json` reports of its
 //! shards. The shards must be of one run (the same run id), each part of
 //! the partition exactly once, with no test twice and none missing; the
-//! merged run's wall time is the longest shard's. Anything else is an
+//! merged run's wall time is the longest shard's. Each shard's job slots
+//! follow those of the shards before it, so that no two shards share a
+//! slot (and a timeline of the merged run a row). Anything else is an
 //! error that names the files, never a silent merge.
 
 use std::collections::BTreeMap;
@@ -23,13 +25,16 @@ pub struct Merged {
 /// Reads the shard reports at `paths` and merges them; `expect_shards` is
 /// `--expect-shards N`.
 pub fn merge(paths: &[PathBuf], expect_shards: Option<u64>) -> Result<Merged, String> {
-    let shards: Vec<(&Path, JsonRun)> = paths
+    let mut shards: Vec<(&Path, JsonRun)> = paths
         .iter()
         .map(|path| Ok((path.as_path(), read_strictly(path)?)))
         .collect::<Result<_, String>>()?;
     let run_id = one_run(&shards)?;
     check_parts(&shards, expect_shards)?;
-    let results = merged_results(&shards)?;
+    // Shard K is part K (a stable sort: unpartitioned shards keep their order).
+    shards.sort_by_key(|(_, run)| run.partition.as_ref().map(|p| p.part));
+    let first_slots = first_slots(&shards);
+    let results = merged_results(&shards, &first_slots)?;
     if let Some(partition) = shards.iter().find_map(|(_, run)| run.partition.as_ref()) {
         let reported = results
             .iter()
@@ -77,7 +82,15 @@ pub fn merge(paths: &[PathBuf], expect_shards: Option<u64>) -> Result<Merged, St
     };
     let settings = shards
         .iter()
-        .map(|(path, run)| serde_json::json!({ "report": path.display().to_string(), "settings": run.settings }))
+        .zip(&first_slots)
+        .map(|((path, run), first_slot)| {
+            serde_json::json!({
+                "report": path.display().to_string(),
+                "settings": run.settings,
+                "first_slot": first_slot,
+                "slots": slots(run),
+            })
+        })
         .collect();
     Ok(Merged {
         run_id,
@@ -193,12 +206,42 @@ fn check_parts(shards: &[(&Path, JsonRun)], expect_shards: Option<u64>) -> Resul
     Ok(())
 }
 
-/// Every shard's results: the ignored (SKIPPED) tests first, then the
-/// rest by name (and stress run); a test in two shards is an error.
-fn merged_results(shards: &[(&Path, JsonRun)]) -> Result<Vec<TestResult>, String> {
+/// A shard's job slots: its `--jobs`, or as many as its tests used.
+fn slots(run: &JsonRun) -> usize {
+    let used = run
+        .tests
+        .iter()
+        .filter_map(|t| t.slot)
+        .max()
+        .map_or(0, |s| s + 1);
+    let jobs = run.settings["jobs"].as_u64().unwrap_or(0) as usize;
+    used.max(jobs)
+}
+
+/// Where each shard's slots begin in the merged run: after the slots of
+/// the shards before it, so that no two shards share a slot.
+fn first_slots(shards: &[(&Path, JsonRun)]) -> Vec<usize> {
+    let mut next = 0;
+    shards
+        .iter()
+        .map(|(_, run)| {
+            let first = next;
+            next += slots(run);
+            first
+        })
+        .collect()
+}
+
+/// Every shard's results, their slots moved to `first_slots`: the ignored
+/// (SKIPPED) tests first, then the rest by name (and stress run); a test
+/// in two shards is an error.
+fn merged_results(
+    shards: &[(&Path, JsonRun)],
+    first_slots: &[usize],
+) -> Result<Vec<TestResult>, String> {
     let mut seen: BTreeMap<(String, Option<u32>), &Path> = BTreeMap::new();
     let mut results = Vec::new();
-    for (path, run) in shards {
+    for ((path, run), first_slot) in shards.iter().zip(first_slots) {
         for test in &run.tests {
             if let Some(other) = seen.insert((test.name.clone(), test.iteration), path) {
                 return Err(format!(
@@ -208,8 +251,10 @@ fn merged_results(shards: &[(&Path, JsonRun)]) -> Result<Vec<TestResult>, String
                     path.display()
                 ));
             }
-            results
-                .push(rebuild::test_result(test).map_err(|e| format!("{}: {e}", path.display()))?);
+            let mut result =
+                rebuild::test_result(test).map_err(|e| format!("{}: {e}", path.display()))?;
+            result.slot = result.slot.map(|slot| first_slot + slot);
+            results.push(result);
         }
     }
     results.sort_by(|a, b| {

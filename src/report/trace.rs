@@ -2,9 +2,9 @@
 //! (ui.perfetto.dev) and chrome://tracing open. One track per job slot, a
 //! span per test attempt with its phases nested inside (root preparation,
 //! container setup, the test, teardown), instant events for retries, OOM
-//! kills and timeouts, and per-test counter tracks for the memory and CPU
-//! sampled from the test's cgroup. Times are microseconds since the run
-//! started.
+//! kills and timeouts, and counter tracks for the memory and CPU sampled
+//! from the test's cgroup, a pair per attempt and `--stress` run. Times
+//! are microseconds since the run started.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -52,6 +52,10 @@ struct Span<'a> {
     timing: &'a Timing,
     /// Another attempt follows (this one was retried).
     retried: bool,
+    /// What tells this attempt's counter tracks from those of the test's
+    /// other attempts and `--stress` runs (which may run at the same
+    /// time): empty for a test run once without retries.
+    track_suffix: String,
 }
 
 /// The trace of a finished run.
@@ -59,6 +63,7 @@ pub fn trace(summary: &RunSummary) -> Value {
     let mut spans = Vec::new();
     for result in &summary.results {
         let Some(slot) = result.slot else { continue };
+        let attempts = result.attempts.len() + 1;
         let earlier = result.attempts.iter().map(|a| {
             (
                 a.status,
@@ -87,6 +92,7 @@ pub fn trace(summary: &RunSummary) -> Value {
                 start: micros_between(summary.started_at, started_at) - micros(timing.root),
                 timing,
                 retried,
+                track_suffix: track_suffix(result.scheduled.iteration, index + 1, attempts),
             });
         }
     }
@@ -166,14 +172,27 @@ fn counter_events(span: &Span, events: &mut Vec<Value>) {
     for sample in &span.timing.samples {
         let ts = setup_start + micros(sample.at);
         if let Some(bytes) = sample.memory_bytes {
-            let track = format!("memory {}", span.name);
+            let track = format!("memory {}{}", span.name, span.track_suffix);
             events.push(counter(track, ts, json!({ "bytes": bytes })));
         }
         if let Some(cpus) = previous.and_then(|p| cpus_busy(p, sample)) {
-            let track = format!("cpu {}", span.name);
+            let track = format!("cpu {}{}", span.name, span.track_suffix);
             events.push(counter(track, ts, json!({ "cpus": cpus })));
         }
         previous = Some(sample);
+    }
+}
+
+/// ` (run 2, attempt 1)`: the `--stress` run and, for a retried test, the
+/// attempt; empty when there is neither.
+fn track_suffix(iteration: Option<u32>, attempt: usize, attempts: usize) -> String {
+    let run = iteration.map(|i| format!("run {i}"));
+    let attempt = (attempts > 1).then(|| format!("attempt {attempt}"));
+    let parts: Vec<String> = run.into_iter().chain(attempt).collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
     }
 }
 
@@ -281,14 +300,68 @@ mod tests {
         assert_eq!(events_named(&trace, "root preparation").len(), 2);
         assert_eq!(events_named(&trace, "timeout")[0]["ts"], 23_000.0);
         assert_eq!(events_named(&trace, "retry")[0]["ts"], 24_000.0);
-        let memory = events_named(&trace, "memory net/echo.sh");
+        let memory = events_named(&trace, "memory net/echo.sh (attempt 2)");
         assert_eq!(memory[1]["ts"], 140_000.0);
         assert_eq!(memory[1]["args"]["bytes"], 4096);
         assert_eq!(
-            events_named(&trace, "cpu net/echo.sh")[0]["args"]["cpus"],
+            events_named(&trace, "cpu net/echo.sh (attempt 2)")[0]["args"]["cpus"],
             0.5
         );
         assert_eq!(events_named(&trace, "thread_name").len(), 2);
+    }
+
+    #[test]
+    fn overlapping_stress_runs_have_counter_tracks_of_their_own() {
+        let mut summary = summary();
+        let run_start = summary.started_at;
+        for result in &mut summary.results {
+            result.slot = None;
+        }
+        let sample = |at: u64| Sample {
+            at: ms(at),
+            memory_bytes: Some(at * 1000),
+            cpu_usec: Some(at * 100),
+        };
+        let mut runs = Vec::new();
+        // Run 1 on slot 1 starts after run 2 on slot 0, and they overlap.
+        for (iteration, slot, start) in [(1, 1, 30), (2, 0, 0)] {
+            let mut result = summary.results[0].clone();
+            result.scheduled.iteration = Some(iteration);
+            result.slot = Some(slot);
+            result.started_at = run_start + ms(start);
+            result.attempts.clear();
+            result.timing = timing(0, 0, 100, 0);
+            result.timing.samples = (0..5).map(|i| sample(i * 20)).collect();
+            runs.push(result);
+        }
+        summary.results = runs;
+        let trace = trace(&summary);
+
+        let mut tracks: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        for event in trace["traceEvents"].as_array().unwrap() {
+            if event["ph"] == "C" {
+                let name = event["name"].as_str().unwrap().to_string();
+                tracks
+                    .entry(name)
+                    .or_default()
+                    .push(event["ts"].as_f64().unwrap());
+            }
+        }
+        let names: Vec<&str> = tracks.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "cpu net/echo.sh (run 1)",
+                "cpu net/echo.sh (run 2)",
+                "memory net/echo.sh (run 1)",
+                "memory net/echo.sh (run 2)"
+            ]
+        );
+        for (name, times) in &tracks {
+            assert!(times.windows(2).all(|w| w[0] < w[1]), "{name}: {times:?}");
+        }
+        assert_eq!(track_suffix(None, 1, 1), "");
+        assert_eq!(track_suffix(Some(3), 2, 2), " (run 3, attempt 2)");
     }
 
     #[test]

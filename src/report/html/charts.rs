@@ -16,6 +16,8 @@ use crate::size::format_size;
 /// The timeline's drawing width, label column included.
 const WIDTH: f64 = 1000.0;
 const LABEL_WIDTH: f64 = 70.0;
+/// The label column of a merged run's timeline (`shard 2 slot 3`).
+const SHARD_LABEL_WIDTH: f64 = 105.0;
 const ROW_HEIGHT: f64 = 18.0;
 /// Tests shown in the memory chart.
 const MEMORY_ROWS: usize = 25;
@@ -46,7 +48,13 @@ pub fn timeline(run: &JsonRun) -> String {
         .fold(run.duration_secs, f64::max)
         .max(1e-6);
     let slots = bars.iter().map(|b| b.0).max().unwrap_or(0) + 1;
-    let scale = (WIDTH - LABEL_WIDTH) / end;
+    let shards = shard_slots(&run.settings);
+    let label_width = if shards.is_empty() {
+        LABEL_WIDTH
+    } else {
+        SHARD_LABEL_WIDTH
+    };
+    let scale = (WIDTH - label_width) / end;
     let height = slots as f64 * ROW_HEIGHT + 20.0;
     let mut svg = format!(
         "<svg class=\"timeline\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" \
@@ -56,9 +64,9 @@ pub fn timeline(run: &JsonRun) -> String {
         let y = slot as f64 * ROW_HEIGHT;
         let _ = write!(
             svg,
-            "<text x=\"0\" y=\"{:.1}\">slot {}</text>",
+            "<text x=\"0\" y=\"{:.1}\">{}</text>",
             y + 13.0,
-            slot + 1
+            slot_label(&shards, slot)
         );
     }
     for (slot, start, length, status, index) in bars {
@@ -68,7 +76,7 @@ pub fn timeline(run: &JsonRun) -> String {
             "<rect class=\"s-{}\" data-i=\"{index}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" \
              height=\"{:.1}\"><title>{} {} {}</title></rect>",
             escape::text(status),
-            LABEL_WIDTH + start * scale,
+            label_width + start * scale,
             slot as f64 * ROW_HEIGHT + 2.0,
             (length * scale).max(0.5),
             ROW_HEIGHT - 4.0,
@@ -79,7 +87,7 @@ pub fn timeline(run: &JsonRun) -> String {
     }
     for tick in 0..=4 {
         let seconds = end * tick as f64 / 4.0;
-        let x = LABEL_WIDTH + seconds * scale;
+        let x = label_width + seconds * scale;
         let anchor = if tick == 4 { "end" } else { "middle" };
         let _ = write!(
             svg,
@@ -90,6 +98,36 @@ pub fn timeline(run: &JsonRun) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// In a report merged from shards (`isotest report merge`), where each
+/// shard's slots begin and how many it has (`merged_from[].first_slot`,
+/// `.slots`), shard 1 first; empty for the report of one run.
+fn shard_slots(settings: &serde_json::Value) -> Vec<(usize, usize)> {
+    let Some(shards) = settings["merged_from"].as_array() else {
+        return Vec::new();
+    };
+    let slots: Option<Vec<(usize, usize)>> = shards
+        .iter()
+        .map(|shard| {
+            let first = shard["first_slot"].as_u64()?;
+            let count = shard["slots"].as_u64()?;
+            Some((first as usize, count as usize))
+        })
+        .collect();
+    slots.unwrap_or_default()
+}
+
+/// `slot 3`, or in a merged report `shard 2 slot 3`.
+fn slot_label(shards: &[(usize, usize)], slot: usize) -> String {
+    let shard = shards
+        .iter()
+        .enumerate()
+        .find(|(_, (first, count))| (*first..first + count).contains(&slot));
+    match shard {
+        Some((number, (first, _))) => format!("shard {} slot {}", number + 1, slot - first + 1),
+        None => format!("slot {}", slot + 1),
+    }
 }
 
 /// One test in the memory chart.
@@ -158,10 +196,9 @@ pub fn memory(run: &JsonRun, baseline: Option<&Baseline>) -> String {
             )
         });
         let change = row.before.map_or(String::new(), |before| {
-            let change = (row.peak as f64 - before as f64) * 100.0 / before.max(1) as f64;
-            let class = if change > 0.0 { "up" } else { "down" };
             format!(
-                "<span class=\"{class}\">{change:+.0}% from {}</span>",
+                "{} from {}</span>",
+                change_span(row.peak, before),
                 format_size(before)
             )
         });
@@ -182,4 +219,32 @@ pub fn memory(run: &JsonRun, baseline: Option<&Baseline>) -> String {
     }
     html.push_str("</tbody></table>");
     html
+}
+
+/// The opening `<span>` and the change from `before` to `peak` in whole
+/// percent: `+50%` up, `-20%` down, and `±0%` (neutral) when it rounds to
+/// no change at all.
+fn change_span(peak: u64, before: u64) -> String {
+    let change = (peak as f64 - before as f64) * 100.0 / before.max(1) as f64;
+    if change.abs() < 0.5 {
+        "<span class=\"same\">±0%".into()
+    } else if change > 0.0 {
+        format!("<span class=\"up\">{change:+.0}%")
+    } else {
+        format!("<span class=\"down\">{change:+.0}%")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_change_is_neutral() {
+        assert_eq!(change_span(100, 100), "<span class=\"same\">±0%");
+        assert_eq!(change_span(1000, 1001), "<span class=\"same\">±0%");
+        assert_eq!(change_span(150, 100), "<span class=\"up\">+50%");
+        assert_eq!(change_span(80, 100), "<span class=\"down\">-20%");
+        assert_eq!(change_span(0, 0), "<span class=\"same\">±0%");
+    }
 }

@@ -28,6 +28,16 @@ use crate::run::{Event, Status};
 
 const STYLE: &str = include_str!("report.css");
 const SCRIPT: &str = include_str!("report.js");
+/// Run first, in the head: collects what the self-check (`#selftest`)
+/// reports as errors: uncaught errors, `console.error` calls (still passed
+/// on to the console) and content security policy violations.
+const ERRORS: &str = "window.isotestErrors=[];(function(){var errors=window.isotestErrors,\
+logError=console.error;\
+window.addEventListener('error',function(e){errors.push(String(e.message))});\
+console.error=function(){errors.push('console.error: '+Array.prototype.map.call(arguments,String)\
+.join(' '));return logError.apply(console,arguments)};\
+document.addEventListener('securitypolicyviolation',function(e){errors.push(\
+'content security policy: '+e.violatedDirective+' blocked '+(e.blockedURI||'inline'))})}());";
 
 /// Writes the HTML report when the run finishes.
 pub struct HtmlReporter {
@@ -90,9 +100,7 @@ pub fn render(run: &JsonRun, baseline: Option<&Baseline>) -> String {
          style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style>\
-         <script>window.isotestErrors=[];window.addEventListener('error',\
-         function(e){{window.isotestErrors.push(String(e.message))}});</script>\
-         </head><body>\n",
+         <script>{ERRORS}</script></head><body>\n",
         escape::text(&title)
     );
     summary(&mut page, run, failed);

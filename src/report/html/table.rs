@@ -13,9 +13,13 @@ use crate::size::format_size;
 /// Output shown per stream and test: its head and tail, so a page of
 /// many failures stays small (the --json report keeps more).
 const OUTPUT_SHOWN: usize = 32 << 10;
-/// Once this much output is on the page, each stream shows only its tail.
-const OUTPUT_BUDGET: usize = 8 << 20;
+/// Once this much output (as HTML) is on the page, each stream shows
+/// only its head and tail of `OUTPUT_SHOWN_PAST_BUDGET` bytes...
+const OUTPUT_BUDGET: usize = 2 << 20;
 const OUTPUT_SHOWN_PAST_BUDGET: usize = 1 << 10;
+/// ...and once this much is, output is left out, with a note: a page of
+/// 10,000 failures holds at most a few MiB of output besides its table.
+const OUTPUT_CAP: usize = 3 << 20;
 
 /// Whether a test's output and reason are shown below the table.
 pub fn has_details(test: &JsonTest) -> bool {
@@ -75,7 +79,7 @@ fn row(page: &mut String, index: usize, test: &JsonTest) {
          data-a=\"{}\" data-k=\"{}\"><td><span class=\"st s-{status}\">{status}</span></td>\
          <td class=\"name\">{name_cell}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
          <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num cases\">{}</td></tr>",
         test.duration_secs,
         key(usage.memory_peak_bytes),
         key(test.limits.memory_bytes),
@@ -242,25 +246,39 @@ fn collect_failed<'a>(cases: &'a [JsonCase], parent: &str, into: &mut Vec<(Strin
     }
 }
 
+/// An attempt's output; `shown_bytes` counts the output's HTML on the
+/// page so far, against `OUTPUT_BUDGET` and `OUTPUT_CAP`.
 fn output(page: &mut String, output: &JsonOutput, shown_bytes: &mut usize) {
-    for (stream, text, total) in [
+    let streams = [
         ("stdout", &output.stdout, output.stdout_bytes),
         ("stderr", &output.stderr, output.stderr_bytes),
-    ] {
-        if text.is_empty() {
-            continue;
+    ];
+    let streams = streams.into_iter().filter(|(_, text, _)| !text.is_empty());
+    if *shown_bytes >= OUTPUT_CAP {
+        let sizes: Vec<String> = streams
+            .map(|(stream, _, total)| format!("{stream} {total} bytes"))
+            .collect();
+        if !sizes.is_empty() {
+            let _ = write!(
+                page,
+                "<p class=\"omitted\">{}: not shown, the page is full (the --json report \
+                 has it)</p>",
+                sizes.join(", ")
+            );
         }
+        return;
+    }
+    for (stream, text, total) in streams {
         let limit = if *shown_bytes < OUTPUT_BUDGET {
             OUTPUT_SHOWN
         } else {
             OUTPUT_SHOWN_PAST_BUDGET
         };
-        let shown = bounded(text, limit);
-        *shown_bytes += shown.len();
+        let html = escape::ansi(&bounded(text, limit));
+        *shown_bytes += html.len();
         let _ = write!(
             page,
-            "<h4>{stream} ({total} bytes)</h4><pre class=\"output\">{}</pre>",
-            escape::ansi(&shown)
+            "<h4>{stream} ({total} bytes)</h4><pre class=\"output\">{html}</pre>"
         );
     }
 }

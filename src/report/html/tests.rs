@@ -131,3 +131,163 @@ fn reads_reports_written_before_slots_and_phases() {
     assert!(page.contains("<p>No test ran in a job slot.</p>"));
     assert_eq!(page.matches("<tr id=\"r").count(), run.tests.len());
 }
+
+#[test]
+fn the_self_check_hears_console_errors_and_policy_violations() {
+    let page = page();
+    let head = &page[..page.find("</head>").unwrap()];
+    assert!(head.contains("window.isotestErrors=[]"), "{head}");
+    assert!(head.contains("window.addEventListener('error'"), "{head}");
+    assert!(head.contains("console.error=function()"), "{head}");
+    assert!(
+        head.contains("document.addEventListener('securitypolicyviolation'"),
+        "{head}"
+    );
+}
+
+/// 10,000 failing tests, each with 2 KiB of coloured output on stdout
+/// and a line on stderr.
+fn many_failures() -> JsonRun {
+    let mut run = JsonRun::from_summary(&summary());
+    let failing = run
+        .tests
+        .iter()
+        .find(|t| t.status == "FAIL")
+        .expect("a failing test")
+        .clone();
+    let line = "\u{1b}[1;31merror\u{1b}[0m: \u{1b}[33mexpected\u{1b}[0m <a> & \"b\" got 'c'\n";
+    let stdout: String = line.repeat(2048 / line.len() + 1);
+    run.tests = (0..10_000)
+        .map(|i| {
+            let mut test = failing.clone();
+            test.name = format!("suite/group-{}/test_number_{i}.sh", i / 100);
+            test.earlier_attempts.clear();
+            test.attempts = 1;
+            test.output.stdout = stdout.clone();
+            test.output.stdout_bytes = stdout.len() as u64;
+            test.output.stderr = "assertion failed\n".into();
+            test.output.stderr_bytes = 17;
+            test
+        })
+        .collect();
+    run.counts = [("FAIL".to_string(), 10_000)].into_iter().collect();
+    run
+}
+
+#[test]
+fn a_page_of_many_failures_stays_small() {
+    let run = many_failures();
+    let page = render(&run, None);
+    assert!(page.len() < 12 << 20, "{} bytes", page.len());
+    let failures = &page[page.find("<section id=\"failures\"").unwrap()..];
+    let output: usize = failures
+        .split("<pre class=\"output\">")
+        .skip(1)
+        .map(|pre| pre.find("</pre>").unwrap())
+        .sum();
+    assert!(output < (3 << 20) + (64 << 10), "{output} bytes of output");
+    // Every test keeps its row and its entry below the table.
+    assert_eq!(page.matches("<tr id=\"r").count(), 10_000);
+    assert_eq!(page.matches("<details id=\"t").count(), 10_000);
+    // The first failures' output is there in full, the last ones' not.
+    assert!(page.contains("<span class=\"ab f1\">error</span>"));
+    let last = &page[page.find("id=\"t9999\"").unwrap()..];
+    assert!(!last.contains("f1\">error"), "{}", &last[..2000]);
+    assert!(
+        last.contains("stdout 2052 bytes, stderr 17 bytes: not shown, the page is full"),
+        "{}",
+        &last[..1000]
+    );
+}
+
+/// (x, y, width) of each bar of the timeline.
+fn bars(page: &str) -> Vec<(f64, f64, f64)> {
+    let attribute = |rect: &str, name: &str| -> f64 {
+        let start = rect.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        rect[start..start + rect[start..].find('"').unwrap()]
+            .parse()
+            .unwrap()
+    };
+    page.split("<rect ")
+        .skip(1)
+        .map(|rect| {
+            let rect = &rect[..rect.find('>').unwrap()];
+            (
+                attribute(rect, "x"),
+                attribute(rect, "y"),
+                attribute(rect, "width"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn merged_shards_have_timeline_rows_of_their_own() {
+    // Two shards of one job each, started together: each ran its tests
+    // one after the other in its slot 0.
+    let mut summary = summary();
+    let start = summary.started_at;
+    let mut next = [start, start];
+    for (index, result) in summary.results.iter_mut().enumerate() {
+        result.attempts.clear();
+        if matches!(result.status.label(), "SKIPPED" | "NOT-RUN") {
+            continue;
+        }
+        let shard = &mut next[index % 2];
+        result.slot = Some(0);
+        result.started_at = *shard;
+        result.duration = Duration::from_millis(300);
+        result.timing = Timing {
+            test: result.duration,
+            ..Timing::default()
+        };
+        *shard += result.duration;
+    }
+    let whole = JsonRun::from_summary(&summary);
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<std::path::PathBuf> = (0..2)
+        .map(|k| {
+            let mut run = whole.clone();
+            run.tests = run.tests.into_iter().skip(k).step_by(2).collect();
+            run.run_id = Some("r1".into());
+            run.settings = serde_json::json!({ "jobs": 1 });
+            run.partition = Some(crate::report::json::JsonPartition {
+                spec: format!("slice:{}/2", k + 1),
+                part: k as u64 + 1,
+                parts: 2,
+                selected: whole.tests.len(),
+            });
+            let path = dir.path().join(format!("shard-{k}.json"));
+            std::fs::write(&path, serde_json::to_vec(&run).unwrap()).unwrap();
+            path
+        })
+        .rev()
+        .collect();
+    let merged = crate::report::merge::merge(&paths, Some(2)).unwrap();
+    let mut run = JsonRun::from_summary(&merged.summary);
+    run.settings = merged.settings;
+    let page = render(&run, None);
+
+    assert!(page.contains(">shard 1 slot 1</text>"), "{page}");
+    assert!(page.contains(">shard 2 slot 1</text>"), "{page}");
+    let bars = bars(&page);
+    let ran = whole.tests.iter().filter(|t| t.slot.is_some()).count();
+    assert_eq!(bars.len(), ran);
+    let rows: std::collections::BTreeSet<u64> = bars.iter().map(|b| b.1 as u64).collect();
+    assert_eq!(rows.len(), 2, "a row per shard: {bars:?}");
+    for (i, a) in bars.iter().enumerate() {
+        for b in &bars[i + 1..] {
+            let apart = a.0 + a.2 <= b.0 + 0.01 || b.0 + b.2 <= a.0 + 0.01;
+            assert!(a.1 != b.1 || apart, "bars overlap: {a:?} {b:?}");
+        }
+    }
+    // Time runs from the earliest shard's start: both rows begin there.
+    for row in rows {
+        let first = bars
+            .iter()
+            .filter(|b| b.1 as u64 == row)
+            .map(|b| b.0)
+            .fold(f64::MAX, f64::min);
+        assert!((first - 105.0).abs() < 0.01, "row {row} begins at {first}");
+    }
+}
