@@ -116,6 +116,7 @@ pub fn render(run: &JsonRun, baseline: Option<&Baseline>) -> String {
     );
     table::tests(&mut page, run);
     table::failures(&mut page, run);
+    table::artifacts(&mut page, run);
     let _ = writeln!(
         page,
         "<pre id=\"selftest\" hidden></pre>\

@@ -134,6 +134,58 @@ fn case_failed(case: &JsonCase) -> bool {
 
 /// Each test that did not pass: why, and its output (earlier attempts'
 /// too).
+/// How many tests the artifacts section names before it points to the
+/// JSON report for the rest.
+const ARTIFACT_LINKS: usize = 1000;
+
+/// The tests that left files in TEST_UNDECLARED_OUTPUTS_DIR (`--artifacts`),
+/// each linked to its directory; nothing when none did.
+pub fn artifacts(page: &mut String, run: &JsonRun) {
+    let kept: Vec<(&str, &str)> = run
+        .tests
+        .iter()
+        .filter_map(|t| Some((t.name.as_str(), t.artifacts.as_deref()?)))
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    let _ = write!(
+        page,
+        "<section id=\"artifacts\"><h2>Artifacts ({})</h2><ul>",
+        kept.len()
+    );
+    for (name, dir) in kept.iter().take(ARTIFACT_LINKS) {
+        let _ = write!(
+            page,
+            "<li><span class=\"name\">{}</span>: <a href=\"{}\">{}</a></li>",
+            escape::text(name),
+            escape::text(&file_url(dir)),
+            escape::text(dir)
+        );
+    }
+    if kept.len() > ARTIFACT_LINKS {
+        let _ = write!(
+            page,
+            "<li>and {} more (the --json report names them all)</li>",
+            kept.len() - ARTIFACT_LINKS
+        );
+    }
+    page.push_str("</ul></section>\n");
+}
+
+/// `file://` and the path, percent-encoded but for unreserved bytes and `/`.
+fn file_url(path: &str) -> String {
+    let mut url = String::from("file://");
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            url.push(byte as char);
+        } else {
+            let _ = write!(url, "%{byte:02X}");
+        }
+    }
+    url
+}
+
 pub fn failures(page: &mut String, run: &JsonRun) {
     let mut shown_bytes = 0;
     let failing: Vec<(usize, &JsonTest)> = run

@@ -291,3 +291,17 @@ fn merged_shards_have_timeline_rows_of_their_own() {
         assert!((first - 105.0).abs() < 0.01, "row {row} begins at {first}");
     }
 }
+
+#[test]
+fn links_the_artifacts_a_test_left() {
+    let mut summary = hostile_summary();
+    summary.results[2].artifacts = Some("/tmp/arts/a b/<x>".into());
+    let page = render(&JsonRun::from_summary(&summary), None);
+    assert!(page.contains("<h2>Artifacts (1)</h2>"), "{page}");
+    assert!(page.contains("<a href=\"file:///tmp/arts/a%20b/%3Cx%3E\">/tmp/arts/a b/&lt;x&gt;</a>"));
+    assert!(!page.contains("<x>"));
+    assert!(
+        !self::page().contains("id=\"artifacts\""),
+        "no section without artifacts"
+    );
+}
