@@ -228,7 +228,7 @@ fn override_memory(
 
 fn cargo_selection() -> Result<(), Failed> {
     support::require_root()?;
-    let (_scratch, workspace) = fixture_copy("cargo_workspace")?;
+    let (scratch, workspace) = fixture_copy("cargo_workspace")?;
     let ignored = isotest_cargo(&workspace, &["--", "--ignored"])?;
     let mut problems = Vec::new();
     if ignored.code != 0 || !ignored.stdout.contains("2 tests run: 2 passed") {
@@ -242,6 +242,41 @@ fn cargo_selection() -> Result<(), Failed> {
         problems.push(format!(
             "-p alpha --bin greet greets runs one case:\n{}",
             filtered.describe()
+        ));
+    }
+    // What `isotest run` offers works on cases too: tags from an override
+    // by exact (quoted) case names, retries.
+    let json_path = scratch.path().join("tagged.json");
+    let tagged = isotest_cargo(
+        &workspace,
+        &["--tag", "quick", "--json", path_str(&json_path)?],
+    )?;
+    let report = json::read(&json_path).unwrap_or_default();
+    let quick: Vec<String> = json::tests(&report, &mut problems).into_keys().collect();
+    if tagged.code != 0 || quick != ["alpha tests::adds", "beta tests::writes_vanish"] {
+        problems.push(format!(
+            "--tag quick (an override tagging two cases by name) ran {quick:?}:\n{}",
+            tagged.describe()
+        ));
+    }
+    let json_path = scratch.path().join("retried.json");
+    let retried = isotest_cargo(
+        &workspace,
+        &[
+            "--retries",
+            "1",
+            "--json",
+            path_str(&json_path)?,
+            "--",
+            "fails_with_a_message",
+        ],
+    )?;
+    let report = json::read(&json_path).unwrap_or_default();
+    let attempts = report["tests"][0]["attempts"].clone();
+    if retried.code != 100 || attempts != 2 || !retried.stdout.contains("RETRY") {
+        problems.push(format!(
+            "--retries 1 on a failing case: attempts {attempts}:\n{}",
+            retried.describe()
         ));
     }
     let listed = isotest_cargo(&workspace, &["--list"])?;

@@ -1,9 +1,12 @@
 //! Test filter expressions, as `[[override]] filter = "..."` uses them:
 //! a glob over the test name, or `tag:NAME`, `suite:GLOB`, `name:GLOB`,
-//! combined with `&` (and), `|` (or), `!` (not) and parentheses:
+//! combined with `&` (and), `|` (or), `!` (not) and parentheses. A part in
+//! quotes (`'...'` or `"..."`) is taken as it stands, spaces and operators
+//! included, for names like a cargo case's `mycrate tests::adds`:
 //!
 //! ```text
 //! db/**             tag:slow & !net/*             (suite:db | tag:db) & !tag:flaky
+//! 'mycrate tests::adds' | name:'mycrate::api *'
 //! ```
 
 use globset::{GlobBuilder, GlobMatcher};
@@ -27,7 +30,7 @@ pub enum Expression {
 
 impl Expression {
     pub fn parse(text: &str) -> Result<Expression, String> {
-        let tokens = tokenize(text);
+        let tokens = tokenize(text)?;
         if tokens.is_empty() {
             return Err("empty filter (expected a glob like `db/*` or `tag:slow`)".into());
         }
@@ -75,7 +78,7 @@ impl Token {
 }
 
 /// `!` is an operator only where a term starts (globs use `[!a]`).
-fn tokenize(text: &str) -> Vec<Token> {
+fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     let mut tokens = Vec::new();
     let mut word = String::new();
     let flush = |word: &mut String, tokens: &mut Vec<Token>| {
@@ -83,7 +86,20 @@ fn tokenize(text: &str) -> Vec<Token> {
             tokens.push(Token::Word(std::mem::take(word)));
         }
     };
+    let mut quote = None;
     for c in text.chars() {
+        if let Some(open) = quote {
+            if c == open {
+                quote = None;
+            } else {
+                word.push(c);
+            }
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            quote = Some(c);
+            continue;
+        }
         let operator = match c {
             '&' => Some(Token::And),
             '|' => Some(Token::Or),
@@ -101,8 +117,11 @@ fn tokenize(text: &str) -> Vec<Token> {
             word.push(c);
         }
     }
+    if let Some(open) = quote {
+        return Err(format!("unclosed {open} in filter `{text}`"));
+    }
     flush(&mut word, &mut tokens);
-    tokens
+    Ok(tokens)
 }
 
 struct Parser {
@@ -230,5 +249,23 @@ mod tests {
             .unwrap_err()
             .contains("unexpected `b`"));
         assert!(Expression::parse("a[").unwrap_err().contains("bad glob"));
+        assert!(Expression::parse("'a b")
+            .unwrap_err()
+            .contains("unclosed '"));
+    }
+
+    #[test]
+    fn quotes_keep_spaces_and_operators() {
+        let case = "mycrate tests::adds";
+        assert!(matches("'mycrate tests::adds'", case, "mycrate", &[]));
+        assert!(matches("\"mycrate tests::adds\"", case, "mycrate", &[]));
+        assert!(!matches("'mycrate tests::add'", case, "mycrate", &[]));
+        assert!(matches(
+            "name:'mycrate *' & !tag:slow",
+            case,
+            "mycrate",
+            &[]
+        ));
+        assert!(matches("suite:'a|b'", "x", "a|b", &[]));
     }
 }
