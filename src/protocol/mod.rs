@@ -257,7 +257,11 @@ mod tests {
             xml_file: None,
         };
         interpret(&mut case, &reading);
-        assert_eq!(case.status, Status::Fail, "a driver's case fails, as under cargo test");
+        assert_eq!(
+            case.status,
+            Status::Fail,
+            "a driver's case fails, as under cargo test"
+        );
     }
 
     #[test]
