@@ -40,8 +40,10 @@ mod supervisor;
 mod userns;
 
 pub use capture::CapturedOutput;
-pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
-pub use cgroup::{available_memory, runner_alive, CgroupLayout, Limits, Unavailable, Usage};
+pub use cgroup::{
+    available_memory, runner_alive, CgroupLayout, CgroupMounts, CgroupPlacement, Limits,
+    TestParents, Unavailable, Usage, V1_CONTROLLERS, V2_CONTROLLERS,
+};
 pub use network::{
     hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
     TcpProbe,
@@ -58,5 +60,5 @@ pub use spec::{
     SetupFailure,
 };
 pub use step::SetupStep;
-pub use supervisor::pidfd_open;
-pub use userns::{IdMapping, SubordinateRange};
+pub use supervisor::probe_pidfd;
+pub use userns::IdMapping;

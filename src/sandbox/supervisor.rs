@@ -421,7 +421,7 @@ fn timeval_usec(tv: libc::timeval) -> u64 {
 }
 
 /// pidfd_open(2), which nix does not wrap.
-pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+pub(super) fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open returns a new fd we own, or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd < 0 {
@@ -429,6 +429,12 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     }
     // SAFETY: fd is a freshly opened descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Opens and closes a pidfd on this process: whether the supervisor can
+/// wait for a container's init through one here (`isotest doctor`).
+pub fn probe_pidfd() -> nix::Result<()> {
+    pidfd_open(Pid::this()).map(drop)
 }
 
 /// The pid a pidfd refers to (`Pid:` in its /proc/self/fdinfo entry).
