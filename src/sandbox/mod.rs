@@ -42,23 +42,18 @@ mod userns;
 pub use capture::CapturedOutput;
 pub use cgroup::{
     available_memory, runner_alive, CgroupLayout, CgroupMounts, CgroupPlacement, Limits,
-    TestParents, Unavailable, Usage, V1_CONTROLLERS, V2_CONTROLLERS,
+    TestParents, Usage, V1_CONTROLLERS, V2_CONTROLLERS,
 };
 pub use network::{
-    hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
-    TcpProbe,
+    hosts_file, probe as probe_network, Link, Network, NetworkAttachment, Subnet, TcpProbe,
 };
 pub use procstat::process_start;
 pub use sampler::Sample;
 pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
-pub use spawn::{
-    rootless_overlay, Observed, OutputMode, RootlessOverlay, Sandbox, SandboxNotes, StopRequest,
-};
+pub use spawn::{rootless_overlay, Observed, OutputMode, RootlessOverlay, Sandbox, StopRequest};
 pub use spec::{
-    Ending, ExtraMount, Outcome, Phases, Report, RootMode, RootSpec, Rusage, SandboxSpec,
-    SetupFailure,
+    Ending, ExtraMount, Outcome, RootMode, RootSpec, Rusage, SandboxSpec, SetupFailure,
 };
-pub use step::SetupStep;
 pub use supervisor::probe_pidfd;
 pub use userns::IdMapping;

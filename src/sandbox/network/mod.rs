@@ -306,7 +306,7 @@ pub fn probe(outbound: bool, user_namespace: Option<IdMapping>) -> Result<(), Se
 }
 
 /// `10.89.0.3`.
-pub fn show_address(address: [u8; 4]) -> String {
+fn show_address(address: [u8; 4]) -> String {
     let [a, b, c, d] = address;
     format!("{a}.{b}.{c}.{d}")
 }
