@@ -13,12 +13,15 @@
 //! - `cgroup`: per-test cgroups, limits (`cpu_weight` too) and accounting;
 //! - `mountinfo`, `procstat`, `capture`, `step`: parsing, bounded output,
 //!   error naming;
+//! - `fds`: descriptors at fixed numbers (close_range with its fallback,
+//!   dup2 onto a number);
 //! - `messages`: the typed, fixed-size messages between the runner, the
 //!   server, the supervisor and init;
 //! - `sampler`: memory and CPU series of running tests.
 
 mod capture;
 mod cgroup;
+mod fds;
 mod identity;
 mod init;
 pub mod interrupt;
