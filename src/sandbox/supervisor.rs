@@ -420,15 +420,15 @@ fn timeval_usec(tv: libc::timeval) -> u64 {
     tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64
 }
 
-/// pidfd_open(2), which nix does not wrap.
+/// pidfd_open(2), which nix does not wrap (rustix does), with nix's errors
+/// like the rest of the sandbox.
 pub(super) fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open returns a new fd we own, or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: fd is a freshly opened descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let pid = rustix::process::Pid::from_raw(pid.as_raw()).ok_or(Errno::EINVAL)?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).map_err(nix_errno)
+}
+
+fn nix_errno(errno: rustix::io::Errno) -> Errno {
+    Errno::from_raw(errno.raw_os_error())
 }
 
 /// Opens and closes a pidfd on this process: whether the supervisor can
@@ -447,20 +447,10 @@ pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<u32> {
         .filter(|pid: &u32| *pid > 0)
 }
 
-/// pidfd_send_signal(2), which nix does not wrap.
+/// pidfd_send_signal(2), which nix does not wrap (rustix does).
 pub(super) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> nix::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain integers and a null siginfo, which the kernel allows.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal as i32,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    Errno::result(result).map(drop)
+    let signal = rustix::process::Signal::from_named_raw(signal as i32).ok_or(Errno::EINVAL)?;
+    rustix::process::pidfd_send_signal(pidfd, signal).map_err(nix_errno)
 }
 
 /// Counts the processes under `pid` through /proc/PID/task/TID/children.
