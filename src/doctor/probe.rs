@@ -49,7 +49,7 @@ pub(super) struct HostFacts {
 
 /// What building a throwaway test network did: the bridge (with its
 /// veths), and as root the outbound uplink with NAT. The probe runs through
-/// the sandbox's own fork server, as a test's network does.
+/// the sandbox's own server, as a test's network does.
 pub(super) struct NetworkProbe {
     pub bridge: Result<(), String>,
     pub outbound: Option<Result<(), String>>,

@@ -3,7 +3,8 @@
 //! and raw syscall of the crate lives here.
 //!
 //! - `spawn`: the runner's side (hand a test over, capture output);
-//! - `server`: the fork server, one per run, forking a supervisor per test;
+//! - `server`: the server, one single-threaded process per run, forking a
+//!   supervisor per test (`ForkServer` is the runner's handle on it);
 //! - `supervisor`: one container's supervisor (PID namespace, timeout);
 //! - `init`: PID 1 inside the container (and the tracer that lets go of a
 //!   PTRACE_TRACEME child);

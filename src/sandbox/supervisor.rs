@@ -1,4 +1,4 @@
-//! The supervisor of one container: a child the fork server forked for one
+//! The supervisor of one container: a child the server forked for one
 //! test (so single-threaded, with only that test's descriptors). It reads
 //! its `SandboxSpec` from stdin, creates the PID namespace and forks the
 //! container's init into it, enforces the timeout (SIGTERM, grace,

@@ -112,8 +112,8 @@ fn parse_subordinate(text: &str, uid: u32, user: Option<&str>) -> Option<(u32, u
     })
 }
 
-/// A system program by name, in the usual directories (the sandbox server
-/// runs with an empty environment, so without PATH).
+/// A system program by name, in the usual directories (the server runs
+/// with an empty environment, so without PATH).
 pub(super) fn find_program(name: &str) -> Option<PathBuf> {
     ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
         .iter()

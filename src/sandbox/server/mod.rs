@@ -1,4 +1,4 @@
-//! The fork server: one single-threaded server process per run (a re-exec
+//! The server: one single-threaded process per run (a re-exec
 //! of /proc/self/exe, `process`) that forks a supervisor for each test, so
 //! that a test pays for a fork rather than an exec and a Rust start-up.
 //! This side is the runner's: it starts the server on first use, from a
@@ -42,7 +42,7 @@ pub(super) struct TestFds<'a> {
     pub report: BorrowedFd<'a>,
 }
 
-/// The run's fork server, started on first use and again if it died.
+/// The run's server, started on first use and again if it died.
 #[derive(Default)]
 pub(super) struct ForkServer {
     current: Mutex<Option<Arc<Server>>>,

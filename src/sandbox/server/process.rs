@@ -1,4 +1,4 @@
-//! The fork server process: a fresh, single-threaded isotest (re-exec of
+//! The server process: a fresh, single-threaded isotest (re-exec of
 //! /proc/self/exe with a hidden subcommand) that the runner starts once per
 //! run. For each test it receives the request pipe, the stdout and stderr
 //! pipes and the report socket, and forks a supervisor child that runs one
