@@ -89,3 +89,98 @@ impl CgroupPlacement {
         CgroupPlacement { mounts, parents }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::cgroup::layout::{V1Hierarchy, V2Tree};
+
+    fn hierarchy(controllers: &[&str], own_path: &str) -> V1Hierarchy {
+        V1Hierarchy {
+            controllers: controllers.iter().map(|c| c.to_string()).collect(),
+            mount: format!("/sys/fs/cgroup/{}", controllers.join(",")).into(),
+            own_path: own_path.into(),
+        }
+    }
+
+    #[test]
+    fn hybrid_hosts_use_v1_under_the_own_cgroup() {
+        let layout = Layout {
+            v1: vec![
+                hierarchy(&["memory"], "user.slice"),
+                hierarchy(&["cpu", "cpuacct"], ""),
+                hierarchy(&["pids"], "user.slice"),
+            ],
+            v2: Some(V2Tree {
+                mount: "/sys/fs/cgroup/unified".into(),
+                own_path: "user.slice".into(),
+            }),
+        };
+        let placement = CgroupPlacement::of(&layout, None);
+        assert_eq!(placement.mounts.layout, LayoutKind::Hybrid);
+        assert_eq!(
+            placement.mounts.cgroup2,
+            Some("/sys/fs/cgroup/unified".into())
+        );
+        let TestParents::V1(dirs) = placement.parents else {
+            panic!("v1 expected: {:?}", placement.parents);
+        };
+        let dir = |c| TestParents::v1(&dirs, c);
+        assert_eq!(
+            dir("memory"),
+            Some("/sys/fs/cgroup/memory/user.slice".into())
+        );
+        let cpu = dir("cpu").unwrap();
+        assert_eq!(
+            cpu.to_str(),
+            Some("/sys/fs/cgroup/cpu,cpuacct"),
+            "no trailing /"
+        );
+        assert_eq!(dir("cpuacct"), Some(cpu));
+        assert_eq!(dir("freezer"), None);
+        assert_eq!(dirs.len(), V1_CONTROLLERS.len());
+    }
+
+    #[test]
+    fn v2_hosts_use_the_given_parent_or_the_own_cgroup() {
+        let layout = |own_path: &str| Layout {
+            v1: vec![hierarchy(&["cpuset"], "")],
+            v2: Some(V2Tree {
+                mount: "/sys/fs/cgroup".into(),
+                own_path: own_path.into(),
+            }),
+        };
+        let parents = |own_path, parent: Option<&str>| {
+            CgroupPlacement::of(&layout(own_path), parent.map(Path::new)).parents
+        };
+        assert_eq!(
+            parents("user.slice/session-2.scope", None),
+            TestParents::V2 {
+                dir: "/sys/fs/cgroup/user.slice/session-2.scope".into(),
+                is_root: false
+            }
+        );
+        assert_eq!(
+            parents("user.slice", Some("/isotest.slice")),
+            TestParents::V2 {
+                dir: "/sys/fs/cgroup/isotest.slice".into(),
+                is_root: false
+            }
+        );
+        let TestParents::V2 { dir, is_root } = parents("", None) else {
+            panic!("v2 expected");
+        };
+        assert_eq!((dir.to_str(), is_root), (Some("/sys/fs/cgroup"), true));
+    }
+
+    #[test]
+    fn no_cgroups_no_placement() {
+        let layout = Layout {
+            v1: Vec::new(),
+            v2: None,
+        };
+        let placement = CgroupPlacement::of(&layout, None);
+        assert_eq!(placement.mounts.layout, LayoutKind::None);
+        assert_eq!(placement.parents, TestParents::Unusable);
+    }
+}
