@@ -3,12 +3,11 @@
 
 use nix::errno::Errno;
 
-use super::probe::{
-    CgroupDir, CgroupFacts, HostFacts, NetworkProbe, V1_CONTROLLERS, V2_CONTROLLERS,
-};
+use super::probe::{CgroupDir, CgroupFacts, HostFacts, NetworkProbe};
 use super::{Check, Diagnosis};
 use crate::sandbox::{
-    CgroupHierarchies as Layout, CgroupLayout as LayoutKind, IdMapping, RootlessOverlay,
+    CgroupLayout as LayoutKind, CgroupMounts, IdMapping, RootlessOverlay, V1_CONTROLLERS,
+    V2_CONTROLLERS,
 };
 
 /// Every check, in the order shown.
@@ -246,10 +245,10 @@ fn no_limits(finding: String, fix: &str) -> Vec<Check> {
     )]
 }
 
-fn layout_summary(layout: &Layout) -> String {
-    match (layout.kind(), &layout.v2) {
-        (LayoutKind::V2, Some(tree)) => format!("v2 at {}", tree.mount.display()),
-        (LayoutKind::Hybrid, Some(tree)) => format!("hybrid (cgroup2 at {})", tree.mount.display()),
+fn layout_summary(mounts: &CgroupMounts) -> String {
+    match (mounts.layout, &mounts.cgroup2) {
+        (LayoutKind::V2, Some(mount)) => format!("v2 at {}", mount.display()),
+        (LayoutKind::Hybrid, Some(mount)) => format!("hybrid (cgroup2 at {})", mount.display()),
         (kind, _) => kind.to_string(),
     }
 }
@@ -293,32 +292,32 @@ fn without(controller: &str) -> &'static str {
 pub(super) fn cgroup_checks(facts: &CgroupFacts) -> Vec<Check> {
     match facts {
         CgroupFacts::Unreadable(_, reason) => no_limits(reason.clone(), DELEGATE_FIX),
-        CgroupFacts::Unusable(layout) if layout.kind() == LayoutKind::None => no_limits(
+        CgroupFacts::Unusable(mounts) if mounts.layout == LayoutKind::None => no_limits(
             "no cgroup filesystem is mounted".into(),
             "mount cgroup2: `mount -t cgroup2 none /sys/fs/cgroup`",
         ),
-        CgroupFacts::Unusable(layout) => no_limits(
+        CgroupFacts::Unusable(mounts) => no_limits(
             format!(
                 "{}: neither a memory nor a pids hierarchy is mounted",
-                layout_summary(layout)
+                layout_summary(mounts)
             ),
             "mount the v1 memory and pids hierarchies, or boot with cgroup v2 \
              (systemd.unified_cgroup_hierarchy=1)",
         ),
-        CgroupFacts::V1 { layout, dirs } => v1_checks(layout, dirs),
+        CgroupFacts::V1 { mounts, dirs } => v1_checks(mounts, dirs),
         CgroupFacts::V2 {
-            layout,
+            mounts,
             dir,
             is_root,
             delegated,
             enabled,
             other_procs,
-        } => v2_checks(layout, dir, *is_root, delegated, enabled, *other_procs),
+        } => v2_checks(mounts, dir, *is_root, delegated, enabled, *other_procs),
     }
 }
 
-fn v1_checks(layout: &Layout, dirs: &[(&'static str, Option<CgroupDir>)]) -> Vec<Check> {
-    let summary = layout_summary(layout);
+fn v1_checks(mounts: &CgroupMounts, dirs: &[(&'static str, Option<CgroupDir>)]) -> Vec<Check> {
+    let summary = layout_summary(mounts);
     let mounted: Vec<(&str, &CgroupDir)> = dirs
         .iter()
         .filter_map(|(c, dir)| Some((*c, dir.as_ref()?)))
@@ -380,14 +379,14 @@ fn v1_checks(layout: &Layout, dirs: &[(&'static str, Option<CgroupDir>)]) -> Vec
 }
 
 fn v2_checks(
-    layout: &Layout,
+    mounts: &CgroupMounts,
     dir: &CgroupDir,
     is_root: bool,
     delegated: &[String],
     enabled: &[String],
     other_procs: usize,
 ) -> Vec<Check> {
-    let summary = layout_summary(layout);
+    let summary = layout_summary(mounts);
     let path = dir.path.display();
     let used: Vec<&str> = V2_CONTROLLERS
         .into_iter()

@@ -11,8 +11,8 @@ use nix::errno::Errno;
 use nix::unistd::geteuid;
 
 use crate::sandbox::{
-    own_layout, rootless_overlay, CgroupHierarchies as Layout, CgroupLayout as LayoutKind,
-    IdMapping, RootlessOverlay,
+    probe_pidfd, rootless_overlay, CgroupLayout as LayoutKind, CgroupMounts, CgroupPlacement,
+    IdMapping, RootlessOverlay, TestParents,
 };
 
 /// What was read of the host.
@@ -49,7 +49,7 @@ pub(super) struct HostFacts {
 
 /// What building a throwaway test network did: the bridge (with its
 /// veths), and as root the outbound uplink with NAT. The probe runs through
-/// the sandbox's own fork server, as a test's network does.
+/// the sandbox's own server, as a test's network does.
 pub(super) struct NetworkProbe {
     pub bridge: Result<(), String>,
     pub outbound: Option<Result<(), String>>,
@@ -93,7 +93,7 @@ impl HostFacts {
             cgroups: read_cgroups(),
             proc_status: fs::read_to_string("/proc/self/status").unwrap_or_default(),
             seccomp_actions: fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").ok(),
-            pidfd: pidfd_open_self(),
+            pidfd: probe_pidfd(),
             network: probe_network(euid),
         }
     }
@@ -155,9 +155,6 @@ fn overlay_module_present(release: &str) -> bool {
     })
 }
 
-/// The controllers isotest uses, in the order Cgroups::setup checks them.
-pub(super) const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
-pub(super) const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 /// Interface files whose presence changes what isotest measures or does.
 const V1_FILES: [&str; 2] = ["memory.memsw.limit_in_bytes", "pids.peak"];
 const V2_FILES: [&str; 4] = ["memory.peak", "pids.peak", "memory.swap.max", "cgroup.kill"];
@@ -181,14 +178,14 @@ impl CgroupDir {
 pub(super) enum CgroupFacts {
     Unreadable(LayoutKind, String),
     /// No v1 memory or pids hierarchy and no cgroup2 tree.
-    Unusable(Layout),
+    Unusable(CgroupMounts),
     /// v1 controllers: isotest's own cgroup in each mounted hierarchy.
     V1 {
-        layout: Layout,
+        mounts: CgroupMounts,
         dirs: Vec<(&'static str, Option<CgroupDir>)>,
     },
     V2 {
-        layout: Layout,
+        mounts: CgroupMounts,
         /// isotest's own cgroup.
         dir: CgroupDir,
         is_root: bool,
@@ -205,9 +202,9 @@ impl CgroupFacts {
     pub fn kind(&self) -> LayoutKind {
         match self {
             CgroupFacts::Unreadable(kind, _) => *kind,
-            CgroupFacts::Unusable(layout)
-            | CgroupFacts::V1 { layout, .. }
-            | CgroupFacts::V2 { layout, .. } => layout.kind(),
+            CgroupFacts::Unusable(mounts)
+            | CgroupFacts::V1 { mounts, .. }
+            | CgroupFacts::V2 { mounts, .. } => mounts.layout,
         }
     }
 }
@@ -216,29 +213,24 @@ fn read_text(path: &Path) -> Result<String, String> {
     fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))
 }
 
+/// What isotest's test cgroups would meet, where `Cgroups::setup` would
+/// put them.
 fn read_cgroups() -> CgroupFacts {
-    let layout = match own_layout() {
-        Ok(layout) => layout,
+    let CgroupPlacement { mounts, parents } = match CgroupPlacement::find(None) {
+        Ok(placement) => placement,
         Err(reason) => return CgroupFacts::Unreadable(LayoutKind::None, reason),
     };
-    // The same choice Cgroups::setup makes: v1 wherever it has memory or pids.
-    if layout.v1_hierarchy("memory").is_some() || layout.v1_hierarchy("pids").is_some() {
-        let dirs = V1_CONTROLLERS
-            .iter()
-            .map(|&c| {
-                let dir = layout
-                    .v1_hierarchy(c)
-                    .map(|h| inspect_dir(cgroup_dir(&h.mount, &h.own_path), &V1_FILES));
-                (c, dir)
-            })
-            .collect();
-        return CgroupFacts::V1 { layout, dirs };
-    }
-    let Some(tree) = &layout.v2 else {
-        return CgroupFacts::Unusable(layout);
+    let (path, is_root) = match parents {
+        TestParents::Unusable => return CgroupFacts::Unusable(mounts),
+        TestParents::V1(dirs) => {
+            let dirs = dirs
+                .into_iter()
+                .map(|(c, dir)| (c, dir.map(|dir| inspect_dir(dir, &V1_FILES))))
+                .collect();
+            return CgroupFacts::V1 { mounts, dirs };
+        }
+        TestParents::V2 { dir, is_root } => (dir, is_root),
     };
-    let path = cgroup_dir(&tree.mount, &tree.own_path);
-    let is_root = tree.own_path.as_os_str().is_empty();
     let read = |name: &str| read_text(&path.join(name));
     let texts = (
         read("cgroup.controllers"),
@@ -248,7 +240,7 @@ fn read_cgroups() -> CgroupFacts {
     let (delegated, enabled, procs) = match texts {
         (Ok(d), Ok(e), Ok(p)) => (d, e, p),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            return CgroupFacts::Unreadable(layout.kind(), e)
+            return CgroupFacts::Unreadable(mounts.layout, e)
         }
     };
     let own = std::process::id().to_string();
@@ -258,14 +250,8 @@ fn read_cgroups() -> CgroupFacts {
         delegated: words(&delegated),
         enabled: words(&enabled),
         other_procs: procs.lines().filter(|pid| pid.trim() != own).count(),
-        layout,
+        mounts,
     }
-}
-
-/// `mount` joined with `own_path`, without the trailing `/` an empty
-/// (root) `own_path` would leave in messages.
-fn cgroup_dir(mount: &Path, own_path: &Path) -> PathBuf {
-    mount.components().chain(own_path.components()).collect()
 }
 
 pub(super) fn words(text: &str) -> Vec<String> {
@@ -296,11 +282,4 @@ fn inspect_dir(path: PathBuf, files: &[&'static str]) -> CgroupDir {
         writable,
         files,
     }
-}
-
-/// Opens and closes a pidfd on isotest itself: the supervisor waits for each
-/// container's init through one.
-fn pidfd_open_self() -> Result<(), Errno> {
-    let own = nix::unistd::Pid::this();
-    crate::sandbox::pidfd_open(own).map(drop)
 }

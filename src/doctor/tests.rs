@@ -1,18 +1,13 @@
 //! Unit tests of the doctor: checks from made-up hosts, rendering, and
 //! one examination of this host.
 
-use std::path::PathBuf;
-
 use nix::errno::Errno;
 use serde_json::json;
 
 use super::decide::*;
-use super::probe::{words, CgroupDir, CgroupFacts, V1_CONTROLLERS};
+use super::probe::{words, CgroupDir, CgroupFacts};
 use super::*;
-use crate::sandbox::{
-    CgroupHierarchies as Layout, CgroupLayout as LayoutKind, IdMapping, SubordinateRange,
-    V1Hierarchy, V2Tree,
-};
+use crate::sandbox::{CgroupLayout as LayoutKind, CgroupMounts, IdMapping, V1_CONTROLLERS};
 use crate::style::Styles;
 
 fn dir(path: &str, files: &[&'static str]) -> CgroupDir {
@@ -23,26 +18,17 @@ fn dir(path: &str, files: &[&'static str]) -> CgroupDir {
     }
 }
 
-fn v1_layout(controllers: &[&str], with_v2: bool) -> Layout {
-    Layout {
-        v1: controllers
-            .iter()
-            .map(|c| V1Hierarchy {
-                controllers: vec![c.to_string()],
-                mount: format!("/sys/fs/cgroup/{c}").into(),
-                own_path: PathBuf::new(),
-            })
-            .collect(),
-        v2: with_v2.then(|| V2Tree {
-            mount: "/sys/fs/cgroup/unified".into(),
-            own_path: PathBuf::new(),
-        }),
+/// A hybrid host: v1 hierarchies and a cgroup2 tree without controllers.
+fn hybrid_mounts() -> CgroupMounts {
+    CgroupMounts {
+        layout: LayoutKind::Hybrid,
+        cgroup2: Some("/sys/fs/cgroup/unified".into()),
     }
 }
 
 fn v1_facts(controllers: &[&'static str], files: &[&'static str]) -> CgroupFacts {
     CgroupFacts::V1 {
-        layout: v1_layout(controllers, true),
+        mounts: hybrid_mounts(),
         dirs: V1_CONTROLLERS
             .iter()
             .map(|&c| {
@@ -55,12 +41,9 @@ fn v1_facts(controllers: &[&'static str], files: &[&'static str]) -> CgroupFacts
 
 fn v2_facts(delegated: &str, enabled: &str, other_procs: usize) -> CgroupFacts {
     CgroupFacts::V2 {
-        layout: Layout {
-            v1: Vec::new(),
-            v2: Some(V2Tree {
-                mount: "/sys/fs/cgroup".into(),
-                own_path: "user.slice/session-2.scope".into(),
-            }),
+        mounts: CgroupMounts {
+            layout: LayoutKind::V2,
+            cgroup2: Some("/sys/fs/cgroup".into()),
         },
         dir: dir(
             "/sys/fs/cgroup/user.slice/session-2.scope",
@@ -118,16 +101,7 @@ fn privileges_and_user_namespaces() {
     let user = privileges_check(1000, &single);
     assert_eq!(user.level, Level::Degraded);
     assert!(user.fix.unwrap().contains("/etc/subuid"));
-    let ranged = IdMapping {
-        range: Some(SubordinateRange {
-            uid_start: 100000,
-            gid_start: 100000,
-            count: 65536,
-            newuidmap: "/usr/bin/newuidmap".into(),
-            newgidmap: "/usr/bin/newgidmap".into(),
-        }),
-        ..single
-    };
+    let ranged = IdMapping::with_subordinate_ids(1000, 1000, 65536);
     assert_eq!(privileges_check(1000, &ranged).level, Level::Ok);
     assert_eq!(
         user_namespaces_check(Some(0), None, None, true).level,
@@ -205,12 +179,12 @@ fn v1_without_some_controllers() {
 
 #[test]
 fn unwritable_cgroups_mean_no_limits() {
-    let CgroupFacts::V1 { layout, mut dirs } = v1_facts(&V1_CONTROLLERS, &[]) else {
+    let CgroupFacts::V1 { mounts, mut dirs } = v1_facts(&V1_CONTROLLERS, &[]) else {
         unreachable!()
     };
     dirs[3].1.as_mut().unwrap().writable =
         Err("cannot create cgroups in /sys/fs/cgroup/pids: EACCES".into());
-    let checks = cgroup_checks(&CgroupFacts::V1 { layout, dirs });
+    let checks = cgroup_checks(&CgroupFacts::V1 { mounts, dirs });
     assert_eq!(levels(&checks), [("cgroups", Level::Degraded)]);
     assert!(checks[0]
         .finding

@@ -71,19 +71,8 @@ pub fn parse(lines: &[&str]) -> Document {
             continue;
         }
         if line.starts_with("    ") {
-            // A TAP 14 subtest: every line indented by four (blank ones too).
-            let mut end = index;
-            while end < lines.len()
-                && (lines[end].starts_with("    ") || lines[end].trim().is_empty())
-            {
-                end += 1;
-            }
-            let nested: Vec<&str> = lines[index - 1..end]
-                .iter()
-                .map(|l| l.get(4..).unwrap_or(""))
-                .collect();
+            let (parsed, end) = read_subtest(lines, index - 1);
             index = end;
-            let parsed = parse(&nested);
             if !parsed.any_tap {
                 // Indented text that is not TAP (a stack trace): ignored.
                 continue;
@@ -139,6 +128,20 @@ pub fn parse(lines: &[&str]) -> Document {
         check_plan(plan, &mut document);
     }
     document
+}
+
+/// The TAP 14 subtest from `start` on (every line indented by four, blank
+/// ones too), dedented and parsed, and the index of the line after it.
+fn read_subtest(lines: &[&str], start: usize) -> (Document, usize) {
+    let mut end = start + 1;
+    while end < lines.len() && (lines[end].starts_with("    ") || lines[end].trim().is_empty()) {
+        end += 1;
+    }
+    let nested: Vec<&str> = lines[start..end]
+        .iter()
+        .map(|l| l.get(4..).unwrap_or(""))
+        .collect();
+    (parse(&nested), end)
 }
 
 /// `1..N`, with an optional `# SKIP reason` when N is 0.

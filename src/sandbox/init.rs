@@ -33,7 +33,7 @@ use super::messages::{ExecFailure, ExecStep, GoAhead};
 use super::security;
 use super::spec::{SandboxSpec, SetupFailure, SupervisorRequest};
 use super::step::{failure, SetupStep, Step};
-use super::{net, network, rootfs};
+use super::{fds, net, network, rootfs};
 
 /// Signals init handles through its signalfd; the supervisor blocks them before
 /// forking so none is lost in between.
@@ -246,7 +246,11 @@ fn exec_command(
         }
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    if let Err(errno) = close_inherited_fds() {
+    // Whatever isotest itself inherited from its caller (an open host
+    // directory, a jobserver pipe) must not reach the test, where
+    // /proc/self/fd would lead out of the container. Our own pipes stay
+    // usable until exec.
+    if let Err(errno) = fds::cloexec_from(3) {
         return fail(ExecStep::CloseFds, errno);
     }
     for mut procs in cgroup_procs {
@@ -286,36 +290,6 @@ fn exec_command(
         .map(|(key, value)| cstring(&[key.as_slice(), b"=", value.as_slice()].concat()))
         .collect();
     fail(ExecStep::Exec, exec_searching_path(&argv, &env, spec))
-}
-
-/// Marks every descriptor from 3 up close-on-exec: whatever isotest itself
-/// inherited from its caller (an open host directory, a jobserver pipe)
-/// must not reach the test, where /proc/self/fd would lead out of the
-/// container. Our own pipes stay usable until exec.
-fn close_inherited_fds() -> Result<(), Errno> {
-    // SAFETY: close_range takes plain integers and touches only our fds.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if result == 0 {
-        return Ok(());
-    }
-    // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: mark them one by one.
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map_err(|_| Errno::last())?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd >= 3)
-        .collect();
-    for fd in fds {
-        // SAFETY: F_SETFD on a descriptor number; a closed one gives EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    Ok(())
 }
 
 /// execvpe: a program name without `/` is looked up in the command's PATH.

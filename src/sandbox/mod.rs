@@ -3,7 +3,8 @@
 //! and raw syscall of the crate lives here.
 //!
 //! - `spawn`: the runner's side (hand a test over, capture output);
-//! - `server`: the fork server, one per run, forking a supervisor per test;
+//! - `server`: the server, one single-threaded process per run, forking a
+//!   supervisor per test (`ForkServer` is the runner's handle on it);
 //! - `supervisor`: one container's supervisor (PID namespace, timeout);
 //! - `init`: PID 1 inside the container (and the tracer that lets go of a
 //!   PTRACE_TRACEME child);
@@ -13,12 +14,15 @@
 //! - `cgroup`: per-test cgroups, limits (`cpu_weight` too) and accounting;
 //! - `mountinfo`, `procstat`, `capture`, `step`: parsing, bounded output,
 //!   error naming;
+//! - `fds`: descriptors at fixed numbers (close_range with its fallback,
+//!   dup2 onto a number);
 //! - `messages`: the typed, fixed-size messages between the runner, the
 //!   server, the supervisor and init;
 //! - `sampler`: memory and CPU series of running tests.
 
 mod capture;
 mod cgroup;
+mod fds;
 mod identity;
 mod init;
 pub mod interrupt;
@@ -40,23 +44,20 @@ mod supervisor;
 mod userns;
 
 pub use capture::CapturedOutput;
-pub use cgroup::layout::{own_layout, Layout as CgroupHierarchies, V1Hierarchy, V2Tree};
-pub use cgroup::{available_memory, runner_alive, CgroupLayout, Limits, Unavailable, Usage};
+pub use cgroup::{
+    available_memory, runner_alive, CgroupLayout, CgroupMounts, CgroupPlacement, Limits,
+    TestParents, Usage, V1_CONTROLLERS, V2_CONTROLLERS,
+};
 pub use network::{
-    hosts_file, probe as probe_network, show_address, Link, Network, NetworkAttachment, Subnet,
-    TcpProbe,
+    hosts_file, probe as probe_network, Link, Network, NetworkAttachment, Subnet, TcpProbe,
 };
 pub use procstat::process_start;
 pub use sampler::Sample;
 pub use security::{resolve_capabilities, Security};
 pub use server::{server_main, SERVER_SUBCOMMAND};
-pub use spawn::{
-    rootless_overlay, Observed, OutputMode, RootlessOverlay, Sandbox, SandboxNotes, StopRequest,
-};
+pub use spawn::{rootless_overlay, Observed, OutputMode, RootlessOverlay, Sandbox, StopRequest};
 pub use spec::{
-    Ending, ExtraMount, Outcome, Phases, Report, RootMode, RootSpec, Rusage, SandboxSpec,
-    SetupFailure,
+    Ending, ExtraMount, Outcome, RootMode, RootSpec, Rusage, SandboxSpec, SetupFailure,
 };
-pub use step::SetupStep;
-pub use supervisor::pidfd_open;
-pub use userns::{IdMapping, SubordinateRange};
+pub use supervisor::probe_pidfd;
+pub use userns::IdMapping;

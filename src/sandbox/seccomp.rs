@@ -309,7 +309,7 @@ impl Assembler {
     }
 }
 
-/// The default filter, compiled once per process: the fork server calls
+/// The default filter, compiled once per process: the server calls
 /// this at start, so every supervisor, init and test command it forks
 /// finds the program already built.
 pub fn prepare_default_filter() -> &'static Result<BpfProgram, String> {

@@ -1,4 +1,4 @@
-//! The runner's side of a container: hand the test to the fork server
+//! The runner's side of a container: hand the test to the server
 //! (`server`) with its request and pipes, capture the command's output
 //! within bounds, pass on stop requests, and collect the supervisor's
 //! report.
@@ -105,7 +105,7 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 const SUPERVISOR_SLACK: Duration = Duration::from_secs(10);
 
 /// The container engine for one run: it owns the run's cgroups, if the
-/// host lets us use them, and its fork server.
+/// host lets us use them, and its server.
 pub struct Sandbox {
     /// Finished tests' networks, for the next tests (see `create_network`).
     spare_networks: Mutex<Vec<Network>>,
@@ -405,7 +405,7 @@ impl Sandbox {
         outcome
     }
 
-    /// Hands the test to the fork server: the request on a pipe, the
+    /// Hands the test to the server: the request on a pipe, the
     /// output pipes (or the runner's own stdout and stderr), and a report
     /// socket, on which the supervisor sends a pidfd of itself, then its
     /// report.

@@ -1,4 +1,4 @@
-//! The supervisor of one container: a child the fork server forked for one
+//! The supervisor of one container: a child the server forked for one
 //! test (so single-threaded, with only that test's descriptors). It reads
 //! its `SandboxSpec` from stdin, creates the PID namespace and forks the
 //! container's init into it, enforces the timeout (SIGTERM, grace,
@@ -420,15 +420,21 @@ fn timeval_usec(tv: libc::timeval) -> u64 {
     tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64
 }
 
-/// pidfd_open(2), which nix does not wrap.
-pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open returns a new fd we own, or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: fd is a freshly opened descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+/// pidfd_open(2), which nix does not wrap (rustix does), with nix's errors
+/// like the rest of the sandbox.
+pub(super) fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(pid.as_raw()).ok_or(Errno::EINVAL)?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).map_err(nix_errno)
+}
+
+fn nix_errno(errno: rustix::io::Errno) -> Errno {
+    Errno::from_raw(errno.raw_os_error())
+}
+
+/// Opens and closes a pidfd on this process: whether the supervisor can
+/// wait for a container's init through one here (`isotest doctor`).
+pub fn probe_pidfd() -> nix::Result<()> {
+    pidfd_open(Pid::this()).map(drop)
 }
 
 /// The pid a pidfd refers to (`Pid:` in its /proc/self/fdinfo entry).
@@ -441,20 +447,10 @@ pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<u32> {
         .filter(|pid: &u32| *pid > 0)
 }
 
-/// pidfd_send_signal(2), which nix does not wrap.
+/// pidfd_send_signal(2), which nix does not wrap (rustix does).
 pub(super) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> nix::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain integers and a null siginfo, which the kernel allows.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal as i32,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    Errno::result(result).map(drop)
+    let signal = rustix::process::Signal::from_named_raw(signal as i32).ok_or(Errno::EINVAL)?;
+    rustix::process::pidfd_send_signal(pidfd, signal).map_err(nix_errno)
 }
 
 /// Counts the processes under `pid` through /proc/PID/task/TID/children.

@@ -62,6 +62,23 @@ impl IdMapping {
         IdMapping { uid, gid, range }
     }
 
+    /// `uid` and `gid` with `count` subordinate ids from 100000 and the
+    /// helpers in /usr/bin (for tests of what reads a mapping).
+    #[cfg(test)]
+    pub fn with_subordinate_ids(uid: u32, gid: u32, count: u32) -> IdMapping {
+        IdMapping {
+            uid,
+            gid,
+            range: Some(SubordinateRange {
+                uid_start: 100000,
+                gid_start: 100000,
+                count,
+                newuidmap: "/usr/bin/newuidmap".into(),
+                newgidmap: "/usr/bin/newgidmap".into(),
+            }),
+        }
+    }
+
     /// How many ids the container has: 1, or 1 + the subordinate range.
     pub fn describe(&self) -> String {
         match &self.range {
@@ -95,8 +112,8 @@ fn parse_subordinate(text: &str, uid: u32, user: Option<&str>) -> Option<(u32, u
     })
 }
 
-/// A system program by name, in the usual directories (the sandbox server
-/// runs with an empty environment, so without PATH).
+/// A system program by name, in the usual directories (the server runs
+/// with an empty environment, so without PATH).
 pub(super) fn find_program(name: &str) -> Option<PathBuf> {
     ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
         .iter()

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use super::layout;
-use crate::sandbox::mountinfo;
+use super::version::{parent_dir, Version, V1, V2};
 
 /// Bytes isotest's cgroup chain and the host have left, or None when not
 /// even /proc/meminfo can be read.
@@ -24,18 +24,20 @@ pub fn available_memory() -> Option<u64> {
 /// The least headroom along isotest's memory cgroup and its ancestors;
 /// None where no memory limit is set or the files cannot be read.
 fn cgroup_headroom() -> Option<u64> {
-    let mounts = mountinfo::read_own().ok()?;
-    let proc_cgroup = fs::read_to_string("/proc/self/cgroup").ok()?;
-    let layout = layout::detect(&mounts, &proc_cgroup).ok()?;
-    let (mount, own, files) = match (layout.v1_hierarchy("memory"), &layout.v2) {
-        (Some(v1), _) => (&v1.mount, &v1.own_path, V1_FILES),
-        (None, Some(v2)) => (&v2.mount, &v2.own_path, V2_FILES),
-        (None, None) => return None,
+    let layout = layout::own_layout().ok()?;
+    // Where this process's memory is charged: the v1 memory hierarchy if
+    // one is mounted, else the cgroup2 tree.
+    let (version, mount, own): (&dyn Version, _, _) = match layout.v1_hierarchy("memory") {
+        Some(v1) => (&V1, &v1.mount, &v1.own_path),
+        None => {
+            let v2 = layout.v2.as_ref()?;
+            (&V2, &v2.mount, &v2.own_path)
+        }
     };
-    let mut dir = mount.join(own.strip_prefix("/").unwrap_or(own));
+    let mut dir = parent_dir(mount, own, None);
     let mut least: Option<u64> = None;
     loop {
-        if let Some(room) = headroom_of(&dir, files) {
+        if let Some(room) = headroom_of(&dir, version) {
             least = Some(least.map_or(room, |l| l.min(room)));
         }
         if dir == *mount || !dir.pop() || !dir.starts_with(mount) {
@@ -44,14 +46,9 @@ fn cgroup_headroom() -> Option<u64> {
     }
 }
 
-/// (limit file, usage file) of a cgroup version.
-type Files = (&'static str, &'static str);
-const V1_FILES: Files = ("memory.limit_in_bytes", "memory.usage_in_bytes");
-const V2_FILES: Files = ("memory.max", "memory.current");
-
-fn headroom_of(dir: &Path, (limit, usage): Files) -> Option<u64> {
-    let limit = fs::read_to_string(dir.join(limit)).ok()?;
-    let usage = fs::read_to_string(dir.join(usage)).ok()?;
+fn headroom_of(dir: &Path, version: &dyn Version) -> Option<u64> {
+    let limit = fs::read_to_string(dir.join(version.memory_limit())).ok()?;
+    let usage = fs::read_to_string(dir.join(version.memory_current())).ok()?;
     headroom(&limit, &usage)
 }
 

@@ -8,14 +8,17 @@
 //! run left. Each test then gets a `TestCgroup` named
 //! `isotest-<run id>-<n>`, removed again after its test.
 //!
-//! What differs between v1 and v2 (file names, formats, cgroup.kill, the
-//! test's view) is behind `version::Version`, implemented by `V1` and `V2`,
-//! chosen once in `setup`.
+//! Which version is used and where test groups go is `placement`'s one
+//! choice, which `isotest doctor` reports too. What differs between v1 and
+//! v2 (file names, formats, cgroup.kill, the test's view) is behind
+//! `version::Version`, implemented by `V1` and `V2`, chosen once in
+//! `setup`.
 
 mod available;
 mod files;
 mod janitor;
-pub mod layout;
+mod layout;
+mod placement;
 mod version;
 
 use std::fs;
@@ -29,13 +32,14 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use self::janitor::Janitor;
-use self::layout::{Layout, LayoutKind, V2Tree};
-use self::version::{parent_dir, Version, V1, V2};
+use self::layout::{Layout, LayoutKind};
+use self::version::{Version, V1, V2};
 use super::spec::SetupFailure;
 use super::step::Step;
 
 pub use available::available_memory;
 pub use layout::LayoutKind as CgroupLayout;
+pub use placement::{CgroupMounts, CgroupPlacement, TestParents, V1_CONTROLLERS, V2_CONTROLLERS};
 
 /// Limits for one test; `None` is no limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -175,21 +179,24 @@ impl Cgroups {
         };
         let run_id = format!("{}x{:04x}", std::process::id(), random_u16());
         let mut notices = Vec::new();
-        let (version, parents, runner_leaf) = if layout.v1_hierarchy("memory").is_some()
-            || layout.v1_hierarchy("pids").is_some()
-        {
-            let (parents, notice) = v1_setup(&layout, parent);
-            notices.extend(notice);
-            (&V1 as &'static dyn Version, parents, None)
-        } else if let Some(tree) = &layout.v2 {
-            let (parents, leaf, notice) = v2_setup(tree, parent, &run_id).map_err(unavailable)?;
-            notices.extend(notice);
-            (&V2 as &'static dyn Version, parents, leaf)
-        } else {
-            return Err(unavailable(match kind {
-                LayoutKind::None => "no cgroup filesystem is mounted".into(),
-                _ => "no usable cgroup controllers (memory, cpu, pids) are mounted".into(),
-            }));
+        let (version, parents, runner_leaf) = match CgroupPlacement::of(&layout, parent).parents {
+            TestParents::V1(dirs) => {
+                let (parents, notice) = v1_setup(&dirs);
+                notices.extend(notice);
+                (&V1 as &'static dyn Version, parents, None)
+            }
+            TestParents::V2 { dir, .. } => {
+                let (parents, leaf, notice) =
+                    v2_setup(dir, parent.is_none(), &run_id).map_err(unavailable)?;
+                notices.extend(notice);
+                (&V2 as &'static dyn Version, parents, leaf)
+            }
+            TestParents::Unusable => {
+                return Err(unavailable(match kind {
+                    LayoutKind::None => "no cgroup filesystem is mounted".into(),
+                    _ => "no usable cgroup controllers (memory, cpu, pids) are mounted".into(),
+                }))
+            }
         };
 
         for dir in parents.distinct() {
@@ -324,8 +331,15 @@ impl Drop for Cgroups {
 
 /// The parents of test groups on a v1 (or hybrid) host, and a notice of
 /// the controllers missing there.
-fn v1_setup(layout: &Layout, parent: Option<&Path>) -> (Parents, Option<String>) {
-    let parents = v1_parents(layout, parent);
+fn v1_setup(dirs: &[(&'static str, Option<PathBuf>)]) -> (Parents, Option<String>) {
+    let dir = |controller: &str| TestParents::v1(dirs, controller);
+    let parents = Parents {
+        memory: dir("memory"),
+        cpu: dir("cpu"),
+        cpuacct: dir("cpuacct"),
+        pids: dir("pids"),
+        freezer: dir("freezer"),
+    };
     let missing: Vec<&str> = [
         ("memory", &parents.memory),
         ("cpu", &parents.cpu),
@@ -345,21 +359,17 @@ fn v1_setup(layout: &Layout, parent: Option<&Path>) -> (Parents, Option<String>)
     (parents, notice)
 }
 
-/// The parent of test groups on a v2 host with its controllers enabled,
-/// the runner's leaf if it had to move, and a notice of the controllers
-/// missing there.
+/// The parent of test groups on a v2 host (`dir`, isotest's own cgroup
+/// when `is_own`) with its controllers enabled, the runner's leaf if it had
+/// to move, and a notice of the controllers missing there.
 fn v2_setup(
-    tree: &V2Tree,
-    parent: Option<&Path>,
+    dir: PathBuf,
+    is_own: bool,
     run_id: &str,
 ) -> Result<(Parents, Option<RunnerLeaf>, Option<String>), String> {
-    let dir = parent_dir(&tree.mount, &tree.own_path, parent);
-    let (enabled, leaf) = v2_enable_controllers(&dir, parent.is_none(), run_id)?;
+    let (enabled, leaf) = v2_enable_controllers(&dir, is_own, run_id)?;
     let has = |c: &str| enabled.iter().any(|e| e == c);
-    let missing: Vec<&str> = ["memory", "cpu", "pids"]
-        .into_iter()
-        .filter(|c| !has(c))
-        .collect();
+    let missing: Vec<&str> = V2_CONTROLLERS.into_iter().filter(|c| !has(c)).collect();
     let notice = (!missing.is_empty()).then(|| {
         format!(
             "cgroup v2 controllers not available in {}: {}; their limits are not applied",
@@ -390,21 +400,6 @@ fn hierarchy_names(layout: &Layout, parents: &Parents) -> Vec<(PathBuf, String)>
         .collect()
 }
 
-fn v1_parents(layout: &Layout, parent: Option<&Path>) -> Parents {
-    let dir = |controller: &str| {
-        layout
-            .v1_hierarchy(controller)
-            .map(|h| parent_dir(&h.mount, &h.own_path, parent))
-    };
-    Parents {
-        memory: dir("memory"),
-        cpu: dir("cpu"),
-        cpuacct: dir("cpuacct"),
-        pids: dir("pids"),
-        freezer: dir("freezer"),
-    }
-}
-
 /// Makes memory, cpu and pids available to children of `dir` on v2.
 /// Enabling controllers fails with EBUSY while `dir` itself holds processes
 /// ("no internal processes"), so when `dir` is our own cgroup the runner
@@ -421,7 +416,7 @@ fn v2_enable_controllers(
             .map_err(|e| format!("read {}: {e}", dir.join(name).display()))
     };
     let available = read("cgroup.controllers")?;
-    let wanted: Vec<String> = ["memory", "cpu", "pids"]
+    let wanted: Vec<String> = V2_CONTROLLERS
         .into_iter()
         .filter(|c| available.iter().any(|a| a == c))
         .map(str::to_string)

@@ -21,6 +21,9 @@ pub(super) trait Version: Debug + Send + Sync {
     fn limit_cpu(&self, dir: &Path, quota: u64, period: u64) -> Result<(), SetupFailure>;
     /// Sets the CPU weight (1..=10000, as on v2).
     fn weigh_cpu(&self, dir: &Path, weight: u64) -> Result<(), SetupFailure>;
+    /// The file with the memory limit, in bytes (or "max", or v1's
+    /// unlimited: a number near 2^63).
+    fn memory_limit(&self) -> &'static str;
     /// The file with the memory charged now, in bytes.
     fn memory_current(&self) -> &'static str;
     /// The file with the highest memory charged, where the kernel keeps it.
@@ -52,7 +55,7 @@ fn bytes(dir: &Path) -> Vec<u8> {
 
 impl Version for V1 {
     fn limit_memory(&self, dir: &Path, bytes: u64) -> Result<(), SetupFailure> {
-        write(dir, "memory.limit_in_bytes", &bytes.to_string())?;
+        write(dir, self.memory_limit(), &bytes.to_string())?;
         // Swap counts against the same limit: no swapping.
         if dir.join("memory.memsw.limit_in_bytes").exists() {
             write(dir, "memory.memsw.limit_in_bytes", &bytes.to_string())
@@ -69,6 +72,10 @@ impl Version for V1 {
     fn weigh_cpu(&self, dir: &Path, weight: u64) -> Result<(), SetupFailure> {
         let shares = files::weight_to_shares(weight);
         write(dir, "cpu.shares", &shares.to_string())
+    }
+
+    fn memory_limit(&self) -> &'static str {
+        "memory.limit_in_bytes"
     }
 
     fn memory_current(&self) -> &'static str {
@@ -113,7 +120,7 @@ impl Version for V1 {
 
 impl Version for V2 {
     fn limit_memory(&self, dir: &Path, bytes: u64) -> Result<(), SetupFailure> {
-        write(dir, "memory.max", &bytes.to_string())?;
+        write(dir, self.memory_limit(), &bytes.to_string())?;
         if dir.join("memory.swap.max").exists() {
             write(dir, "memory.swap.max", "0")?;
         }
@@ -126,6 +133,10 @@ impl Version for V2 {
 
     fn weigh_cpu(&self, dir: &Path, weight: u64) -> Result<(), SetupFailure> {
         write(dir, "cpu.weight", &weight.to_string())
+    }
+
+    fn memory_limit(&self) -> &'static str {
+        "memory.max"
     }
 
     fn memory_current(&self) -> &'static str {
@@ -166,10 +177,12 @@ impl Version for V2 {
 
 /// Where test groups go under a hierarchy mounted at `mount`: the given
 /// `parent` cgroup path (like `/isotest.slice`), or isotest's own cgroup
-/// there (`own_path`).
+/// there (`own_path`, relative to `mount`). No trailing `/` when that is
+/// the root, so messages name the directory as users write it.
 pub(super) fn parent_dir(mount: &Path, own_path: &Path, parent: Option<&Path>) -> PathBuf {
-    match parent {
-        Some(p) => mount.join(p.strip_prefix("/").unwrap_or(p)),
-        None => mount.join(own_path),
-    }
+    let relative = match parent {
+        Some(p) => p.strip_prefix("/").unwrap_or(p),
+        None => own_path,
+    };
+    mount.components().chain(relative.components()).collect()
 }

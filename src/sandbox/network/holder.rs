@@ -1,4 +1,4 @@
-//! The holder of one test's network: a process forked by the fork server
+//! The holder of one test's network: a process forked by the server
 //! that makes a network namespace with a bridge (and, for outbound access,
 //! an uplink with NAT), tells the runner its pid, and then only waits. The
 //! runner closing its socket ends it; so does the server's death

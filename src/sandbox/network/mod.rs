@@ -3,9 +3,10 @@
 //! namespace, the network's own (never the host's).
 //!
 //! - `holder`: the process that owns that namespace and its bridge, forked
-//!   by the fork server; the namespace, bridge and every veth end in it go
+//!   by the server; the namespace, bridge and every veth end in it go
 //!   when it exits (the runner lets go, or dies: PDEATHSIG);
-//! - `join`: what a container's init does to take its place on the bridge;
+//! - here: the runner's side (`create`, `Network`), and what a container's
+//!   init does to take its place on the bridge (`join`);
 //! - `netlink`: the rtnetlink requests both need;
 //! - `slots`: container namespaces its holder prepares ahead of need;
 //! - `listening`: whether a port listens in a container's namespace.
@@ -233,7 +234,7 @@ impl Network {
     }
 }
 
-/// Starts a network's holder through the fork server and waits until its
+/// Starts a network's holder through the server and waits until its
 /// bridge is up.
 pub(super) fn create(
     server: &ForkServer,
@@ -291,8 +292,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Builds a throwaway network (for `isotest doctor`) through a fork server
-/// of its own: a bridge, and with `outbound` an uplink veth pair to the
+/// Builds a throwaway network (for `isotest doctor`) through a server of
+/// its own: a bridge, and with `outbound` an uplink veth pair to the
 /// host with NAT; everything is gone when this returns.
 pub fn probe(outbound: bool, user_namespace: Option<IdMapping>) -> Result<(), SetupFailure> {
     let server = ForkServer::default();
@@ -306,7 +307,7 @@ pub fn probe(outbound: bool, user_namespace: Option<IdMapping>) -> Result<(), Se
 }
 
 /// `10.89.0.3`.
-pub fn show_address(address: [u8; 4]) -> String {
+fn show_address(address: [u8; 4]) -> String {
     let [a, b, c, d] = address;
     format!("{a}.{b}.{c}.{d}")
 }

@@ -1,4 +1,4 @@
-//! The fork server: one single-threaded server process per run (a re-exec
+//! The server: one single-threaded process per run (a re-exec
 //! of /proc/self/exe, `process`) that forks a supervisor for each test, so
 //! that a test pays for a fork rather than an exec and a Rust start-up.
 //! This side is the runner's: it starts the server on first use, from a
@@ -16,9 +16,11 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, SockType};
 
+use super::fds;
 use super::messages::ServerRequest;
 use super::spec::SetupFailure;
 use super::step::{failure, Step};
@@ -40,7 +42,7 @@ pub(super) struct TestFds<'a> {
     pub report: BorrowedFd<'a>,
 }
 
-/// The run's fork server, started on first use and again if it died.
+/// The run's server, started on first use and again if it died.
 #[derive(Default)]
 pub(super) struct ForkServer {
     current: Mutex<Option<Arc<Server>>>,
@@ -211,16 +213,15 @@ fn spawn_server(socket: OwnedFd) -> std::io::Result<std::process::Child> {
         .process_group(0);
     let raw = socket.as_raw_fd();
     // SAFETY: between fork and exec this only calls dup2/fcntl, which are
-    // async-signal-safe.
+    // async-signal-safe, and allocates nothing.
     unsafe {
         command.pre_exec(move || {
-            let result = if raw == process::SOCKET_FD {
-                libc::fcntl(raw, libc::F_SETFD, 0)
+            // `socket` stays open in the runner until spawn returns.
+            let socket = BorrowedFd::borrow_raw(raw);
+            if raw == process::SOCKET_FD {
+                fcntl(socket, FcntlArg::F_SETFD(FdFlag::empty()))?;
             } else {
-                libc::dup2(raw, process::SOCKET_FD)
-            };
-            if result < 0 {
-                return Err(std::io::Error::last_os_error());
+                fds::dup_onto(socket, process::SOCKET_FD)?;
             }
             Ok(())
         });

@@ -1,5 +1,5 @@
 //! Passing file descriptors over Unix sockets (SCM_RIGHTS): the runner
-//! hands the fork server each test's pipes this way, and each supervisor
+//! hands the server each test's pipes this way, and each supervisor
 //! hands the runner a pidfd of itself.
 
 use std::io::{IoSlice, IoSliceMut};

@@ -1,4 +1,4 @@
-//! The fork server process: a fresh, single-threaded isotest (re-exec of
+//! The server process: a fresh, single-threaded isotest (re-exec of
 //! /proc/self/exe with a hidden subcommand) that the runner starts once per
 //! run. For each test it receives the request pipe, the stdout and stderr
 //! pipes and the report socket, and forks a supervisor child that runs one
@@ -21,6 +21,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 
 use super::passing;
+use crate::sandbox::fds;
 use crate::sandbox::messages::ServerRequest;
 use crate::sandbox::network;
 use crate::sandbox::seccomp;
@@ -166,35 +167,15 @@ fn take_test_fds(server: Pid, fds: [OwnedFd; 4]) -> nix::Result<()> {
         .map(|fd| fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(REPORT_FD + 1)))
         .collect::<nix::Result<_>>()?;
     for (target, fd) in high.into_iter().enumerate() {
-        // SAFETY: dup2 onto 0..=3, which this process owns.
-        Errno::result(unsafe { libc::dup2(fd, target as i32) })?;
+        // SAFETY: our copy, open until close_from below.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        fds::dup_onto(fd, target as i32)?;
     }
     // Closed below with everything else above 3, not again on drop.
     std::mem::forget(fds);
-    close_from(REPORT_FD + 1)?;
+    fds::close_from(REPORT_FD + 1)?;
     // The report socket stays out of the container (init and the command
     // inherit it across fork, not exec).
     fcntl(borrow(REPORT_FD), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-    Ok(())
-}
-
-/// Closes every descriptor from `first` up.
-fn close_from(first: i32) -> nix::Result<()> {
-    // SAFETY: close_range takes plain integers and closes only our fds.
-    let closed = unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0) };
-    if closed == 0 {
-        return Ok(());
-    }
-    // Kernels before 5.9 lack close_range: close them one by one.
-    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map_err(|_| Errno::last())?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd >= first)
-        .collect();
-    for fd in open {
-        // SAFETY: closing a descriptor we own by number; the directory
-        // listing's own fd is already closed, so EBADF at worst.
-        unsafe { libc::close(fd) };
-    }
     Ok(())
 }
