@@ -1,7 +1,8 @@
 //! Untrusted text into HTML: every test name, message and output goes
 //! through `text` or `ansi`, so nothing a test prints can become markup or
-//! script. `ansi` renders SGR colours as spans (parsed by vte) and drops
-//! every other escape sequence; control characters show as `\u{N}`.
+//! script. `ansi` renders SGR colours (16, 256 and true colour) as spans
+//! (parsed by vte) and drops every other escape sequence; control
+//! characters show as `\u{N}`.
 
 use std::fmt::Write;
 
@@ -54,7 +55,8 @@ pub fn script_json(value: &serde_json::Value) -> String {
 }
 
 /// Terminal output as escaped HTML, SGR colours and weights as
-/// `<span class="...">`.
+/// `<span class="..." style="...">` (the style only for colours beyond
+/// the basic 16).
 pub fn ansi(output: &str) -> String {
     let mut renderer = AnsiHtml::default();
     vte::Parser::new().advance(&mut renderer, output.as_bytes());
@@ -62,19 +64,64 @@ pub fn ansi(output: &str) -> String {
     renderer.out
 }
 
-/// The SGR state: a CSS class per attribute.
+/// A colour: one of the 16 a stylesheet class names, or any other (the
+/// 256-colour palette and true colour) as RGB for an inline style.
+#[derive(Clone, Copy, PartialEq)]
+enum Colour {
+    Basic(u8),
+    Rgb(u8, u8, u8),
+}
+
+impl Colour {
+    /// Entry `n` of the xterm 256-colour palette.
+    fn palette(n: u8) -> Colour {
+        const LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+        match n {
+            0..=15 => Colour::Basic(n),
+            16..=231 => {
+                let i = n - 16;
+                let level = |k: u8| LEVELS[usize::from(k)];
+                Colour::Rgb(level(i / 36), level(i / 6 % 6), level(i % 6))
+            }
+            _ => {
+                let grey = 8 + 10 * (n - 232);
+                Colour::Rgb(grey, grey, grey)
+            }
+        }
+    }
+
+    /// The colour of a `38;5;N` or `38;2;R;G;B` tail (`params` after 38 or
+    /// 48), its arguments consumed.
+    fn extended(params: &mut impl Iterator<Item = u16>) -> Option<Colour> {
+        let byte = |value: Option<u16>| value.map(|v| v.min(255) as u8);
+        match params.next()? {
+            5 => byte(params.next()).map(Colour::palette),
+            2 => Some(Colour::Rgb(
+                byte(params.next())?,
+                byte(params.next())?,
+                byte(params.next())?,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The SGR state: a CSS class per attribute and basic colour, an inline
+/// style for other colours.
 #[derive(Clone, Default, PartialEq)]
 struct Style {
     bold: bool,
     dim: bool,
     italic: bool,
     underline: bool,
-    foreground: Option<u8>,
-    background: Option<u8>,
+    foreground: Option<Colour>,
+    background: Option<Colour>,
 }
 
 impl Style {
-    fn classes(&self) -> String {
+    /// The span's attributes: ` class="..."` and ` style="..."`, each when
+    /// needed.
+    fn attributes(&self) -> String {
         let mut classes = Vec::new();
         for (on, class) in [
             (self.bold, "ab"),
@@ -86,9 +133,27 @@ impl Style {
                 classes.push(class.to_string());
             }
         }
-        classes.extend(self.foreground.map(|c| format!("f{c}")));
-        classes.extend(self.background.map(|c| format!("g{c}")));
-        classes.join(" ")
+        let mut styles = Vec::new();
+        for (colour, class, property) in [
+            (self.foreground, "f", "color"),
+            (self.background, "g", "background"),
+        ] {
+            match colour {
+                Some(Colour::Basic(n)) => classes.push(format!("{class}{n}")),
+                Some(Colour::Rgb(r, g, b)) => {
+                    styles.push(format!("{property}:#{r:02x}{g:02x}{b:02x}"))
+                }
+                None => {}
+            }
+        }
+        let mut attributes = String::new();
+        if !classes.is_empty() {
+            let _ = write!(attributes, " class=\"{}\"", classes.join(" "));
+        }
+        if !styles.is_empty() {
+            let _ = write!(attributes, " style=\"{}\"", styles.join(";"));
+        }
+        attributes
     }
 
     /// Applies one SGR sequence's parameters.
@@ -104,23 +169,14 @@ impl Style {
                 22 => (self.bold, self.dim) = (false, false),
                 23 => self.italic = false,
                 24 => self.underline = false,
-                30..=37 => self.foreground = Some((code - 30) as u8),
-                90..=97 => self.foreground = Some((code - 90 + 8) as u8),
+                30..=37 => self.foreground = Some(Colour::Basic((code - 30) as u8)),
+                90..=97 => self.foreground = Some(Colour::Basic((code - 90 + 8) as u8)),
                 39 => self.foreground = None,
-                40..=47 => self.background = Some((code - 40) as u8),
-                100..=107 => self.background = Some((code - 100 + 8) as u8),
+                40..=47 => self.background = Some(Colour::Basic((code - 40) as u8)),
+                100..=107 => self.background = Some(Colour::Basic((code - 100 + 8) as u8)),
                 49 => self.background = None,
-                // 256-colour and true-colour forms: their arguments are
-                // skipped, the colour is not shown.
-                38 | 48 => match params.next() {
-                    Some(5) => {
-                        params.next();
-                    }
-                    Some(2) => {
-                        params.nth(2);
-                    }
-                    _ => {}
-                },
+                38 => self.foreground = Colour::extended(&mut params).or(self.foreground),
+                48 => self.background = Colour::extended(&mut params).or(self.background),
                 _ => {}
             }
         }
@@ -146,7 +202,7 @@ impl AnsiHtml {
         if self.open.as_ref() != Some(&self.style) {
             self.close_span();
             if self.style != Style::default() {
-                let _ = write!(self.out, "<span class=\"{}\">", self.style.classes());
+                let _ = write!(self.out, "<span{}>", self.style.attributes());
                 self.open = Some(self.style.clone());
             }
         }
@@ -213,7 +269,17 @@ mod tests {
         );
         assert_eq!(
             ansi("\x1b[38;5;196mx\x1b[39;1my"),
-            "x<span class=\"ab\">y</span>"
+            "<span style=\"color:#ff0000\">x</span><span class=\"ab\">y</span>"
+        );
+        assert_eq!(
+            ansi("\x1b[38;5;3;48;2;1;2;300mq\x1b[48;5;244mr"),
+            "<span class=\"f3\" style=\"background:#0102ff\">q</span>\
+             <span class=\"f3\" style=\"background:#808080\">r</span>"
+        );
+        assert_eq!(
+            ansi("\x1b[38;2;1mz"),
+            "z",
+            "a short true-colour form is dropped"
         );
         assert_eq!(ansi("\x1b[91;44mz"), "<span class=\"f9 g4\">z</span>");
     }
