@@ -94,8 +94,9 @@ const ROOT_ONLY: &[&str] = &[
     "drivers::cargo_same_verdicts_as_cargo_test",
     "drivers::cargo_ignored_and_filters",
     "drivers::go_same_verdicts_as_go_test",
-    // They check the memory sampled from cgroups.
+    // They check the memory sampled from cgroups (and share that run).
     "html::page_in_chromium",
+    "html::selftest_reports_console_and_policy_errors",
     "html::page_without_javascript",
     "html::report_html_from_json",
     "html::trace_matches_json",
