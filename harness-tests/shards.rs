@@ -246,6 +246,26 @@ fn time_split_balances_and_merges() -> Result<(), Failed> {
             merged["duration_secs"]
         ));
     }
+    // The merged report is the next run's history (docs/ci.md's last.json).
+    let rerun = file("rerun.json");
+    run_isotest(
+        suite.path(),
+        &[
+            "--no-history",
+            "--history",
+            path_arg(&merged_json),
+            "--rerun-failed",
+            "--json",
+            path_arg(&rerun),
+        ],
+        &[100],
+    )?;
+    let reran: Vec<String> = statuses(&json::read(&rerun)?).into_keys().collect();
+    if reran != ["d/fails.sh"] {
+        problems.push(format!(
+            "--rerun-failed from the merged report ran {reran:?}"
+        ));
+    }
     let xml = std::fs::read_to_string(&merged_xml)?;
     junit::validate_schema(&xml, work.path())?;
     let cases = junit::parse(&xml, &mut problems)?;
@@ -448,6 +468,33 @@ fn rerun_failed_after_a_failing_run() -> Result<(), Failed> {
     if order != ["a_quick.sh", "b_fails.sh", "c_slow.sh", "d_times_out.sh"] {
         problems.push(format!("--order name: {order:?}"));
     }
+    // --no-history neither reads the cache (so --rerun-failed has nothing
+    // to go on) nor records into it.
+    let recorded = || -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
+        let dir = cache.join("isotest/history");
+        let mut files = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .map(|entry| {
+                let path = entry.map_err(|e| e.to_string())?.path();
+                let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+                Ok((path, bytes))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        files.sort();
+        Ok(files)
+    };
+    let before = recorded()?;
+    run(&["-j1", "--timeout", "1s", "--no-history"], &[100])?;
+    if recorded()? != before {
+        problems.push("a run with --no-history changed the history in the cache".into());
+    }
+    let mut unread = support::isotest();
+    unread
+        .env("XDG_CACHE_HOME", &cache)
+        .arg("run")
+        .arg(suite.path())
+        .args(["--no-history", "--rerun-failed"]);
+    refused(unread, "--rerun-failed", &mut problems)?;
     // Without any history, --rerun-failed is a usage error.
     let mut fresh = support::isotest();
     fresh.arg("run").arg(suite.path()).arg("--rerun-failed");
@@ -469,7 +516,11 @@ fn stress_a_flaky_test() -> Result<(), Failed> {
     std::fs::create_dir(&state)?;
     // Every other run fails: a counter kept on a writable bind mount.
     let flaky = "#!/bin/sh\nn=$(cat /state/runs 2>/dev/null || echo 0)\necho $((n + 1)) > /state/runs\nexit $((n % 2))\n";
-    let suite = support::suite(&[("flaky.sh", flaky), ("steady.sh", "#!/bin/sh\nexit 0\n")])?;
+    // steady.sh passes only in a fresh container each time: nothing it
+    // wrote in an earlier run (in /tmp, or in the root) is there.
+    let steady = "#!/bin/sh\ntest ! -e /tmp/mark && test ! -e /etc/isotest-stress-mark || exit 1\n\
+                  touch /tmp/mark /etc/isotest-stress-mark\n";
+    let suite = support::suite(&[("flaky.sh", flaky), ("steady.sh", steady)])?;
     let report = work.path().join("stress.json");
     let bind = format!("{}:/state:rw", state.display());
     let finished = run_isotest(
