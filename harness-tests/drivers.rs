@@ -391,9 +391,10 @@ fn counts_by(
     counts
 }
 
-/// go's caches, out of the repository and kept between runs.
+/// go's caches, kept between runs where cargo keeps the harness's
+/// scratch files (`cargo clean` removes them).
 fn go_env(command: &mut Command) {
-    let base = Path::new("/var/tmp/isotest-harness-go");
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go");
     for (name, dir) in [("GOCACHE", "cache"), ("GOPATH", "path")] {
         if std::env::var_os(name).is_none() {
             command.env(name, base.join(dir));
